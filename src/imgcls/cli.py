@@ -1,0 +1,159 @@
+"""The command line: each command is one library call with the same names.
+
+    imgcls train DATA [--model svm] [--features hog+lbp+color] [--out runs/NAME] [key=value ...]
+    imgcls evaluate RUN [DATA] [--split test|all]
+    imgcls predict RUN PATH... [--top-k 3] [--output preds.csv]
+    imgcls datasets | models | config [key=value ...]
+
+Exit codes: 0 success, 1 failure (a clear message on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Image classification end to end: train, evaluate, predict.")
+
+
+def _library_call(func):
+    """Turn imgcls errors into one red line and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from .errors import ImgclsError
+
+        try:
+            return func(*args, **kwargs)
+        except ImgclsError as exc:
+            from rich.console import Console
+            from rich.markup import escape
+
+            Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+Overrides = Annotated[list[str] | None, typer.Argument(
+    help="Config overrides key=value, e.g. split.test=0.2 model.params.C=10", show_default=False)]
+
+
+@app.command()
+@_library_call
+def train(
+    data: Annotated[str, typer.Argument(help="Folder, CSV/Parquet manifest or built-in dataset.")],
+    overrides: Overrides = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model family.")] = None,
+    features: Annotated[str | None, typer.Option("--features", "-f",
+                                                 help="Classical features, e.g. hog+lbp+color.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a model, evaluate it on the test split and write a run folder."""
+    from .training import train as run_train
+
+    run_train(data, model=model, features=features, out=out, config=config,
+              overrides=overrides or [], overwrite=overwrite, progress=not quiet)
+
+
+@app.command()
+@_library_call
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    data: Annotated[str | None, typer.Argument(help="Other dataset to evaluate on.")] = None,
+    split: Annotated[str | None, typer.Option(help="test, val, train or all.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Evaluate a saved run on its test split or on another dataset."""
+    from .evaluation import evaluate as run_evaluate
+
+    run_evaluate(run, data, split=split, out=out, progress=not quiet)
+
+
+@app.command()
+@_library_call
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run or model folder.")],
+    paths: Annotated[list[str], typer.Argument(help="Image files, folders, globs or a dataset.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 3,
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help=".csv, .jsonl or .parquet")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Predict the top-k labels of images with a saved model."""
+    from .prediction import predict as run_predict
+
+    table = run_predict(run, paths, top_k=top_k, output=output, limit=limit, progress=not quiet)
+    if output is None:
+        _print_table(table)
+    failed = int((table["error"] != "").sum())
+    if failed == len(table):
+        raise typer.Exit(1)
+
+
+def _print_table(table) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(*table.columns)
+    for row in table.astype(str).itertuples(index=False):
+        view.add_row(*row)
+    Console().print(view)
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in datasets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .data.builtins import list_datasets
+
+    view = Table("name", "available", "description")
+    for d in list_datasets():
+        view.add_row(d["name"], "yes" if d["available"] else "no (package missing)", d["description"])
+    Console().print(view)
+
+
+@app.command()
+def models() -> None:
+    """List the registered model families."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .models import list_models
+
+    view = Table("name", "school", "description")
+    for family in list_models():
+        view.add_row(family.name, family.school, family.description)
+    Console().print(view)
+
+
+@app.command()
+@_library_call
+def config(
+    overrides: Overrides = None,
+    file: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+) -> None:
+    """Print the resolved configuration (defaults, file, overrides) as YAML."""
+    from .config import config_to_yaml, resolve_config
+
+    typer.echo(config_to_yaml(resolve_config(file, overrides or [])), nl=False)
+
+
+def main() -> None:
+    app(prog_name="imgcls")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

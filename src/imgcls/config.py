@@ -1,0 +1,185 @@
+"""One typed configuration: defaults in code, then a YAML file, then ``key=value`` overrides.
+
+Example:
+    >>> cfg = resolve_config(overrides=["model.name=random_forest", "split.test=0.2"])
+    >>> cfg.model.name, cfg.split.test
+    ('random_forest', 0.2)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+from .registry import did_you_mean
+
+PIL_DEFAULT_MAX_PIXELS = 89_478_485
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where images come from and how they are decoded."""
+
+    source: str = Field("shapes", description="Folder, CSV/Parquet manifest, or built-in name.")
+    allow_outside_root: bool = Field(
+        False, description="Allow manifest paths that escape the manifest's folder."
+    )
+    max_image_pixels: int | None = Field(
+        PIL_DEFAULT_MAX_PIXELS,
+        gt=0,
+        description="Decompression-bomb limit; larger images are skipped. null disables it.",
+    )
+
+
+class SplitConfig(_Strict):
+    """How rows are assigned to train / val / test."""
+
+    test: float = Field(0.25, ge=0.0, lt=1.0, description="Fraction held out for testing.")
+    val: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of the rest for validation.")
+    seed: int = 0
+    stratify: bool = Field(True, description="Keep class proportions in every split.")
+    group_by: str | None = Field(None, description="Metadata column: no group straddles splits.")
+    column: str | None = Field(
+        "split", description="Manifest column with train/val/test to honour; null ignores it."
+    )
+
+
+class ModelConfig(_Strict):
+    """Which model family, its features and its hyper-parameters."""
+
+    name: str = Field("svm", description="Registered model family (see `imgcls models`).")
+    features: str = Field(
+        "auto", description="Classical features joined by '+', e.g. hog+lbp+color; auto picks."
+    )
+    image_size: int | Literal["auto"] = Field(
+        "auto", description="Square side images are resized to; auto follows the data."
+    )
+    resize: Literal["squash", "crop", "pad"] = "squash"
+    class_weight: Literal["balanced"] | None = None
+    scaler: Literal["auto", "standard", "none"] = Field(
+        "auto", description="Feature standardisation; auto skips it for raw pixels alone."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Estimator hyper-parameters, e.g. C: 10."
+    )
+
+
+class RunConfig(_Strict):
+    """Everything one training run needs; saved as the run's config.yaml."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    out: str | None = Field(None, description="Run folder; default runs/<data>-<model>[-N].")
+    n_jobs: int = Field(0, description="Worker processes/threads; 0 means one per CPU core.")
+    cache: bool = Field(True, description="Cache decoded images and features on disk.")
+    cache_dir: str | None = Field(None, description="Default $IMGCLS_CACHE_DIR or ~/.cache/imgcls.")
+
+
+_FREE_FORM = {"model.params"}  # dict fields whose keys are not checked here
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        keys.append(key)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_known_keys(annotation, f"{key}."))
+    return keys
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=x"]`` into ``{"a.b": 1, "c": "x"}``; values are YAML scalars."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"Override '{item}' must look like key=value, e.g. split.test=0.2.")
+        try:
+            parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            parsed[key.strip()] = raw
+    return parsed
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    known = _known_keys(RunConfig)
+    free_parent = next((p for p in _FREE_FORM if key.startswith(p + ".")), None)
+    if key not in known and free_parent is None:
+        raise ConfigError(f"Unknown config key '{key}'.{did_you_mean(key, known)}")
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"Config key '{key}' goes below a value that is not a section.")
+    node[parts[-1]] = value
+
+
+def _validate(tree: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        got = err.get("input")
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(RunConfig)
+            raise ConfigError(f"Unknown config key '{field}'.{did_you_mean(field, known)}") from None
+        raise ConfigError(f"The '{field}' parameter {err['msg'].lower()}. Got {got!r}.") from None
+
+
+def resolve_config(
+    base: RunConfig | str | Path | Mapping[str, Any] | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+) -> RunConfig:
+    """Build a validated config from defaults, an optional YAML file or mapping, and overrides."""
+    if isinstance(base, RunConfig):
+        tree = base.model_dump()
+    elif isinstance(base, str | Path):
+        tree = load_yaml(Path(base))
+    else:
+        tree = dict(base or {})
+    _validate(tree)  # report errors in the file before blaming overrides
+    items = parse_overrides(overrides) if not isinstance(overrides, Mapping) else overrides
+    for key, value in items.items():
+        _set_dotted(tree, key, value)
+    return _validate(tree)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"Config file '{path}' does not exist.")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"Config file '{path}' must hold a mapping of sections.")
+    return tree
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def resolve_n_jobs(n_jobs: int) -> int:
+    return n_jobs if n_jobs > 0 else max(1, os.cpu_count() or 1)
+
+
+def cache_root(cfg: RunConfig) -> Path | None:
+    if not cfg.cache:
+        return None
+    default = os.environ.get("IMGCLS_CACHE_DIR") or Path.home() / ".cache" / "imgcls"
+    return Path(cfg.cache_dir or default)

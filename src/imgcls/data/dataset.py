@@ -1,0 +1,122 @@
+"""The Dataset record every stage passes around: a table of rows plus a way to read each image."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import PIL_DEFAULT_MAX_PIXELS
+from .decode import decode_image
+
+SPLITS = ("train", "val", "test")
+RESERVED_COLUMNS = ("path", "label", "split")
+
+
+def natural_key(text: str) -> list:
+    """Sort '2' before '10' and 'img2' before 'img10'."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(text))]
+
+
+@dataclass
+class Dataset:
+    """Labelled images: ``table`` has ``path``, ``label``, maybe ``split``, then metadata columns.
+
+    Images live either in files (``path`` relative to ``root`` or absolute) or in
+    memory (``arrays``, aligned with the table's rows) for built-in datasets.
+
+    Example:
+        >>> ds = Dataset("toy", pd.DataFrame({"path": ["a/1.png"], "label": ["a"]}), root=Path("."))
+        >>> ds.classes
+        ['a']
+    """
+
+    name: str
+    table: pd.DataFrame
+    root: Path | None = None
+    arrays: list[np.ndarray] | None = None
+    ignored: dict[str, int] = field(default_factory=dict)
+    description: str = ""
+    max_image_pixels: int | None = PIL_DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        self.table = self.table.reset_index(drop=True)
+        self.table["label"] = self.table["label"].astype(str)
+        self.table["path"] = self.table["path"].astype(str)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.table["label"].to_numpy(dtype=object)
+
+    @property
+    def paths(self) -> list[str]:
+        return self.table["path"].tolist()
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(self.table["label"].unique(), key=natural_key)
+
+    @property
+    def metadata_columns(self) -> list[str]:
+        return [c for c in self.table.columns if c not in RESERVED_COLUMNS]
+
+    def file_path(self, i: int) -> Path:
+        path = Path(self.table.at[i, "path"])
+        return path if path.is_absolute() or self.root is None else self.root / path
+
+    def read(self, i: int, draft_size: int | None = None) -> np.ndarray:
+        """Decode image ``i``; raises ImageDecodeError for files that cannot be read."""
+        if self.arrays is not None:
+            return self.arrays[i]
+        return decode_image(self.file_path(i), self.max_image_pixels, draft_size)
+
+    def fingerprint(self, i: int) -> str:
+        """Changes when the image's content may have changed (size and mtime for files)."""
+        if self.arrays is not None:
+            arr = np.ascontiguousarray(self.arrays[i])
+            return hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()
+        path = self.file_path(i)
+        try:
+            st = path.stat()
+        except OSError:
+            return f"{path}|missing"
+        return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+    def content_key(self) -> str:
+        digest = hashlib.sha256()
+        for i in range(len(self)):
+            digest.update(self.fingerprint(i).encode())
+        return digest.hexdigest()
+
+    def subset(self, rows: np.ndarray | list[int]) -> Dataset:
+        rows = np.asarray(rows, dtype=int)
+        arrays = [self.arrays[i] for i in rows] if self.arrays is not None else None
+        return Dataset(
+            self.name,
+            self.table.iloc[rows].copy(),
+            self.root,
+            arrays,
+            dict(self.ignored),
+            self.description,
+            self.max_image_pixels,
+        )
+
+    def summary(self) -> dict:
+        counts = self.table["label"].value_counts()
+        out = {
+            "name": self.name,
+            "images": len(self),
+            "classes": {c: int(counts.get(c, 0)) for c in self.classes},
+            "metadata_columns": self.metadata_columns,
+            "ignored": dict(self.ignored),
+        }
+        if "split" in self.table:
+            out["splits"] = {s: int((self.table["split"] == s).sum()) for s in SPLITS}
+        return out

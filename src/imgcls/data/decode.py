@@ -1,0 +1,157 @@
+"""Decode one image file into a uint8 array that survives what real folders hold.
+
+EXIF orientation is applied; CMYK, palette, 16-bit, RGBA/LA and other modes become
+8-bit grey (H, W) or RGB (H, W, 3); animations give their first frame. Anything that
+cannot be decoded raises :class:`ImageDecodeError` with a reason a person can act on.
+
+Example:
+    >>> arr = decode_image("cat.jpg")        # doctest: +SKIP
+    >>> arr.dtype, arr.ndim
+    (dtype('uint8'), 3)
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..config import PIL_DEFAULT_MAX_PIXELS
+from ..errors import ImageDecodeError
+
+IMAGE_EXTENSIONS = frozenset(
+    [".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico"]
+)
+
+_GREY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+
+
+def is_image_name(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def decode_image(
+    path: str | Path,
+    max_pixels: int | None = PIL_DEFAULT_MAX_PIXELS,
+    draft_size: int | None = None,
+) -> np.ndarray:
+    """Read ``path`` into a uint8 array (H, W) for grey images or (H, W, 3) for colour.
+
+    Args:
+        path: Image file.
+        max_pixels: Decompression-bomb limit (width x height); None disables it.
+        draft_size: Let JPEG decode at a reduced scale that still covers this side.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageDecodeError(str(path), f"cannot read file ({exc.strerror})") from None
+    if size == 0:
+        raise ImageDecodeError(str(path), "empty file (0 bytes)")
+    try:
+        with _open_unchecked(path) as img:
+            _check_pixels(img, max_pixels)
+            if draft_size and img.format == "JPEG":
+                img.draft(img.mode, (draft_size, draft_size))
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return to_uint8_array(img)
+    except (_TooManyPixels, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(
+            str(path),
+            f"decompression bomb guard: {exc}. If you trust the file, raise data.max_image_pixels",
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(str(path), _not_an_image_reason(path)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason:
+            reason = f"truncated image ({reason})"
+        raise ImageDecodeError(str(path), f"cannot decode: {reason}") from None
+
+
+class _TooManyPixels(Exception):
+    pass
+
+
+_OPEN_LOCK = threading.Lock()
+
+
+def _open_unchecked(path: Path):
+    """Open (header only) with Pillow's global bomb check off; imgcls checks the size itself.
+
+    Pillow's limit is process-wide state; a lock keeps threads from seeing each other's
+    setting, and only the cheap header parse runs under it.
+    """
+    from PIL import Image
+
+    with _OPEN_LOCK:
+        old_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = old_limit
+
+
+def _check_pixels(img, max_pixels: int | None) -> None:
+    width, height = img.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise _TooManyPixels(f"{width}x{height} = {width * height:,} pixels is over the limit "
+                             f"of {max_pixels:,}")
+
+
+def _not_an_image_reason(path: Path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head and all(b in b"\t\n\r" or 32 <= b < 127 for b in head):
+        return "not an image: the content is text"
+    return "not an image: unknown or unsupported format"
+
+
+def to_uint8_array(img) -> np.ndarray:
+    """Convert a loaded PIL image of any mode to a uint8 (H, W) or (H, W, 3) array."""
+    mode = img.mode
+    if mode in _GREY_MODES:
+        return _grey_to_uint8(img)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("LA", "La", "PA"):
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "RGBa"):
+        return _flatten_alpha(np.asarray(img.convert("RGBA")))
+    return np.asarray(img.convert("RGB"))
+
+
+def _grey_to_uint8(img) -> np.ndarray:
+    if img.mode == "1":
+        return np.asarray(img.convert("L"))
+    if img.mode == "L":
+        return np.asarray(img)
+    arr = np.asarray(img)
+    if img.mode == "F":
+        scale = 1.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1 / 255.0
+        return np.clip(np.nan_to_num(arr) * scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # 16-bit (and 32-bit integer) grey: map the 16-bit range onto 8 bits.
+    arr = arr.astype(np.float64)
+    return np.clip(arr / 257.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
+    """Composite over white, so transparent areas look as they do in a viewer."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return (rgb + 0.5).astype(np.uint8)
+
+
+def is_grey(arr: np.ndarray) -> bool:
+    """True for a 2-D array or a colour array whose three channels are equal."""
+    if arr.ndim == 2:
+        return True
+    return bool(np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]))

@@ -1,0 +1,139 @@
+"""Build a Dataset from a class-per-folder tree, a CSV/Parquet manifest or a built-in name.
+
+Example:
+    >>> ds = load_dataset("digits")
+    >>> len(ds), ds.classes[:3]
+    (1797, ['0', '1', '2'])
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import DataConfig
+from ..errors import DataError
+from .dataset import SPLITS, Dataset, natural_key
+from .decode import is_image_name
+
+MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
+_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                  "validation": "val", "dev": "val", "test": "test", "testing": "test"}
+
+
+def load_dataset(source: str | Path | DataConfig, **options) -> Dataset:
+    """Open a folder, a manifest or a built-in dataset by name.
+
+    Args:
+        source: Folder path, ``.csv``/``.parquet`` manifest, built-in name, or a DataConfig.
+        **options: DataConfig fields, e.g. ``allow_outside_root=True``.
+    """
+    from .builtins import DATASETS
+
+    cfg = source if isinstance(source, DataConfig) else DataConfig(source=str(source), **options)
+    path = Path(cfg.source).expanduser()
+    if path.is_dir():
+        ds = from_folder(path)
+    elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+        ds = from_manifest(path, allow_outside_root=cfg.allow_outside_root)
+    elif path.exists():
+        raise DataError(f"'{cfg.source}' is a file but not a manifest; use a .csv or .parquet file.")
+    elif cfg.source in DATASETS:
+        ds = DATASETS.get(cfg.source).load()
+    else:
+        from ..registry import did_you_mean
+
+        hint = did_you_mean(cfg.source, DATASETS.names())
+        raise DataError(
+            f"'{cfg.source}' is neither an existing folder or manifest nor a built-in dataset.{hint}"
+            f" Built-ins: {', '.join(DATASETS.names())}."
+        )
+    ds.max_image_pixels = cfg.max_image_pixels
+    if len(ds) == 0:
+        raise DataError(f"'{cfg.source}' holds no images (ignored: {ds.ignored or 'none'}).")
+    return ds
+
+
+def from_folder(root: Path) -> Dataset:
+    """Each first-level folder is a label; images in nested folders belong to it."""
+    root = Path(root)
+    rows: list[tuple[str, str]] = []
+    ignored: Counter[str] = Counter()
+    for class_dir in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
+        if class_dir.name.startswith("."):
+            ignored["hidden"] += 1
+            continue
+        if not class_dir.is_dir():
+            ignored["outside_class_folder"] += 1
+            continue
+        for dirpath, dirnames, filenames in os.walk(class_dir):
+            ignored["hidden"] += sum(d.startswith(".") for d in dirnames)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames, key=natural_key):
+                if name.startswith("."):
+                    ignored["hidden"] += 1
+                elif not is_image_name(name):
+                    ignored["not_image"] += 1
+                else:
+                    rel = (Path(dirpath) / name).relative_to(root).as_posix()
+                    rows.append((rel, class_dir.name))
+    table = pd.DataFrame(rows, columns=["path", "label"])
+    return Dataset(root.name, table, root=root, ignored={k: v for k, v in ignored.items() if v})
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path, dtype={"path": str, "label": str}, keep_default_na=False)
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any parser error becomes a clear message
+        raise DataError(f"Cannot read manifest '{path}': {exc}") from None
+
+
+def from_manifest(path: Path, allow_outside_root: bool = False) -> Dataset:
+    """Rows of ``path``, ``label``, optional ``split``; other columns are kept as metadata."""
+    path = Path(path)
+    table = read_manifest(path)
+    missing = [c for c in ("path", "label") if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"Manifest '{path}' lacks column(s) {missing}; found {list(table.columns)}. "
+            "It needs 'path' and 'label' (and optionally 'split')."
+        )
+    table["path"] = table["path"].fillna("").astype(str).str.strip()
+    table["label"] = table["label"].fillna("").astype(str).str.strip()
+    for column in ("path", "label"):
+        empty = table.index[table[column].isin(["", "nan", "None"])]
+        if len(empty):
+            raise DataError(f"Manifest '{path}' row {empty[0] + 2}: empty '{column}'.")
+    root = path.parent.resolve()
+    if not allow_outside_root:
+        _refuse_escaping_paths(path, table["path"], root)
+    if "split" in table.columns:
+        table["split"] = _normalise_splits(path, table["split"])
+    return Dataset(path.stem, table, root=root)
+
+
+def _refuse_escaping_paths(manifest: Path, paths: pd.Series, root: Path) -> None:
+    for row, value in paths.items():
+        candidate = Path(value)
+        full = (candidate if candidate.is_absolute() else root / candidate).resolve()
+        if not full.is_relative_to(root):
+            raise DataError(
+                f"Manifest '{manifest}' row {row + 2}: path '{value}' is outside the manifest's "
+                f"folder {root}. Move the manifest up, or set data.allow_outside_root=true."
+            )
+
+
+def _normalise_splits(manifest: Path, column: pd.Series) -> pd.Series:
+    values = column.fillna("").astype(str).str.strip().str.lower()
+    unknown = sorted(set(values) - set(_SPLIT_ALIASES) - {""})
+    if unknown:
+        raise DataError(
+            f"Manifest '{manifest}': column 'split' has value(s) {unknown}; "
+            f"use {', '.join(SPLITS)} (or leave empty to let imgcls assign)."
+        )
+    return values.map(lambda v: _SPLIT_ALIASES.get(v, ""))

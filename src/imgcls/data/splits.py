@@ -1,0 +1,118 @@
+"""Assign every row to train / val / test: honour a split column, keep groups whole, stratify.
+
+Example:
+    >>> from imgcls.data import load_dataset
+    >>> ds = assign_splits(load_dataset("digits"), SplitConfig(test=0.25, seed=0))
+    >>> ds.table["split"].value_counts().to_dict()
+    {'train': 1347, 'test': 450}
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import SplitConfig
+from ..errors import DataError
+from .dataset import Dataset
+
+
+def assign_splits(ds: Dataset, cfg: SplitConfig) -> Dataset:
+    """Return ``ds`` with a filled ``split`` column (a copy; the input is not changed)."""
+    table = ds.table.copy()
+    if cfg.group_by and cfg.group_by not in table.columns:
+        raise DataError(
+            f"split.group_by='{cfg.group_by}' is not a column of '{ds.name}'; "
+            f"metadata columns: {ds.metadata_columns or 'none'}."
+        )
+    given = table[cfg.column].astype(str) if cfg.column and cfg.column in table else None
+    todo = np.flatnonzero(given.isin(["", "nan"]).to_numpy()) if given is not None else None
+    if given is None or len(todo) == len(table):
+        todo = np.arange(len(table))
+        table["split"] = ""
+    elif cfg.column != "split":
+        table["split"] = given
+    if cfg.group_by and len(todo) < len(table):
+        todo = _follow_given_groups(table, todo, cfg.group_by, ds.name)
+    if len(todo):
+        table.loc[todo, "split"] = _random_split(table.iloc[todo], cfg, ds.name)
+    result = ds.subset(np.arange(len(ds)))
+    result.table = table
+    return result
+
+
+def _follow_given_groups(table, todo: np.ndarray, group_by: str, name: str) -> np.ndarray:
+    """Rows of a group that already has a given split join it; returns the rows still to split."""
+    groups = table[group_by].astype(str).to_numpy()
+    given = np.ones(len(table), dtype=bool)
+    given[todo] = False
+    known: dict[str, str] = {}
+    for group, split in zip(groups[given], table["split"].to_numpy()[given], strict=True):
+        if known.setdefault(group, split) != split:
+            raise DataError(f"'{name}': group '{group}' of split.group_by='{group_by}' is given "
+                            f"in two splits ({known[group]} and {split}); fix the split column.")
+    follow = np.array([groups[i] in known for i in todo], dtype=bool)
+    for i in todo[follow]:
+        table.iat[i, table.columns.get_loc("split")] = known[groups[i]]
+    return todo[~follow]
+
+
+def _random_split(table, cfg: SplitConfig, name: str) -> np.ndarray:
+    labels = table["label"].to_numpy()
+    groups = table[cfg.group_by].astype(str).to_numpy() if cfg.group_by else None
+    split = np.full(len(table), "train", dtype=object)
+    idx = np.arange(len(table))
+    rest = idx
+    if cfg.test > 0:
+        rest, test = _cut(idx, labels, groups, cfg.test, cfg, name, "test")
+        split[test] = "test"
+    if cfg.val > 0:
+        sub_groups = groups[rest] if groups is not None else None
+        keep, val = _cut(rest, labels[rest], sub_groups, cfg.val, cfg, name, "val")
+        split[keep] = "train"
+        split[val] = "val"
+    return split
+
+
+def _cut(idx, labels, groups, fraction, cfg, name, which):
+    """Split ``idx`` into (rest, held_out) with ``fraction`` of rows held out."""
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
+
+    sub_labels = labels
+    if groups is not None:
+        n_groups = len(set(groups))
+        if n_groups < 2:
+            raise DataError(f"split.group_by: '{name}' has a single group; nothing to hold out.")
+        if cfg.stratify:
+            n_splits = max(2, min(round(1 / fraction), n_groups))
+            folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=cfg.seed)
+            rest, held = next(folds.split(idx, sub_labels, groups))
+        else:
+            gss = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=cfg.seed)
+            rest, held = next(gss.split(idx, sub_labels, groups))
+        return idx[rest], idx[held]
+    stratify = sub_labels if cfg.stratify else None
+    if cfg.stratify:
+        _check_stratifiable(sub_labels, fraction, name, which)
+    try:
+        rest, held = train_test_split(idx, test_size=fraction, random_state=cfg.seed,
+                                      stratify=stratify)
+    except ValueError as exc:
+        raise DataError(f"Cannot make the {which} split of '{name}': {exc}") from None
+    return rest, held
+
+
+def _check_stratifiable(labels, fraction, name, which) -> None:
+    values, counts = np.unique(labels, return_counts=True)
+    small = [f"'{v}' ({c})" for v, c in zip(values, counts, strict=True) if c < 2]
+    if small:
+        raise DataError(
+            f"Cannot stratify the {which} split of '{name}': class {', '.join(small)} "
+            "has fewer than 2 images. Add images, set split.stratify=false, "
+            "or give a 'split' column in a manifest."
+        )
+    n_held = int(np.ceil(fraction * len(labels)))
+    if n_held < len(values):
+        raise DataError(
+            f"Cannot stratify the {which} split of '{name}': {n_held} held-out images for "
+            f"{len(values)} classes. Raise split.{which} or add images."
+        )

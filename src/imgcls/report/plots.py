@@ -1,0 +1,89 @@
+"""Matplotlib figures for reports, returned as base64 PNG data URIs (no external files)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height), dpi=100)
+
+
+def to_data_uri(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def confusion_matrix_plot(cm: list[list[float]], labels: list[str], normalized: bool) -> str:
+    matrix = np.asarray(cm, dtype=float)
+    side = min(12.0, 2.5 + 0.45 * len(labels))
+    fig, ax = _figure(side, side * 0.85)
+    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalized else max(1, matrix.max()))
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(labels) <= 20:
+        threshold = (1 if normalized else matrix.max()) / 2
+        for (i, j), v in np.ndenumerate(matrix):
+            text = f"{v:.2f}" if normalized else f"{int(v)}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if v > threshold else "black")
+    ax.set_title("confusion matrix" + (" (row-normalised)" if normalized else " (counts)"))
+    return to_data_uri(fig)
+
+
+def per_class_plot(per_class: dict[str, dict]) -> str:
+    labels = list(per_class)
+    fig, ax = _figure(min(14.0, 3 + 0.6 * len(labels)), 3.2)
+    x = np.arange(len(labels))
+    for k, metric in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (k - 1) * 0.27, [per_class[c][metric] for c in labels], 0.27, label=metric)
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("per-class precision, recall, F1")
+    return to_data_uri(fig)
+
+
+def reliability_plot(bins: list[dict], ece: float) -> str:
+    fig, ax = _figure(4.2, 4.0)
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")
+    if bins:
+        conf = [b["confidence"] for b in bins]
+        acc = [b["accuracy"] for b in bins]
+        sizes = [20 + 180 * b["count"] / max(x["count"] for x in bins) for b in bins]
+        ax.plot(conf, acc, "-", color="C0")
+        ax.scatter(conf, acc, s=sizes, color="C0", label="model (size = images)")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"reliability (ECE {ece:.3f})")
+    return to_data_uri(fig)
+
+
+def thumbnail_uri(img: np.ndarray, side: int = 96) -> str:
+    """A PNG data URI of ``img`` scaled so its longer side is ``side`` pixels."""
+    from PIL import Image
+
+    pil = Image.fromarray(np.asarray(img))
+    scale = side / max(pil.size)
+    resample = Image.NEAREST if scale > 2 else Image.BILINEAR
+    pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), resample)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -1,0 +1,264 @@
+"""Train a model on a dataset and write a complete run folder; re-evaluate a saved run.
+
+A run folder holds ``config.yaml``, ``model/``, ``metrics.json``, ``report.html``,
+``predictions.csv`` and ``skipped.csv``, each written atomically.
+
+Example:
+    >>> run = train("digits", model="svm", out="runs/digits-svm")   # doctest: +SKIP
+    >>> run.metrics["test"]["accuracy"]                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import RunConfig, cache_root, config_to_yaml, resolve_config, resolve_n_jobs
+from .data import Dataset, ImageSpec, LoadedImages, assign_splits, load_dataset, load_images
+from .errors import ConfigError, DataError
+from .ioutils import atomic_write_text
+from .log import info
+from .models import Classifier, create_model, load_model
+
+MAX_AUTO_SIZE = 128
+
+
+@dataclass
+class Run:
+    """A finished run: its folder, resolved config, metrics and (when loaded) model."""
+
+    path: Path
+    config: RunConfig
+    metrics: dict
+    model: Classifier | None = None
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        path = Path(path)
+        if not (path / "config.yaml").is_file():
+            raise ConfigError(f"'{path}' is not a run folder (config.yaml is missing).")
+        metrics_file = path / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        return cls(path, resolve_config(path / "config.yaml"), metrics)
+
+
+def train(data: str | Path | None = None, *, model: str | None = None,
+          features: str | None = None, out: str | Path | None = None,
+          config: RunConfig | str | Path | None = None,
+          overrides: Sequence[str] | Mapping[str, Any] = (), overwrite: bool = False,
+          progress: bool = True) -> Run:
+    """Train, evaluate and save a model; returns the Run.
+
+    Args:
+        data: Folder, CSV/Parquet manifest or built-in dataset name (``data.source``).
+        model: Model family (``model.name``), see ``imgcls models``.
+        features: Classical features, e.g. ``hog+lbp+color`` (``model.features``).
+        out: Run folder (``out``); default ``runs/<data>-<model>``, numbered if taken.
+        config: A RunConfig or YAML file to start from.
+        overrides: ``key=value`` strings or a mapping, applied last.
+        overwrite: Replace an existing ``out`` folder instead of failing.
+    """
+    shortcuts = {"data.source": data, "model.name": model, "model.features": features, "out": out}
+    items = dict(overrides) if isinstance(overrides, Mapping) else {}
+    strings = [] if isinstance(overrides, Mapping) else list(overrides)
+    items.update({k: str(v) for k, v in shortcuts.items() if v is not None})
+    cfg = resolve_config(config, strings)
+    cfg = resolve_config(cfg, items) if items else cfg
+    started = time.perf_counter()
+    ds = assign_splits(load_dataset(cfg.data), cfg.split)
+    _check_trainable(ds)
+    run_dir = _run_dir(cfg, ds, overwrite)
+    loaded = load_images(ds, _image_spec(ds, cfg), resolve_n_jobs(cfg.n_jobs),
+                         cache_root(cfg), progress)
+    _report_skipped(loaded, ds)
+    clf = _make_model(cfg, loaded, progress)
+    train_rows = _rows(ds, loaded, "train")
+    fit_started = time.perf_counter()
+    clf.fit(loaded.images[train_rows], ds.labels[loaded.rows[train_rows]])
+    timings = {"fit_seconds": round(time.perf_counter() - fit_started, 3)}
+    metrics = _evaluate_splits(clf, ds, loaded)
+    timings["total_seconds"] = round(time.perf_counter() - started, 3)
+    metrics.update(timings=timings, dataset=ds.summary(), model=clf.to_json())
+    cfg.out = str(run_dir)
+    _write_run(run_dir, cfg, clf, ds, loaded, metrics)
+    info(f"Run written to {run_dir}  (report: {run_dir / 'report.html'})")
+    return Run(run_dir, cfg, metrics, clf)
+
+
+def _check_trainable(ds: Dataset) -> None:
+    train_labels = ds.table.loc[ds.table["split"] == "train", "label"]
+    if train_labels.nunique() < 2:
+        raise DataError(f"'{ds.name}' has {train_labels.nunique()} class(es) in its train split; "
+                        "a classifier needs at least 2.")
+
+
+def _image_spec(ds: Dataset, cfg: RunConfig) -> ImageSpec:
+    size = cfg.model.image_size
+    if size == "auto":
+        size = min(MAX_AUTO_SIZE, median_short_side(ds))
+        info(f"model.image_size=auto -> {size}")
+    return ImageSpec(size=int(size), channels=None, resize=cfg.model.resize)
+
+
+def median_short_side(ds: Dataset, sample: int = 200) -> int:
+    """Median of min(height, width) over up to ``sample`` evenly spaced images (headers only)."""
+    from PIL import Image
+
+    picks = np.unique(np.linspace(0, len(ds) - 1, min(sample, len(ds))).astype(int))
+    sides = []
+    for i in picks:
+        if ds.arrays is not None:
+            sides.append(min(ds.arrays[i].shape[:2]))
+            continue
+        try:
+            with Image.open(ds.file_path(i)) as img:
+                sides.append(min(img.size))
+        except Exception:  # noqa: BLE001, S112 - unreadable files are reported when decoded
+            continue
+    return int(np.median(sides)) if sides else MAX_AUTO_SIZE
+
+
+def _make_model(cfg: RunConfig, loaded: LoadedImages, progress: bool) -> Classifier:
+    from .features import auto_features
+
+    if len(loaded.images) == 0:
+        raise DataError("No image could be decoded; see skipped.csv reasons above.")
+    size = loaded.images.shape[1]
+    features = cfg.model.features
+    if features == "auto":
+        features = auto_features(size, loaded.channels)
+        info(f"model.features=auto -> {features}")
+    return create_model(cfg.model.name, features=features, image_size=size,
+                        channels=loaded.channels, resize=cfg.model.resize,
+                        class_weight=cfg.model.class_weight, params=dict(cfg.model.params),
+                        scaler=cfg.model.scaler,
+                        seed=cfg.split.seed, n_jobs=resolve_n_jobs(cfg.n_jobs),
+                        cache_dir=cache_root(cfg), progress=progress)
+
+
+def _rows(ds: Dataset, loaded: LoadedImages, split: str) -> np.ndarray:
+    """Positions in ``loaded`` of the decoded images of one split."""
+    splits = ds.table["split"].to_numpy()[loaded.rows]
+    return np.flatnonzero(splits == split)
+
+
+def _evaluate_splits(clf: Classifier, ds: Dataset, loaded: LoadedImages) -> dict:
+    from .evaluation import compute_metrics
+
+    metrics: dict[str, Any] = {"predictions": {}}
+    for split in ("val", "test"):
+        rows = _rows(ds, loaded, split)
+        if len(rows) == 0:
+            continue
+        proba = clf.predict_proba(loaded.images[rows])
+        labels = ds.labels[loaded.rows[rows]]
+        metrics[split] = compute_metrics(labels, proba, clf.classes_)
+        metrics["predictions"][split] = (rows, proba)
+    if "test" in metrics:
+        m = metrics["test"]
+        info(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro']['f1']:.4f}  (n={m['n']})")
+    return metrics
+
+
+def _report_skipped(loaded: LoadedImages, ds: Dataset) -> None:
+    from .log import warn
+
+    for path, reason in loaded.skipped.itertuples(index=False):
+        warn(f"skipped {path}: {reason}")
+    if len(loaded.skipped):
+        warn(f"{len(loaded.skipped)} of {len(ds)} images skipped; reasons in skipped.csv")
+
+
+def _run_dir(cfg: RunConfig, ds: Dataset, overwrite: bool) -> Path:
+    if cfg.out:
+        path = Path(cfg.out)
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            raise ConfigError(f"Run folder '{path}' already exists; pass --overwrite "
+                              "(overwrite=True) or choose another --out.")
+        return path
+    base = Path("runs") / f"{ds.name}-{cfg.model.name}"
+    path, n = base, 2
+    while path.exists():
+        path, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return path
+
+
+def predictions_table(ds: Dataset, loaded: LoadedImages, rows: np.ndarray, proba: np.ndarray,
+                      classes: Sequence[str], split: str) -> pd.DataFrame:
+    picked = loaded.rows[rows]
+    pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    table = pd.DataFrame({"path": np.asarray(ds.paths, dtype=object)[picked],
+                          "label": ds.labels[picked], "prediction": pred,
+                          "confidence": proba.max(axis=1).round(6), "split": split})
+    for k, c in enumerate(classes):
+        table[f"p_{c}"] = proba[:, k].round(6)
+    return table
+
+
+def _write_run(run_dir: Path, cfg: RunConfig, clf: Classifier, ds: Dataset,
+               loaded: LoadedImages, metrics: dict) -> None:
+    from .report import write_report
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))
+    clf.save(run_dir / "model")
+    tables = [predictions_table(ds, loaded, rows, proba, clf.classes_, split)
+              for split, (rows, proba) in metrics.pop("predictions").items()]
+    predictions = pd.concat(tables) if tables else pd.DataFrame()
+    atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
+    atomic_write_text(run_dir / "skipped.csv", loaded.skipped.to_csv(index=False))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    write_report(run_dir / "report.html", metrics, predictions, ds, loaded, cfg)
+
+
+def evaluate_run(run: str | Path, data: str | Path | None = None, *, split: str | None = None,
+                 out: str | Path | None = None, progress: bool = True) -> dict:
+    """See :func:`imgcls.evaluation.evaluate`."""
+    from .evaluation import compute_metrics
+
+    opened = Run.open(run)
+    clf = load_model(opened.path)
+    cfg = opened.config
+    if data is None:
+        ds = assign_splits(load_dataset(cfg.data), cfg.split)
+        split = split or "test"
+    else:
+        ds = load_dataset(cfg.data.model_copy(update={"source": str(data)}))
+        split = split or "all"
+    if split != "all":
+        if "split" not in ds.table:
+            raise DataError(f"'{ds.name}' has no split column; use --split all.")
+        ds = ds.subset(np.flatnonzero(ds.table["split"].to_numpy() == split))
+        if len(ds) == 0:
+            raise DataError(f"'{ds.name}' has no rows in split '{split}'.")
+    loaded = load_images(ds, clf.image_spec, resolve_n_jobs(cfg.n_jobs), cache_root(cfg), progress)
+    _report_skipped(loaded, ds)
+    proba = clf.predict_proba(loaded.images)
+    metrics = compute_metrics(ds.labels[loaded.rows], proba, clf.classes_)
+    out_dir = Path(out) if out else opened.path / f"eval-{ds.name}-{split}"
+    ds.table["split"] = split
+    rows = np.arange(len(loaded.rows))
+    predictions = predictions_table(ds, loaded, rows, proba, clf.classes_, split)
+    _write_evaluation(out_dir, metrics, predictions, ds, loaded, cfg)
+    info(f"{split} accuracy {metrics['accuracy']:.4f} on {metrics['n']} images; "
+         f"report: {out_dir / 'report.html'}")
+    return metrics
+
+
+def _write_evaluation(out_dir: Path, metrics: dict, predictions: pd.DataFrame, ds: Dataset,
+                      loaded: LoadedImages, cfg: RunConfig) -> None:
+    from .report import write_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {"test": metrics, "dataset": ds.summary()}
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
+    atomic_write_text(out_dir / "predictions.csv", predictions.to_csv(index=False))
+    atomic_write_text(out_dir / "skipped.csv", loaded.skipped.to_csv(index=False))
+    write_report(out_dir / "report.html", result, predictions, ds, loaded, cfg)

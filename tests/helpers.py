@@ -1,0 +1,101 @@
+"""Writers for small synthetic image files, good and bad, shared by the test suites.
+
+Import them as ``from helpers import ...`` (tests/conftest.py puts tests/ on sys.path).
+Every writer returns the path it wrote and creates missing parent folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _prepare(path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def write_bomb_png(path: str | Path, width: int = 20_000, height: int = 20_000) -> Path:
+    """A valid 8-bit grey PNG of ``width`` x ``height`` black pixels, built without Pillow.
+
+    The default 20000 x 20000 (4e8 pixels) is far above Pillow's bomb limit, yet the file
+    is only a couple of MB because every row is zeros.
+    """
+    path = _prepare(path)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey, no interlace
+    compressor = zlib.compressobj(1)
+    row = b"\x00" * (width + 1)  # filter byte 0 + one zero byte per pixel
+    parts = [compressor.compress(row) for _ in range(height)]
+    parts.append(compressor.flush())
+    with open(path, "wb") as fh:
+        fh.write(PNG_SIGNATURE)
+        fh.write(_png_chunk(b"IHDR", ihdr))
+        fh.write(_png_chunk(b"IDAT", b"".join(parts)))
+        fh.write(_png_chunk(b"IEND", b""))
+    return path
+
+
+def noise_image(height: int = 64, width: int = 64, seed: int = 0) -> np.ndarray:
+    """Random RGB uint8 pixels (noise keeps JPEG files large enough to truncate)."""
+    return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+def write_truncated_jpeg(path: str | Path, size: int = 64) -> Path:
+    """A JPEG whose second half of bytes is cut off."""
+    from PIL import Image
+
+    path = _prepare(path)
+    Image.fromarray(noise_image(size, size)).save(path, format="JPEG", quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def write_text_as_png(path: str | Path) -> Path:
+    """A plain text file with an image name (e.g. ``x.png``)."""
+    path = _prepare(path)
+    path.write_text("This is not an image.\nJust some notes someone saved as .png\n")
+    return path
+
+
+def write_empty(path: str | Path) -> Path:
+    """A 0-byte file."""
+    path = _prepare(path)
+    path.write_bytes(b"")
+    return path
+
+
+def write_solid(
+    path: str | Path,
+    colour: int | tuple[int, ...],
+    size: tuple[int, int] = (8, 8),
+    mode: str = "RGB",
+) -> Path:
+    """A ``size`` = (width, height) image of one colour in PIL ``mode``; format from the suffix."""
+    from PIL import Image
+
+    path = _prepare(path)
+    Image.new(mode, size, colour).save(path)
+    return path
+
+
+def file_hashes(root: str | Path) -> dict[str, str]:
+    """sha256 of every file below ``root``, keyed by its relative path."""
+    root = Path(root)
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

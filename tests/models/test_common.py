@@ -1,0 +1,90 @@
+"""One conformance suite over every registered model family (scikit-learn's test_common idea)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from imgcls.errors import ConfigError, ModelError
+from imgcls.models import MODELS, Classifier, create_model, load_model
+
+
+@pytest.fixture(scope="module")
+def data(shapes_small):
+    from imgcls.data import ImageSpec, load_images
+
+    images = load_images(shapes_small, ImageSpec(size=32), progress=False).images
+    return images, shapes_small.labels
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_fit_predict_save_load_round_trip(name, data, tmp_path):
+    images, labels = data
+    model = create_model(name, features="hog+color", image_size=32)
+    assert isinstance(model, Classifier)
+    assert model.fit(images, labels) is model
+    assert model.classes_.tolist() == ["circle", "square", "triangle"]
+    proba = model.predict_proba(images)
+    assert proba.shape == (len(images), 3)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert (model.predict(images) == model.classes_[proba.argmax(axis=1)]).all()
+    folder = model.save(tmp_path / "model")
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["family"] == name and meta["classes"] == model.classes_.tolist()
+    loaded = load_model(folder)
+    assert type(loaded) is type(model)
+    assert np.allclose(loaded.predict_proba(images), proba)
+
+
+@pytest.mark.parametrize("name", ["svm", "random_forest", "logistic_regression"])
+def test_learns_the_shapes(name, data):
+    images, labels = data
+    model = create_model(name, features="edges+lbp", image_size=32).fit(images[::2], labels[::2])
+    assert (model.predict(images[1::2]) == labels[1::2]).mean() >= 0.75
+
+
+def test_images_of_other_sizes_and_modes_are_prepared(data):
+    images, labels = data
+    model = create_model("logistic_regression", features="hog", image_size=32).fit(images, labels)
+    big_grey = [np.asarray(img[..., 0]).repeat(2, 0).repeat(2, 1) for img in images[:4]]
+    assert model.predict_proba(big_grey).shape == (4, 3)
+
+
+def test_unknown_family_and_bad_params_are_config_errors(data):
+    images, labels = data
+    with pytest.raises(ConfigError, match="Did you mean 'svm'"):
+        create_model("smv")
+    with pytest.raises(ConfigError, match="model.params"):
+        create_model("random_forest", features="hist", image_size=32,
+                     params={"n_trees": 3}).fit(images, labels)
+
+
+def test_one_class_is_refused(data):
+    images, _ = data
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        create_model("svm", features="hist", image_size=32).fit(images, ["a"] * len(images))
+
+
+def test_svm_tunes_c_by_cross_validation_unless_given(data):
+    images, labels = data
+    tuned = create_model("svm", features="hog", image_size=32).fit(images, labels)
+    assert tuned.tuned_["C"] in (1.0, 3.0, 10.0, 30.0, 100.0)
+    fixed = create_model("svm", features="hog", image_size=32, params={"C": 2.5}).fit(images, labels)
+    assert not hasattr(fixed, "tuned_")
+
+
+def test_balanced_class_weight_reaches_the_estimator(data):
+    images, labels = data
+    model = create_model("logistic_regression", features="hist", image_size=32,
+                         class_weight="balanced").fit(images, labels)
+    assert model.pipeline_[-1].class_weight == "balanced"
+
+
+def test_loading_a_folder_without_model_json_fails_clearly(tmp_path):
+    with pytest.raises(ModelError, match="model.json is missing"):
+        load_model(tmp_path)
+
+
+def test_predict_before_fit_is_an_error(data):
+    with pytest.raises(ModelError, match="not fitted"):
+        create_model("knn", features="hist", image_size=32).predict_proba(data[0][:2])
