@@ -70,6 +70,7 @@ def compute_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[
     classes = [str(c) for c in classes]
     y_true = np.asarray(y_true, dtype=object).astype(str)
     proba = np.asarray(proba, dtype=np.float64)
+    proba = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
     unknown = sorted(set(y_true) - set(classes))
     if unknown:
         raise DataError(f"Labels {unknown} are not among the model's classes {classes}.")

@@ -21,7 +21,7 @@ from ..config import PIL_DEFAULT_MAX_PIXELS
 from ..errors import ImageDecodeError
 
 IMAGE_EXTENSIONS = frozenset(
-    [".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico"]
+    ".jpg .jpeg .jpe .jfif .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico".split()
 )
 
 _GREY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"}

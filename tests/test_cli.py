@@ -1,0 +1,77 @@
+"""The real CLI, run as a user runs it, on tiny images."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+
+def imgcls(*args, cwd=None):
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "imgcls", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from imgcls.data.builtins import make_shapes, write_image_folder
+
+    root = tmp_path_factory.mktemp("cli")
+    folder = write_image_folder(make_shapes(10, 32, seed=5), root / "shapes")
+    result = imgcls("train", folder, "--model", "logistic_regression", "--features", "edges",
+                    "--out", root / "run", "-q", "split.test=0.3")
+    assert result.returncode == 0, result.stderr
+    return root, folder, result
+
+
+def test_train_writes_the_run_and_says_where(trained):
+    root, _, result = trained
+    assert (root / "run" / "report.html").is_file()
+    assert "report.html" in result.stderr and "test accuracy" in result.stderr
+
+
+def test_evaluate_and_predict(trained):
+    root, folder, _ = trained
+    assert imgcls("evaluate", root / "run", "-q").returncode == 0
+    result = imgcls("predict", root / "run", folder / "circle", "--top-k", "2", "-o",
+                    root / "preds.csv", "-q")
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(root / "preds.csv")) == 10
+    shown = imgcls("predict", root / "run", folder / "square" / "0010.png", "-q")
+    assert shown.returncode == 0 and "0010.png" in shown.stdout
+
+
+def test_unknown_option_is_a_usage_error_with_a_suggestion(trained):
+    root, folder, _ = trained
+    result = imgcls("train", folder, "--modle", "svm")
+    assert result.returncode == 2
+    assert "--model" in result.stderr
+
+
+def test_unknown_config_key_fails_with_a_suggestion(trained):
+    _, folder, _ = trained
+    result = imgcls("train", folder, "split.tset=0.2")
+    assert result.returncode == 1
+    assert "Did you mean 'split.test'" in result.stderr
+
+
+def test_missing_data_and_bad_run_fail_cleanly(tmp_path):
+    result = imgcls("train", tmp_path / "nowhere")
+    assert result.returncode == 1 and "neither an existing folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = imgcls("predict", tmp_path, tmp_path)
+    assert result.returncode == 1 and "model" in result.stderr
+
+
+def test_listing_commands():
+    datasets = imgcls("datasets")
+    assert datasets.returncode == 0 and "digits" in datasets.stdout and "elpv4" in datasets.stdout
+    models = imgcls("models")
+    assert models.returncode == 0
+    for name in ("svm", "random_forest", "decision_tree", "logistic_regression",
+                 "gradient_boosting", "knn"):
+        assert name in models.stdout
+    config = imgcls("config", "model.name=knn")
+    assert config.returncode == 0 and "name: knn" in config.stdout

@@ -1,0 +1,130 @@
+"""End to end: images in, a classical model trained, evaluated, saved and reloaded."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import (file_hashes, write_bomb_png, write_empty, write_text_as_png,
+                     write_truncated_jpeg)
+
+import imgcls
+from imgcls.errors import ConfigError, DataError
+from imgcls.training import Run
+
+
+@pytest.fixture
+def defective_folder(shapes_folder):
+    write_truncated_jpeg(shapes_folder / "circle" / "truncated.jpg")
+    write_empty(shapes_folder / "square" / "empty.png")
+    write_text_as_png(shapes_folder / "triangle" / "notes.png")
+    write_bomb_png(shapes_folder / "circle" / "bomb.png")
+    (shapes_folder / "circle" / ".hidden.png").write_bytes(b"x")
+    (shapes_folder / "square" / "readme.txt").write_text("not an image")
+    return shapes_folder
+
+
+def test_folder_with_bad_files_trains_and_lists_them(defective_folder, tmp_path):
+    before = file_hashes(defective_folder)
+    run = imgcls.train(str(defective_folder), model="logistic_regression",
+                       out=tmp_path / "run", progress=False)
+    skipped = pd.read_csv(run.path / "skipped.csv")
+    reasons = dict(zip(skipped["path"], skipped["reason"], strict=True))
+    assert set(reasons) == {"circle/truncated.jpg", "square/empty.png", "triangle/notes.png",
+                            "circle/bomb.png"}
+    assert "truncated" in reasons["circle/truncated.jpg"]
+    assert "empty" in reasons["square/empty.png"]
+    assert "text" in reasons["triangle/notes.png"]
+    assert "decompression bomb" in reasons["circle/bomb.png"]
+    assert file_hashes(defective_folder) == before
+    summary = run.metrics["dataset"]
+    assert summary["ignored"] == {"hidden": 1, "not_image": 1}
+    assert "square/empty.png" in (run.path / "report.html").read_text()
+
+
+def test_run_folder_is_complete_and_reloads(shapes_folder, tmp_path):
+    run = imgcls.train(str(shapes_folder), model="svm", features="edges+lbp",
+                       out=tmp_path / "run", overrides=["split.test=0.3"], progress=False)
+    for name in ("config.yaml", "metrics.json", "report.html", "predictions.csv", "skipped.csv",
+                 "model/model.json", "model/model.skops"):
+        assert (run.path / name).is_file(), name
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    assert metrics["test"]["n"] == len(pd.read_csv(run.path / "predictions.csv"))
+    assert metrics["test"]["accuracy"] >= 0.7
+    reopened = Run.open(run.path)
+    assert reopened.config.split.test == 0.3 and reopened.config.model.features == "edges+lbp"
+    model = imgcls.load_model(run.path)
+    table = pd.read_csv(run.path / "predictions.csv")
+    images = [np.asarray(__import__("PIL.Image").Image.open(shapes_folder / p)) for p in table.path]
+    assert (model.predict(images) == table["prediction"]).all()
+
+
+def test_report_is_self_contained(shapes_folder, tmp_path):
+    run = imgcls.train(str(shapes_folder), model="knn", features="color",
+                       out=tmp_path / "run", progress=False)
+    html = (run.path / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    assert "http://" not in html and "https://" not in html
+    for section in ("confusion matrix", "Per class", "Worst errors", "reliability", "Dataset"):
+        assert section.lower() in html.lower(), section
+
+
+def test_existing_out_folder_needs_overwrite(shapes_folder, tmp_path):
+    imgcls.train(str(shapes_folder), model="knn", features="hist", out=tmp_path / "r",
+                 progress=False)
+    with pytest.raises(ConfigError, match="overwrite"):
+        imgcls.train(str(shapes_folder), model="knn", features="hist", out=tmp_path / "r",
+                     progress=False)
+    imgcls.train(str(shapes_folder), model="knn", features="hist", out=tmp_path / "r",
+                 overwrite=True, progress=False)
+
+
+def test_default_run_names_do_not_collide(shapes_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = imgcls.train(str(shapes_folder), model="knn", features="hist", progress=False)
+    b = imgcls.train(str(shapes_folder), model="knn", features="hist", progress=False)
+    assert a.path.name == "shapes-knn" and b.path.name == "shapes-knn-2"
+
+
+def test_one_class_is_refused_before_any_work(tmp_path, shapes_small):
+    from imgcls.data.builtins import write_image_folder
+
+    only = shapes_small.subset(np.flatnonzero(shapes_small.labels == "circle"))
+    folder = write_image_folder(only, tmp_path / "one")
+    with pytest.raises(DataError, match="at least 2"):
+        imgcls.train(str(folder), model="knn", out=tmp_path / "r", progress=False)
+
+
+def test_interrupted_save_leaves_no_loadable_half_model(shapes_folder, tmp_path, monkeypatch):
+    from imgcls.models.classical import SklearnClassifier
+
+    good = imgcls.train(str(shapes_folder), model="knn", features="hist", out=tmp_path / "r",
+                        progress=False)
+    before = (good.path / "model" / "model.skops").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("skops.io.dump", crash)
+    with pytest.raises(KeyboardInterrupt):
+        good.model.save(good.path / "model")
+    assert (good.path / "model" / "model.skops").read_bytes() == before
+    assert isinstance(imgcls.load_model(good.path), SklearnClassifier)
+    assert not [p for p in good.path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_evaluate_reproduces_the_test_split_and_accepts_other_data(shapes_folder, tmp_path):
+    run = imgcls.train(str(shapes_folder), model="logistic_regression", features="edges",
+                       out=tmp_path / "run", progress=False)
+    again = imgcls.evaluate(run.path, progress=False)
+    assert again["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+    assert again["n"] == run.metrics["test"]["n"]
+    other = imgcls.evaluate(run.path, str(shapes_folder), out=tmp_path / "ev", progress=False)
+    assert other["n"] == 36
+    assert (tmp_path / "ev" / "report.html").is_file()
+
+
+def test_digits_svm_reaches_reference_accuracy(tmp_path):
+    run = imgcls.train("digits", model="svm", out=tmp_path / "digits", progress=False)
+    assert run.metrics["test"]["accuracy"] >= 0.991
+    assert run.metrics["test"]["n"] == 450
