@@ -2,9 +2,9 @@ import json
 
 import pandas as pd
 import pytest
-from helpers import write_text_as_png
 
 import imgcls
+from helpers import write_text_as_png
 from imgcls.errors import ConfigError, DataError
 from imgcls.prediction import expand_inputs
 

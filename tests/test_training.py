@@ -5,10 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import (file_hashes, write_bomb_png, write_empty, write_text_as_png,
-                     write_truncated_jpeg)
 
 import imgcls
+from helpers import file_hashes, write_bomb_png, write_empty, write_text_as_png, write_truncated_jpeg
 from imgcls.errors import ConfigError, DataError
 from imgcls.training import Run
 

@@ -35,6 +35,8 @@ _LAZY = {
     "resolve_config": "imgcls.config",
     "list_datasets": "imgcls.data.builtins",
     "ImgclsError": "imgcls.errors",
+    "check": "imgcls.checks",
+    "CheckReport": "imgcls.checks",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

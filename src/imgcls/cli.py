@@ -112,6 +112,36 @@ def _print_table(table) -> None:
 
 
 @app.command()
+@_library_call
+def check(
+    data: Annotated[str, typer.Argument(help="Folder, CSV/Parquet manifest or built-in dataset.")],
+    overrides: Overrides = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
+    fail_on: Annotated[str | None, typer.Option(help="Exit 1 on findings this severe: error or warning.")
+                       ] = None,
+    write_manifest: Annotated[Path | None, typer.Option(help="Write a clean CSV manifest here.")] = None,
+    keep: Annotated[str | None, typer.Option(help="Duplicate kept in the manifest: first or largest.")
+                    ] = None,
+    labels: Annotated[bool, typer.Option(help="Run the label-issue pass.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Find unreadable files, duplicates, leakage, outliers, imbalance and label errors."""
+    from .checks import check as run_check
+    from .checks.report import print_summary
+
+    items = list(overrides or []) + [f"check.labels={str(labels).lower()}"]
+    if keep:
+        items.append(f"check.keep={keep}")
+    if fail_on not in (None, "error", "warning"):
+        raise typer.BadParameter("use error or warning", param_hint="--fail-on")
+    report = run_check(data, out_dir=out, overrides=items, write_manifest=write_manifest,
+                       progress=not quiet)
+    print_summary(report.summary, report.issues)
+    typer.echo(f"Report: {report.out / 'check.html'}", err=True)
+    raise typer.Exit(report.exit_code(fail_on))
+
+
+@app.command()
 def datasets() -> None:
     """List the built-in datasets."""
     from rich.console import Console

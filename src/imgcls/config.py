@@ -68,9 +68,30 @@ class ModelConfig(_Strict):
     scaler: Literal["auto", "standard", "none"] = Field(
         "auto", description="Feature standardisation; auto skips it for raw pixels alone."
     )
+    augment: str = Field(
+        "none", description="Extra flipped training copies for classical models: hflip+vflip+rot180."
+    )
+    feature_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-extractor options, e.g. lbp: {grid: 4}."
+    )
     params: dict[str, Any] = Field(
         default_factory=dict, description="Estimator hyper-parameters, e.g. C: 10."
     )
+
+
+class CheckConfig(_Strict):
+    """Thresholds of `imgcls check`."""
+
+    near_threshold: int = Field(4, ge=0, le=32, description="Max differing bits of 64-bit pHashes.")
+    labels: bool = Field(True, description="Run the label-issue pass (cleanlab).")
+    keep: Literal["first", "largest"] = Field(
+        "first", description="Which member of a duplicate group the clean manifest keeps."
+    )
+    min_side: int = Field(8, ge=1, description="Images with a shorter side are tiny (also < 1/4 median).")
+    max_aspect: float = Field(4.0, gt=1, description="Longer/shorter side above this is extreme.")
+    outlier_z: float = Field(5.0, gt=0, description="Robust SDs from the dataset median for outliers.")
+    imbalance_ratio: float = Field(3.0, gt=1, description="Largest/smallest class above this warns.")
+    test_fraction: float = Field(0.25, ge=0, lt=1, description="Split used to judge small classes.")
 
 
 class RunConfig(_Strict):
@@ -79,13 +100,14 @@ class RunConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    check: CheckConfig = Field(default_factory=CheckConfig)
     out: str | None = Field(None, description="Run folder; default runs/<data>-<model>[-N].")
     n_jobs: int = Field(0, description="Worker processes/threads; 0 means one per CPU core.")
     cache: bool = Field(True, description="Cache decoded images and features on disk.")
     cache_dir: str | None = Field(None, description="Default $IMGCLS_CACHE_DIR or ~/.cache/imgcls.")
 
 
-_FREE_FORM = {"model.params"}  # dict fields whose keys are not checked here
+_FREE_FORM = {"model.params", "model.feature_params"}  # dict fields whose keys are not checked here
 
 
 def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -22,7 +22,8 @@ class ModelError(ImgclsError):
 class ImageDecodeError(ImgclsError):
     """One image cannot be decoded; callers skip it and record the reason."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, kind: str = "unreadable") -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.kind = kind  # empty, not_image, truncated, too_many_pixels or unreadable

@@ -87,7 +87,7 @@ def edge_features(img: np.ndarray, grid: int = 4, orientations: int = 12) -> np.
 
 
 @FEATURES.register("lbp")
-def lbp_histograms(img: np.ndarray, radii: tuple[int, ...] = (1, 2), grid: int = 2) -> np.ndarray:
+def lbp_histograms(img: np.ndarray, radii: tuple[int, ...] = (1, 2), grid: int = 4) -> np.ndarray:
     """Uniform LBP histograms at each radius (8 points at radius 1, 16 beyond), whole image
     and per grid cell."""
     from skimage.feature import local_binary_pattern
@@ -117,7 +117,7 @@ def glcm_statistics(img: np.ndarray, levels: int = 32, distances: tuple[int, ...
 
 
 @FEATURES.register("hog")
-def hog_features(img: np.ndarray, cells: int = 8, orientations: int = 9) -> np.ndarray:
+def hog_features(img: np.ndarray, cells: int = 10, orientations: int = 9) -> np.ndarray:
     """Histogram of oriented gradients over a ``cells`` x ``cells`` grid, 2x2 blocks."""
     from skimage.feature import hog
 
@@ -149,10 +149,10 @@ def parse_feature_spec(spec: str) -> list[str]:
 
 
 def auto_features(image_size: int, channels: int) -> str:
-    """Raw pixels for tiny images; gradients, texture and intensity otherwise."""
+    """Raw pixels for tiny images; gradients, texture, edges and intensity otherwise."""
     if image_size <= 32:
         return "pixels"
-    return "hog+lbp+glcm+" + ("color" if channels == 3 else "hist")
+    return "hog+lbp+glcm+edges+" + ("color" if channels == 3 else "hist")
 
 
 @dataclass

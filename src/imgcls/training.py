@@ -27,7 +27,7 @@ from .ioutils import atomic_write_text
 from .log import info
 from .models import Classifier, create_model, load_model
 
-MAX_AUTO_SIZE = 128
+MAX_AUTO_SIZE = 150
 
 
 @dataclass
@@ -78,6 +78,7 @@ def train(data: str | Path | None = None, *, model: str | None = None,
     loaded = load_images(ds, _image_spec(ds, cfg), resolve_n_jobs(cfg.n_jobs),
                          cache_root(cfg), progress)
     _report_skipped(loaded, ds)
+    findings = _quick_checks(ds, loaded, cfg)
     clf = _make_model(cfg, loaded, progress)
     train_rows = _rows(ds, loaded, "train")
     fit_started = time.perf_counter()
@@ -85,11 +86,24 @@ def train(data: str | Path | None = None, *, model: str | None = None,
     timings = {"fit_seconds": round(time.perf_counter() - fit_started, 3)}
     metrics = _evaluate_splits(clf, ds, loaded)
     timings["total_seconds"] = round(time.perf_counter() - started, 3)
-    metrics.update(timings=timings, dataset=ds.summary(), model=clf.to_json())
+    metrics.update(timings=timings, dataset=ds.summary(), model=clf.to_json(),
+                   checks=[f.to_dict() for f in findings])
     cfg.out = str(run_dir)
     _write_run(run_dir, cfg, clf, ds, loaded, metrics)
     info(f"Run written to {run_dir}  (report: {run_dir / 'report.html'})")
     return Run(run_dir, cfg, metrics, clf)
+
+
+def _quick_checks(ds: Dataset, loaded: LoadedImages, cfg: RunConfig) -> list:
+    """Cheap data checks on what is loaded; they warn, the report lists them (`imgcls check`
+    runs the full set)."""
+    from .checks.quick import summarise, training_findings
+    from .log import warn
+
+    findings = training_findings(ds, loaded, cfg)
+    for line in summarise(findings):
+        warn(line)
+    return findings
 
 
 def _check_trainable(ds: Dataset) -> None:
@@ -138,7 +152,8 @@ def _make_model(cfg: RunConfig, loaded: LoadedImages, progress: bool) -> Classif
     return create_model(cfg.model.name, features=features, image_size=size,
                         channels=loaded.channels, resize=cfg.model.resize,
                         class_weight=cfg.model.class_weight, params=dict(cfg.model.params),
-                        scaler=cfg.model.scaler,
+                        scaler=cfg.model.scaler, augment=cfg.model.augment,
+                        feature_params=dict(cfg.model.feature_params),
                         seed=cfg.split.seed, n_jobs=resolve_n_jobs(cfg.n_jobs),
                         cache_dir=cache_root(cfg), progress=progress)
 
@@ -199,6 +214,8 @@ def predictions_table(ds: Dataset, loaded: LoadedImages, rows: np.ndarray, proba
                           "confidence": proba.max(axis=1).round(6), "split": split})
     for k, c in enumerate(classes):
         table[f"p_{c}"] = proba[:, k].round(6)
+    for column in ds.metadata_columns:  # kept for per-group analysis (audits)
+        table[column] = ds.table[column].to_numpy()[picked]
     return table
 
 

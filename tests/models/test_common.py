@@ -88,3 +88,25 @@ def test_loading_a_folder_without_model_json_fails_clearly(tmp_path):
 def test_predict_before_fit_is_an_error(data):
     with pytest.raises(ModelError, match="not fitted"):
         create_model("knn", features="hist", image_size=32).predict_proba(data[0][:2])
+
+
+def test_augment_adds_flipped_copies_and_is_saved(data, tmp_path, monkeypatch):
+    from imgcls.models.classical import SklearnClassifier
+
+    images, labels = data
+    seen = []
+    original = SklearnClassifier.build_pipeline
+
+    def spy(self, params=None):
+        pipeline = original(self, params)
+        fit = pipeline.fit
+        pipeline.fit = lambda X, y: (seen.append(len(y)), fit(X, y))[1]
+        return pipeline
+
+    monkeypatch.setattr(SklearnClassifier, "build_pipeline", spy)
+    model = create_model("svm", features="hist", image_size=32, augment="hflip+vflip")
+    model.fit(images, labels)
+    assert seen == [3 * len(labels)]
+    assert load_model(model.save(tmp_path / "m")).augment == "hflip+vflip"
+    with pytest.raises(ConfigError, match="model.augment"):
+        create_model("svm", augment="mirror")

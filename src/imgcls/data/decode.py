@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import io
+import struct
 import threading
 from pathlib import Path
 
@@ -43,35 +45,68 @@ def decode_image(
         max_pixels: Decompression-bomb limit (width x height); None disables it.
         draft_size: Let JPEG decode at a reduced scale that still covers this side.
     """
+    return decode_with_info(path, max_pixels=max_pixels, draft_size=draft_size)[0]
+
+
+def decode_with_info(
+    path: str | Path,
+    data: bytes | None = None,
+    max_pixels: int | None = PIL_DEFAULT_MAX_PIXELS,
+    draft_size: int | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Like :func:`decode_image`, also returning what the file header says.
+
+    Args:
+        path: Image file (named in errors; read unless ``data`` is given).
+        data: The file's bytes, when the caller has read them already.
+
+    Returns:
+        The array and ``{"format", "mode", "width", "height", "frames", "orientation"}``
+        (size before EXIF rotation).
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageDecodeError(str(path), f"cannot read file ({exc.strerror})") from None
+    if data is None:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ImageDecodeError(str(path), f"cannot read file ({exc.strerror})", "unreadable") from None
+    else:
+        size = len(data)
     if size == 0:
-        raise ImageDecodeError(str(path), "empty file (0 bytes)")
+        raise ImageDecodeError(str(path), "empty file (0 bytes)", "empty")
+    source = io.BytesIO(data) if data is not None else path
     try:
-        with _open_unchecked(path) as img:
+        with _open_unchecked(source) as img:
+            info = {"format": img.format, "mode": img.mode, "width": img.width,
+                    "height": img.height, "frames": getattr(img, "n_frames", 1),
+                    "orientation": int(img.getexif().get(0x0112, 1) or 1)}
             _check_pixels(img, max_pixels)
             if draft_size and img.format == "JPEG":
                 img.draft(img.mode, (draft_size, draft_size))
             img.load()
             img = ImageOps.exif_transpose(img) or img
-            return to_uint8_array(img)
+            return to_uint8_array(img), info
     except (_TooManyPixels, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(
             str(path),
             f"decompression bomb guard: {exc}. If you trust the file, raise data.max_image_pixels",
+            "too_many_pixels",
         ) from None
     except UnidentifiedImageError:
-        raise ImageDecodeError(str(path), _not_an_image_reason(path)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        head = data[:512] if data is not None else path.open("rb").read(512)
+        claimed = sniff_format(head)
+        if claimed:
+            raise ImageDecodeError(str(path), f"corrupt {claimed}: the header says {claimed} but "
+                                   "Pillow cannot read it", "unreadable") from None
+        raise ImageDecodeError(str(path), _not_an_image_reason(head), "not_image") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         reason = str(exc) or type(exc).__name__
-        if "truncated" in reason:
+        kind = "truncated" if "truncated" in reason else "unreadable"
+        if kind == "truncated":
             reason = f"truncated image ({reason})"
-        raise ImageDecodeError(str(path), f"cannot decode: {reason}") from None
+        raise ImageDecodeError(str(path), f"cannot decode: {reason}", kind) from None
 
 
 class _TooManyPixels(Exception):
@@ -81,7 +116,7 @@ class _TooManyPixels(Exception):
 _OPEN_LOCK = threading.Lock()
 
 
-def _open_unchecked(path: Path):
+def _open_unchecked(path: Path | io.BytesIO):
     """Open (header only) with Pillow's global bomb check off; imgcls checks the size itself.
 
     Pillow's limit is process-wide state; a lock keeps threads from seeing each other's
@@ -105,9 +140,18 @@ def _check_pixels(img, max_pixels: int | None) -> None:
                              f"of {max_pixels:,}")
 
 
-def _not_an_image_reason(path: Path) -> str:
-    with open(path, "rb") as fh:
-        head = fh.read(512)
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
+          (b"GIF89a", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format the first bytes claim, whatever the file is named."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+
+
+def _not_an_image_reason(head: bytes) -> str:
     if head and all(b in b"\t\n\r" or 32 <= b < 127 for b in head):
         return "not an image: the content is text"
     return "not an image: unknown or unsupported format"

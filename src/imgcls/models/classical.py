@@ -99,6 +99,22 @@ ESTIMATORS: dict[str, tuple[Callable, str]] = {
 }
 SVM_C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 
+# Label-preserving copies added to the training rows (on stacks of shape (N, H, W[, C])).
+AUGMENTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "hflip": lambda a: a[:, :, ::-1],
+    "vflip": lambda a: a[:, ::-1],
+    "rot180": lambda a: a[:, ::-1, ::-1],
+}
+
+
+def parse_augment(spec: str) -> list[str]:
+    names = [n.strip() for n in spec.split("+") if n.strip() and n.strip() != "none"]
+    unknown = [n for n in names if n not in AUGMENTS]
+    if unknown:
+        raise ConfigError(f"The 'model.augment' parameter has unknown transform(s) {unknown}; "
+                          f"use none or {', '.join(AUGMENTS)} joined by '+'. Got {spec!r}.")
+    return names
+
 
 class SklearnClassifier(Classifier):
     """Features from :mod:`imgcls.features`, then ``StandardScaler`` and an estimator."""
@@ -108,7 +124,7 @@ class SklearnClassifier(Classifier):
     def __init__(self, family: str = "svm", features: str = "hog+lbp+hist",
                  image_size: int = 128, channels: int | None = None, resize: str = "squash",
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
-                 scaler: str = "auto",
+                 scaler: str = "auto", augment: str = "none",
                  feature_params: dict[str, dict] | None = None, seed: int = 0,
                  n_jobs: int = 1, cache_dir: Path | None = None, progress: bool = False) -> None:
         if family not in ESTIMATORS:
@@ -121,6 +137,8 @@ class SklearnClassifier(Classifier):
             raise ConfigError(f"The 'model.scaler' parameter must be auto, standard or none. "
                               f"Got {scaler!r}.")
         self.scaler = scaler
+        self.augment = augment
+        parse_augment(augment)
         self.params = dict(params or {})
         self.feature_params = dict(feature_params or {})
         self.seed = seed
@@ -163,33 +181,54 @@ class SklearnClassifier(Classifier):
         if len(np.unique(labels)) < 2:
             raise ConfigError("Training needs at least 2 classes; got only "
                               f"{np.unique(labels).tolist()}.")
-        X = self._features(images)
+        n_original = len(labels)
+        X, labels = self._training_features(images, labels)
+        folds = self._folds(labels, n_original)
         params = self.params
         if self.family == "svm" and self.params.get("C", "auto") == "auto":
-            params = self._tune_svm_c(X, labels)
+            params = self._tune_svm_c(X, labels, folds)
         pipeline = self.build_pipeline(params)
+        if self.family == "svm" and folds is not None:
+            estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+            estimator.set_params(cv=folds)
         pipeline.fit(X, labels)
         self.pipeline_ = pipeline
         self.classes_ = np.asarray(pipeline.classes_, dtype=object)
         return self
 
-    def _tune_svm_c(self, X, labels) -> dict:
+    def _training_features(self, images, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        prepared = self.prepare(images)
+        blocks = [self._features(prepared)]
+        for name in parse_augment(self.augment):
+            blocks.append(self._features(np.ascontiguousarray(AUGMENTS[name](prepared))))
+        return np.concatenate(blocks), np.tile(labels, len(blocks))
+
+    def _folds(self, labels: np.ndarray, n_original: int) -> list | None:
+        """3 shuffled stratified folds that keep an image and its augmented copies together."""
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        _, counts = np.unique(labels[:n_original], return_counts=True)
+        n_splits = min(3, int(counts.min()))
+        if n_splits < 2:
+            return None
+        groups = np.tile(np.arange(n_original), len(labels) // n_original)
+        cv = StratifiedGroupKFold(n_splits, shuffle=True, random_state=self.seed)
+        return list(cv.split(np.zeros(len(labels)), labels, groups))
+
+    def _tune_svm_c(self, X, labels, folds: list | None) -> dict:
         """Pick C by 3-fold stratified CV accuracy of a plain SVC; returns the params to use."""
-        from sklearn.model_selection import GridSearchCV, StratifiedKFold
+        from sklearn.model_selection import GridSearchCV
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC
 
-        _, counts = np.unique(labels, return_counts=True)
-        folds = min(3, int(counts.min()))
-        if folds < 2:
+        if folds is None:
             return {**self.params, "C": 10.0}
         rest = {k: v for k, v in self.params.items() if k != "C"}
         svc = SVC(**{"gamma": "scale", "class_weight": self.class_weight, **rest})
         pipe = make_pipeline(StandardScaler(), svc) if self.scales else make_pipeline(svc)
         n_jobs = self.n_jobs if X.size > 2_000_000 else 1  # process start-up beats small grids
-        grid = GridSearchCV(pipe, {"svc__C": list(SVM_C_GRID)}, n_jobs=n_jobs,
-                            cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed))
+        grid = GridSearchCV(pipe, {"svc__C": list(SVM_C_GRID)}, n_jobs=n_jobs, cv=folds)
         grid.fit(X, labels)
         self.tuned_ = {"C": grid.best_params_["svc__C"], "cv_accuracy": float(grid.best_score_)}
         return {**rest, "C": self.tuned_["C"]}
@@ -205,6 +244,7 @@ class SklearnClassifier(Classifier):
             "classes": [str(c) for c in self.classes_], "image_spec": self.image_spec.to_dict(),
             "features": self.features, "feature_params": self.feature_params,
             "class_weight": self.class_weight, "params": self.params, "scaler": self.scaler,
+            "augment": self.augment,
             "seed": self.seed,
             "tuned": getattr(self, "tuned_", None), "weights": SKOPS_FILE, "versions": versions(),
         }
@@ -223,7 +263,7 @@ class SklearnClassifier(Classifier):
         spec = meta["image_spec"]
         model = cls(meta["family"], meta["features"], spec["size"], spec["channels"],
                     spec["resize"], meta["class_weight"], meta["params"], meta["scaler"],
-                    meta["feature_params"], meta.get("seed", 0))
+                    meta.get("augment", "none"), meta["feature_params"], meta.get("seed", 0))
         model.pipeline_ = load_skops(Path(path) / SKOPS_FILE)
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         if [str(c) for c in model.pipeline_.classes_] != meta["classes"]:
