@@ -34,6 +34,7 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/elpv_classical.py
+	$(BIN)/python benchmarks/elpv_check.py
 
 clean:
 	rm -rf runs .pytest_cache
