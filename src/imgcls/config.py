@@ -83,6 +83,10 @@ class CheckConfig(_Strict):
     """Thresholds of `imgcls check`."""
 
     near_threshold: int = Field(4, ge=0, le=32, description="Max differing bits of 64-bit pHashes.")
+    near_similarity: float = Field(
+        0.9, ge=-1, le=1,
+        description="Min correlation of thumbnails (minus the dataset mean) for near duplicates.",
+    )
     labels: bool = Field(True, description="Run the label-issue pass (cleanlab).")
     keep: Literal["first", "largest"] = Field(
         "first", description="Which member of a duplicate group the clean manifest keeps."
