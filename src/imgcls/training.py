@@ -83,7 +83,8 @@ def train(data: str | Path | None = None, *, model: str | None = None,
     train_rows = _rows(ds, loaded, "train")
     fit_started = time.perf_counter()
     clf.fit(loaded.images[train_rows], ds.labels[loaded.rows[train_rows]])
-    timings = {"fit_seconds": round(time.perf_counter() - fit_started, 3)}
+    timings = {"fit_seconds": round(time.perf_counter() - fit_started, 3),
+               **getattr(clf, "fit_timings_", {})}
     metrics = _evaluate_splits(clf, ds, loaded)
     timings["total_seconds"] = round(time.perf_counter() - started, 3)
     metrics.update(timings=timings, dataset=ds.summary(), model=clf.to_json(),

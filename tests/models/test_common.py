@@ -95,18 +95,17 @@ def test_augment_adds_flipped_copies_and_is_saved(data, tmp_path, monkeypatch):
 
     images, labels = data
     seen = []
-    original = SklearnClassifier.build_pipeline
+    original = SklearnClassifier._training_features
 
-    def spy(self, params=None):
-        pipeline = original(self, params)
-        fit = pipeline.fit
-        pipeline.fit = lambda X, y: (seen.append(len(y)), fit(X, y))[1]
-        return pipeline
+    def spy(self, imgs, labs):
+        X, y = original(self, imgs, labs)
+        seen.append((len(X), len(y)))
+        return X, y
 
-    monkeypatch.setattr(SklearnClassifier, "build_pipeline", spy)
+    monkeypatch.setattr(SklearnClassifier, "_training_features", spy)
     model = create_model("svm", features="hist", image_size=32, augment="hflip+vflip")
     model.fit(images, labels)
-    assert seen == [3 * len(labels)]
+    assert seen == [(3 * len(labels), 3 * len(labels))]
     assert load_model(model.save(tmp_path / "m")).augment == "hflip+vflip"
     with pytest.raises(ConfigError, match="model.augment"):
         create_model("svm", augment="mirror")

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -182,7 +183,9 @@ class SklearnClassifier(Classifier):
             raise ConfigError("Training needs at least 2 classes; got only "
                               f"{np.unique(labels).tolist()}.")
         n_original = len(labels)
+        started = time.perf_counter()
         X, labels = self._training_features(images, labels)
+        features_seconds = time.perf_counter() - started
         folds = self._folds(labels, n_original)
         params = self.params
         if self.family == "svm" and self.params.get("C", "auto") == "auto":
@@ -194,6 +197,9 @@ class SklearnClassifier(Classifier):
         pipeline.fit(X, labels)
         self.pipeline_ = pipeline
         self.classes_ = np.asarray(pipeline.classes_, dtype=object)
+        self.fit_timings_ = {"features_seconds": round(features_seconds, 3),
+                             "features_images_per_s": round(len(X) / max(features_seconds, 1e-9), 1),
+                             "estimator_seconds": round(time.perf_counter() - started - features_seconds, 3)}
         return self
 
     def _training_features(self, images, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,132 @@
+"""Read each file once: content hash, header facts, decoded statistics and a small thumbnail.
+
+Records are cached per file (path, size, mtime), so checking a grown folder again only
+reads the new files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..data.dataset import Dataset
+from ..data.decode import decode_with_info, is_grey
+from ..errors import ImageDecodeError
+from ..ioutils import atomic_open
+from ..progress import progress_bar
+
+THUMB = 64
+INSPECT_VERSION = "2"
+
+
+def image_stats(arr: np.ndarray) -> dict:
+    """Brightness, contrast, entropy, sharpness and a perceptual hash of one image."""
+    import cv2
+    import imagehash
+    from PIL import Image
+
+    grey = arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
+    scale = 256 / max(grey.shape)
+    if scale < 1:
+        grey = cv2.resize(grey, (max(1, round(grey.shape[1] * scale)),
+                                 max(1, round(grey.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    counts = np.bincount(grey.ravel(), minlength=256) / grey.size
+    nonzero = counts[counts > 0]
+    laplacian = cv2.Laplacian(grey, cv2.CV_32F)
+    return {
+        "brightness": float(grey.mean() / 255.0),
+        "contrast": float(grey.std() / 255.0),
+        "entropy": float(-(nonzero * np.log2(nonzero)).sum()),
+        "sharpness": float(np.log10(laplacian.var() + 1.0)),
+        "phash": str(imagehash.phash(Image.fromarray(grey))),
+        "mean_rgb": [round(float(v) / 255.0, 4) for v in
+                     (arr.reshape(-1, 3).mean(axis=0) if arr.ndim == 3 else [arr.mean()] * 3)],
+        "grey": is_grey(arr),
+    }
+
+
+def thumbnail(arr: np.ndarray) -> np.ndarray:
+    import cv2
+
+    grey = arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+
+
+def inspect_row(ds: Dataset, i: int) -> tuple[dict, np.ndarray | None]:
+    """One record (never raises for a bad file) and its thumbnail (None when undecodable)."""
+    record: dict = {"path": ds.paths[i]}
+    if ds.arrays is not None:
+        arr = np.ascontiguousarray(ds.arrays[i])
+        record.update(sha1=hashlib.sha1(arr.tobytes()).hexdigest(), format="array",
+                      width=arr.shape[1], height=arr.shape[0], mode="L" if arr.ndim == 2 else "RGB",
+                      frames=1, orientation=1, bytes=arr.nbytes)
+    else:
+        path = ds.file_path(i)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            record.update(error="unreadable", reason=f"cannot read file ({exc.strerror})")
+            return record, None
+        record.update(sha1=hashlib.sha1(data).hexdigest(), bytes=len(data))
+        try:
+            arr, info = decode_with_info(path, data, ds.max_image_pixels)
+        except ImageDecodeError as exc:
+            record.update(error=exc.kind, reason=exc.reason)
+            return record, None
+        record.update(info)
+    record.update(image_stats(arr))
+    return record, thumbnail(arr)
+
+
+def inspect_dataset(ds: Dataset, n_jobs: int = 1, cache_dir: Path | None = None,
+                    progress: bool = True) -> tuple[list[dict], np.ndarray]:
+    """Records for every row and a (N, 64, 64) thumbnail stack (zeros where undecodable)."""
+    cache = _Cache(cache_dir, ds) if cache_dir and ds.arrays is None else None
+    keys = [ds.fingerprint(i) for i in range(len(ds))]
+    records: list[dict | None] = [None] * len(ds)
+    thumbs = np.zeros((len(ds), THUMB, THUMB), dtype=np.uint8)
+    todo = []
+    for i, key in enumerate(keys):
+        hit = cache.get(key) if cache else None
+        if hit is None:
+            todo.append(i)
+        else:
+            records[i], thumbs[i] = {**hit[0], "path": ds.paths[i]}, hit[1]
+    with ThreadPoolExecutor(max(1, n_jobs)) as pool, progress_bar(
+            len(todo), f"Inspecting {ds.name}", progress) as advance:
+        for i, (record, thumb) in zip(todo, pool.map(lambda i: inspect_row(ds, i), todo), strict=True):
+            records[i] = record
+            if thumb is not None:
+                thumbs[i] = thumb
+            advance(1)
+    if cache:
+        cache.save(keys, records, thumbs)
+    return records, thumbs
+
+
+class _Cache:
+    """One .npz per dataset root: records as JSON text and the thumbnail stack, written together."""
+
+    def __init__(self, cache_dir: Path, ds: Dataset) -> None:
+        root = str(ds.root.resolve()) if ds.root else ds.name
+        name = hashlib.sha1(f"{INSPECT_VERSION}|{root}|{ds.max_image_pixels}".encode()).hexdigest()[:24]
+        self.base = Path(cache_dir) / "checks" / name
+        self.entries: dict[str, tuple[dict, np.ndarray]] = {}
+        try:
+            with np.load(self.base.with_suffix(".npz"), allow_pickle=False) as saved:
+                meta, stack = json.loads(str(saved["meta"])), saved["thumbs"]
+            self.entries = {k: (r, stack[n]) for n, (k, r) in enumerate(meta)}
+        except (OSError, ValueError, KeyError, IndexError):
+            self.entries = {}
+
+    def get(self, key: str) -> tuple[dict, np.ndarray] | None:
+        return self.entries.get(key)
+
+    def save(self, keys: list[str], records: list[dict], thumbs: np.ndarray) -> None:
+        meta = json.dumps(list(zip(keys, records, strict=True)))
+        with atomic_open(self.base.with_suffix(".npz"), "wb") as fh:
+            np.savez(fh, meta=np.array(meta), thumbs=thumbs)

@@ -1,0 +1,179 @@
+"""Turn inspection records into findings: per file, outliers, duplicates, classes, groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .findings import Finding
+
+EXTENSION_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG", ".gif": "GIF",
+    ".bmp": "BMP", ".dib": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".ico": "ICO",
+    ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM", ".pnm": "PPM", ".tga": "TGA",
+}
+ERROR_HINTS = {
+    "empty": "The file has no bytes; re-export or remove it from the dataset.",
+    "not_image": "The content is not an image whatever its name says; remove it or fix the export.",
+    "truncated": "The file ends early (interrupted copy or download); copy it again.",
+    "too_many_pixels": "Over data.max_image_pixels; raise the limit if you trust the file, or downsize it.",
+    "unreadable": "Pillow cannot decode it; convert it to PNG or JPEG.",
+}
+
+
+def file_findings(records: list[dict], min_side: int, max_aspect: float) -> list[Finding]:
+    """Errors for undecodable files, warnings for odd shapes, notes for unusual encodings."""
+    ok = [r for r in records if "error" not in r]
+    median_side = float(np.median([min(r["width"], r["height"]) for r in ok])) if ok else 0.0
+    mostly_colour = bool(ok) and np.mean([not r["grey"] for r in ok]) >= 0.5
+    out = []
+    for r in records:
+        if "error" in r:
+            out.append(Finding(r["path"], r["error"], "error", r["reason"], ERROR_HINTS[r["error"]]))
+            continue
+        out += _shape_findings(r, median_side, min_side, max_aspect)
+        out += _encoding_notes(r, mostly_colour)
+    return out
+
+
+def _shape_findings(r: dict, median_side: float, min_side: int, max_aspect: float) -> list[Finding]:
+    out = []
+    side, w, h = min(r["width"], r["height"]), r["width"], r["height"]
+    ext = "." + r["path"].rsplit(".", 1)[-1].lower() if "." in r["path"] else ""
+    expected = EXTENSION_FORMATS.get(ext)
+    if expected and r["format"] not in (expected, "MPO" if expected == "JPEG" else expected):
+        out.append(Finding(r["path"], "extension_mismatch", "warning",
+                           f"named {ext} but the content is {r['format']}",
+                           "Rename the file so tools that trust extensions read it correctly."))
+    if side < max(min_side, 0.25 * median_side):
+        out.append(Finding(r["path"], "tiny", "warning",
+                           f"{w}x{h} pixels; the dataset's median short side is {median_side:.0f}",
+                           "Check it is not a thumbnail or icon; tiny images carry little signal."))
+    if max(w, h) / max(1, side) > max_aspect:
+        out.append(Finding(r["path"], "extreme_aspect", "warning", f"{w}x{h} (aspect {max(w, h) / side:.1f})",
+                           "Resizing will distort it; consider model.resize=pad or crop it."))
+    return out
+
+
+def _encoding_notes(r: dict, mostly_colour: bool) -> list[Finding]:
+    notes = []
+    mode = r["mode"]
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        notes.append(("16bit", f"{mode} ({'16-bit' if mode.startswith('I;16') else '32-bit'}); "
+                      "scaled to 8 bits when used"))
+    if mode == "CMYK":
+        notes.append(("cmyk", "CMYK colour; converted to RGB when used"))
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        notes.append(("alpha", f"{mode} with transparency; composited on white when used"))
+    if r.get("frames", 1) > 1:
+        notes.append(("animation", f"{r['frames']} frames; only the first is used"))
+    if r.get("orientation", 1) not in (0, 1):
+        notes.append(("exif_rotation", f"EXIF orientation {r['orientation']}; rotated when used"))
+    if mostly_colour and r["grey"]:
+        notes.append(("grey_among_colour", "grey image in a mostly colour dataset"))
+    return [Finding(r["path"], check, "info", detail) for check, detail in notes]
+
+
+def _robust_z(values: np.ndarray, floor: float) -> np.ndarray:
+    median = np.median(values)
+    mad = 1.4826 * np.median(np.abs(values - median))
+    return (values - median) / max(mad, floor)
+
+
+OUTLIER_RULES = (  # check, statistic, direction, MAD floor, hint
+    ("dark", "brightness", -1, 0.03, "Much darker than the rest of the dataset; check exposure."),
+    ("bright", "brightness", +1, 0.03, "Much brighter than the rest of the dataset; check exposure."),
+    ("low_information", "entropy", -1, 0.15, "Nearly uniform content (blank, cap on lens, solid fill)."),
+    ("blurry", "sharpness", -1, 0.15, "Much less sharp than the rest of the dataset; check focus."),
+)
+
+
+def _nearly_blank(entropy: float, median: float) -> bool:
+    """Under 1.5 bits and well under the dataset's typical image: blank whatever the spread."""
+    return entropy < 1.5 and entropy < 0.5 * median
+
+
+def outlier_findings(records: list[dict], z_limit: float) -> list[Finding]:
+    """Images far from the dataset's own typical brightness, information and sharpness."""
+    ok = [r for r in records if "error" not in r]
+    if len(ok) < 10:
+        return []
+    out = []
+    for check, stat, direction, floor, hint in OUTLIER_RULES:
+        values = np.array([r[stat] for r in ok])
+        z = _robust_z(values, floor) * direction
+        median = float(np.median(values))
+        for r, score in zip(ok, z, strict=True):
+            if score > z_limit or (stat == "entropy" and _nearly_blank(r[stat], median)):
+                out.append(Finding(r["path"], check, "warning",
+                                   f"{stat} {r[stat]:.3f} vs dataset median {median:.3f} "
+                                   f"({score:.1f} robust SDs)", hint))
+    return out
+
+
+def duplicate_findings(table: pd.DataFrame, groups: list[list[int]], kind: str) -> list[Finding]:
+    """One finding per member, plus leakage across splits and label conflicts per group."""
+    out = []
+    paths, labels = table["path"].tolist(), table["label"].tolist()
+    splits = table["split"].tolist() if "split" in table else [""] * len(table)
+    for group in groups:
+        others = ", ".join(paths[j] for j in group[:6]) + (" …" if len(group) > 6 else "")
+        group_labels = sorted({labels[j] for j in group})
+        group_splits = sorted({splits[j] for j in group} - {""})
+        for j in group:
+            out.append(Finding(paths[j], f"{kind}_duplicate", "warning",
+                               f"group of {len(group)}: {others}",
+                               "Keep one copy (imgcls check --write-manifest does)."))
+            if len(group_splits) > 1:
+                out.append(Finding(paths[j], "leakage", "warning",
+                                   f"{kind} duplicate in splits {group_splits}: {others}",
+                                   "The same image in train and test inflates test scores; keep one."))
+            if len(group_labels) > 1:
+                out.append(Finding(paths[j], "label_conflict", "warning",
+                                   f"{kind} duplicates labelled {group_labels}: {others}",
+                                   "Decide the right label; the clean manifest drops conflicting groups."))
+    return out
+
+
+def class_findings(table: pd.DataFrame, test_fraction: float, max_ratio: float) -> tuple[dict, list[Finding]]:
+    counts = table["label"].value_counts()
+    ratio = float(counts.max() / counts.min()) if len(counts) else 0.0
+    summary = {"counts": {str(k): int(v) for k, v in counts.items()}, "imbalance_ratio": round(ratio, 3)}
+    out = []
+    if len(counts) < 2:
+        out.append(Finding("", "one_class", "error", f"only class {list(counts.index)}",
+                           "A classifier needs at least two classes."))
+    if ratio > max_ratio:
+        out.append(Finding("", "class_imbalance", "warning",
+                           f"largest/smallest class = {ratio:.1f} ({counts.idxmax()}: {counts.max()}, "
+                           f"{counts.idxmin()}: {counts.min()})",
+                           "Consider model.class_weight=balanced and judge by balanced accuracy / macro-F1."))
+    need = int(np.ceil(1 / test_fraction)) if test_fraction > 0 else 2
+    for label, n in counts.items():
+        if n < 2:
+            out.append(Finding("", "class_too_small", "error", f"class '{label}' has {n} image",
+                               "Stratified splits need at least 2 images per class; add images."))
+        elif n < need:
+            out.append(Finding("", "class_too_small", "warning",
+                               f"class '{label}' has {n} images; a {test_fraction:.0%} test split "
+                               "may hold none of it", "Add images or lower split.test."))
+    return summary, out
+
+
+def group_findings(table: pd.DataFrame, columns: list[str], max_groups: int = 50,
+                   min_count: int = 5) -> tuple[dict, list[Finding]]:
+    """Per metadata column: images per group and class; notes on absent or thin groups."""
+    summary, out = {}, []
+    for column in columns:
+        values = table[column].astype(str)
+        if values.nunique() > max_groups or values.nunique() < 2:
+            continue
+        crosstab = pd.crosstab(values, table["label"])
+        summary[column] = {g: {str(k): int(v) for k, v in row.items()} for g, row in crosstab.iterrows()}
+        for group, row in crosstab.iterrows():
+            for label, n in row.items():
+                if n < min_count:
+                    out.append(Finding("", "group_representation", "info",
+                                       f"{column}={group} has {n} image(s) of class '{label}'",
+                                       "Per-group figures for it will be unreliable; collect more."))
+    return summary, out
