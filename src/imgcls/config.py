@@ -133,10 +133,21 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"Override '{item}' must look like key=value, e.g. split.test=0.2.")
         try:
-            parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+            value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
-            parsed[key.strip()] = raw
+            value = raw
+        parsed[key.strip()] = _number_or_same(value)
     return parsed
+
+
+def _number_or_same(value: Any) -> Any:
+    """YAML 1.1 reads '1e-3' as a string; a user typing it means a number."""
+    if isinstance(value, str):
+        try:
+            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf") else value
+        except ValueError:
+            return value
+    return value
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:

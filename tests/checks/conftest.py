@@ -8,8 +8,9 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import write_bomb_png, write_empty, write_text_as_png, write_truncated_jpeg
 from PIL import Image
+
+from helpers import write_bomb_png, write_empty, write_text_as_png, write_truncated_jpeg
 
 SIZE = 64
 
@@ -98,7 +99,7 @@ def defect_manifest(tmp_path):
     Image.fromarray(colourise(dots(rng), rng)).save(add("jpeg_named.png"), "JPEG")  # mismatch
     Image.fromarray(colourise(dots(rng), rng)[:6, :6]).save(add("tiny.png"))
     Image.fromarray(np.tile(colourise(stripes(rng), rng), (1, 6, 1))).save(add("wide.png"))
-    Image.fromarray((stripes(rng).astype(np.uint16) * 257)).save(add("deep16.png"))
+    Image.fromarray(stripes(rng).astype(np.uint16) * 257).save(add("deep16.png"))
     _cmyk_jpeg(add("cmyk.jpg"))
     rgba = np.dstack([colourise(dots(rng), rng), np.full((SIZE, SIZE), 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(add("alpha.png"))

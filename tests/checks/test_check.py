@@ -6,9 +6,9 @@ import sys
 
 import pandas as pd
 import pytest
-from helpers import file_hashes
 
 import imgcls
+from helpers import file_hashes
 from imgcls.checks import check
 
 EXPECTED = {  # file -> check that must flag it
@@ -110,3 +110,10 @@ def test_cli_fail_on(defect_manifest, tmp_path):
     failing = run("--fail-on", "error")
     assert failing.returncode == 1 and "too_many_pixels" in failing.stderr
     assert run("--fail-on", "everything").returncode == 2
+
+
+def test_default_output_folder_is_named_after_the_dataset(clean_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = check(str(clean_folder), progress=False, overrides=["check.labels=false"])
+    assert report.out == tmp_path.joinpath("checks", "clean").relative_to(tmp_path)
+    assert (tmp_path / "checks" / "clean" / "check.json").is_file()

@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ..data.dataset import Dataset
 from ..ioutils import atomic_write_text
@@ -107,7 +106,3 @@ def summary_facts(ds: Dataset, records: list[dict]) -> dict:
         "grey_images": int(sum(r["grey"] for r in ok)),
         "ignored_while_listing": dict(ds.ignored),
     }
-
-
-def issues_frame(issues: list[Finding]) -> pd.DataFrame:
-    return pd.DataFrame([f.to_dict() for f in issues], columns=["path", "check", "severity", "detail", "hint"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import CheckConfig, DataConfig, SplitConfig, cache_root, resolve_config, resolve_n_jobs
+from ..config import CheckConfig, SplitConfig, cache_root, resolve_config, resolve_n_jobs
 from ..data import Dataset, assign_splits, load_dataset
 from ..errors import ConfigError, DataError
 from ..log import info, warn
@@ -61,7 +61,8 @@ def check(data: str | Path | Dataset, *, out_dir: str | Path | None = None,
     """
     cfg = resolve_config(overrides=overrides)
     ccfg, jobs = cfg.check, resolve_n_jobs(n_jobs)
-    ds = data if isinstance(data, Dataset) else load_dataset(cfg.data.model_copy(update={"source": str(data)}))
+    given_dataset = isinstance(data, Dataset)
+    ds = data if given_dataset else load_dataset(cfg.data.model_copy(update={"source": str(data)}))
     ds = _with_splits(ds, ccfg)
     started = time.perf_counter()
     records, thumbs = inspect_dataset(ds, jobs, cache_root(cfg), progress)
@@ -74,7 +75,7 @@ def check(data: str | Path | Dataset, *, out_dir: str | Path | None = None,
                "label_seconds": time.perf_counter() - analysed}
     summary = _summary(ds, records, issues, facts, timings)
     result = CheckReport(summary, issues, None, groups)
-    if out_dir is not None or not isinstance(data, Dataset):
+    if out_dir is not None or not given_dataset:
         result.out = Path(out_dir) if out_dir else Path("checks") / ds.name
         _write_outputs(result, ds, thumbs)
     if write_manifest is not None:
