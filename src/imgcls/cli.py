@@ -105,9 +105,11 @@ def _print_table(table) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if (table["error"] == "").all():
+        table = table.drop(columns="error")
     view = Table(*table.columns)
-    for row in table.astype(str).itertuples(index=False):
-        view.add_row(*row)
+    for row in table.itertuples(index=False):
+        view.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
     Console().print(view)
 
 
