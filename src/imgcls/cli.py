@@ -125,6 +125,8 @@ def check(
     keep: Annotated[str | None, typer.Option(help="Duplicate kept in the manifest: first or largest.")
                     ] = None,
     labels: Annotated[bool, typer.Option(help="Run the label-issue pass.")] = True,
+    run: Annotated[Path | None, typer.Option(help="Use this run's model for the label-issue pass.")
+                   ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Find unreadable files, duplicates, leakage, outliers, imbalance and label errors."""
@@ -136,7 +138,7 @@ def check(
         items.append(f"check.keep={keep}")
     if fail_on not in (None, "error", "warning"):
         raise typer.BadParameter("use error or warning", param_hint="--fail-on")
-    report = run_check(data, out_dir=out, overrides=items, write_manifest=write_manifest,
+    report = run_check(data, out_dir=out, overrides=items, write_manifest=write_manifest, run=run,
                        progress=not quiet)
     print_summary(report.summary, report.issues)
     typer.echo(f"Report: {report.out / 'check.html'}", err=True)

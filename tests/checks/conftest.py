@@ -10,31 +10,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import write_bomb_png, write_empty, write_text_as_png, write_truncated_jpeg
-
-SIZE = 64
-
-
-def stripes(rng) -> np.ndarray:
-    period = rng.uniform(5, 12)
-    phase = rng.uniform(0, period)
-    rows = np.arange(SIZE)[:, None]
-    img = 128 + 90 * np.sin(2 * np.pi * (rows + phase) / period) * np.ones((1, SIZE))
-    return np.clip(img + rng.normal(0, 12, (SIZE, SIZE)), 0, 255).astype(np.uint8)
-
-
-def dots(rng) -> np.ndarray:
-    img = np.full((SIZE, SIZE), 128.0)
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    for _ in range(int(rng.integers(6, 10))):
-        cy, cx, r = rng.uniform(6, SIZE - 6), rng.uniform(6, SIZE - 6), rng.uniform(3, 6)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.choice([30, 220])
-    return np.clip(img + rng.normal(0, 12, (SIZE, SIZE)), 0, 255).astype(np.uint8)
-
-
-def colourise(grey: np.ndarray, rng) -> np.ndarray:
-    tint = rng.uniform(0.8, 1.0, size=3)
-    return np.clip(grey[..., None] * tint, 0, 255).astype(np.uint8)
+from helpers import (
+    SIZE,
+    colourise,
+    dots,
+    stripes,
+    write_bomb_png,
+    write_empty,
+    write_text_as_png,
+    write_truncated_jpeg,
+)
 
 
 def make_clean(root, n=30, seed=0) -> list[dict]:

@@ -117,3 +117,17 @@ def test_default_output_folder_is_named_after_the_dataset(clean_folder, tmp_path
     report = check(str(clean_folder), progress=False, overrides=["check.labels=false"])
     assert report.out == tmp_path.joinpath("checks", "clean").relative_to(tmp_path)
     assert (tmp_path / "checks" / "clean" / "check.json").is_file()
+
+
+def test_label_issues_from_a_given_run(clean_folder, tmp_path):
+    from PIL import Image
+
+    from helpers import colourise, stripes
+
+    run = imgcls.train(str(clean_folder), model="logistic_regression", features="hog",
+                       out=tmp_path / "run", progress=False)
+    rng = __import__("numpy").random.default_rng(99)
+    Image.fromarray(colourise(stripes(rng), rng)).save(clean_folder / "dots" / "odd_one.png")
+    report = check(str(clean_folder), out_dir=tmp_path / "o", run=run.path, progress=False)
+    flagged = {f.path for f in report.by_check("label_issue")}
+    assert "dots/odd_one.png" in flagged

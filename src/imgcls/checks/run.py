@@ -49,7 +49,7 @@ class CheckReport:
 
 def check(data: str | Path | Dataset, *, out_dir: str | Path | None = None,
           overrides: Sequence[str] | Mapping[str, Any] = (), write_manifest: str | Path | None = None,
-          n_jobs: int = 0, progress: bool = True) -> CheckReport:
+          run: str | Path | None = None, n_jobs: int = 0, progress: bool = True) -> CheckReport:
     """Inspect every image, then report file, duplicate, quality, class and label problems.
 
     Args:
@@ -58,6 +58,8 @@ def check(data: str | Path | Dataset, *, out_dir: str | Path | None = None,
             with a Dataset writes nothing.
         overrides: ``check.*`` and ``data.*`` keys, e.g. ``check.near_threshold=6``.
         write_manifest: Also write a clean CSV manifest here.
+        run: A trained run (or model folder) whose probabilities feed the label-issue pass
+            instead of a quick cross-validated model (in-sample for its own training rows).
     """
     cfg = resolve_config(overrides=overrides)
     ccfg, jobs = cfg.check, resolve_n_jobs(n_jobs)
@@ -70,7 +72,8 @@ def check(data: str | Path | Dataset, *, out_dir: str | Path | None = None,
     issues, groups, facts = _dataset_findings(ds, records, thumbs, ccfg)
     analysed = time.perf_counter()
     if ccfg.labels:
-        issues += _label_findings(ds, records, thumbs, jobs)
+        issues += (_run_label_findings(ds, run, jobs, cache_root(cfg)) if run
+                   else _label_findings(ds, records, thumbs, jobs))
     timings = {"inspect_seconds": inspected - started, "analysis_seconds": analysed - inspected,
                "label_seconds": time.perf_counter() - analysed}
     summary = _summary(ds, records, issues, facts, timings)
@@ -118,6 +121,22 @@ def _label_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, jobs: 
         return []
     proba, classes = oof
     return label_issue_findings([ds.paths[i] for i in rows], labels, proba, classes)
+
+
+def _run_label_findings(ds: Dataset, run: str | Path, jobs: int, cache) -> list[Finding]:
+    from ..data import load_images
+    from ..models import load_model
+
+    model = load_model(run)
+    loaded = load_images(ds, model.image_spec, jobs, cache, progress=False)
+    classes = [str(c) for c in model.classes_]
+    labels = ds.labels[loaded.rows].astype(str)
+    known = np.isin(labels, classes)
+    if not known.any():
+        raise DataError(f"None of the labels of '{ds.name}' are classes of the model in '{run}'.")
+    proba = model.predict_proba(loaded.images[known])
+    paths = [ds.paths[i] for i in loaded.rows[known]]
+    return label_issue_findings(paths, labels[known], proba, classes)
 
 
 def _summary(ds: Dataset, records, issues, facts, timings) -> dict:
