@@ -166,10 +166,15 @@ def models() -> None:
     from rich.table import Table
 
     from .models import list_models
+    from .models.deep import family_facts
 
-    view = Table("name", "school", "description")
+    view = Table("name", "school", "parameters", "offline weights", "description")
+    view.columns[0].no_wrap = True
     for family in list_models():
-        view.add_row(family.name, family.school, family.description)
+        facts = family_facts(family.name) if family.school == "deep" else {}
+        params = f"{facts['parameters'] / 1e6:.1f} M" if facts else "-"
+        offline = ("yes" if facts["offline_weights"] else "no") if facts else "-"
+        view.add_row(family.name, family.school, params, offline, family.description)
     Console().print(view)
 
 

@@ -64,6 +64,12 @@ class ModelConfig(_Strict):
         "auto", description="Square side images are resized to; auto follows the data."
     )
     resize: Literal["squash", "crop", "pad"] = "squash"
+    pretrained: str = Field(
+        "auto", description="Deep models: auto (offline weights), none, or a weights file path."
+    )
+    mode: Literal["linear-probe"] = Field(
+        "linear-probe", description="Deep models: linear-probe (frozen backbone + logistic head)."
+    )
     class_weight: Literal["balanced"] | None = None
     scaler: Literal["auto", "standard", "none"] = Field(
         "auto", description="Feature standardisation; auto skips it for raw pixels alone."

@@ -25,9 +25,10 @@ from .data import Dataset, ImageSpec, LoadedImages, assign_splits, load_dataset,
 from .errors import ConfigError, DataError
 from .ioutils import atomic_write_text
 from .log import info
-from .models import Classifier, create_model, load_model
+from .models import MODELS, Classifier, create_model, load_model
 
 MAX_AUTO_SIZE = 150
+DEEP_AUTO_SIZE = 224
 
 
 @dataclass
@@ -115,11 +116,13 @@ def _check_trainable(ds: Dataset) -> None:
 
 
 def _image_spec(ds: Dataset, cfg: RunConfig) -> ImageSpec:
+    """Classical: the data's own size (capped); deep: the backbone's input size, RGB."""
+    deep = MODELS.get(cfg.model.name).school == "deep"
     size = cfg.model.image_size
     if size == "auto":
-        size = min(MAX_AUTO_SIZE, median_short_side(ds))
+        size = DEEP_AUTO_SIZE if deep else min(MAX_AUTO_SIZE, median_short_side(ds))
         info(f"model.image_size=auto -> {size}")
-    return ImageSpec(size=int(size), channels=None, resize=cfg.model.resize)
+    return ImageSpec(size=int(size), channels=3 if deep else None, resize=cfg.model.resize)
 
 
 def median_short_side(ds: Dataset, sample: int = 200) -> int:
@@ -146,17 +149,18 @@ def _make_model(cfg: RunConfig, loaded: LoadedImages, progress: bool) -> Classif
     if len(loaded.images) == 0:
         raise DataError("No image could be decoded; see skipped.csv reasons above.")
     size = loaded.images.shape[1]
+    m = cfg.model
+    common = {"image_size": size, "resize": m.resize, "class_weight": m.class_weight,
+              "params": dict(m.params), "seed": cfg.split.seed, "n_jobs": resolve_n_jobs(cfg.n_jobs),
+              "cache_dir": cache_root(cfg), "progress": progress}
+    if MODELS.get(m.name).school == "deep":
+        return create_model(m.name, pretrained=m.pretrained, mode=m.mode, **common)
     features = cfg.model.features
     if features == "auto":
         features = auto_features(size, loaded.channels)
         info(f"model.features=auto -> {features}")
-    return create_model(cfg.model.name, features=features, image_size=size,
-                        channels=loaded.channels, resize=cfg.model.resize,
-                        class_weight=cfg.model.class_weight, params=dict(cfg.model.params),
-                        scaler=cfg.model.scaler, augment=cfg.model.augment,
-                        feature_params=dict(cfg.model.feature_params),
-                        seed=cfg.split.seed, n_jobs=resolve_n_jobs(cfg.n_jobs),
-                        cache_dir=cache_root(cfg), progress=progress)
+    return create_model(m.name, features=features, channels=loaded.channels, scaler=m.scaler,
+                        augment=m.augment, feature_params=dict(m.feature_params), **common)
 
 
 def _rows(ds: Dataset, loaded: LoadedImages, split: str) -> np.ndarray:
