@@ -35,6 +35,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/elpv_classical.py
 	$(BIN)/python benchmarks/elpv_check.py
+	$(BIN)/python benchmarks/elpv_deep.py
 
 clean:
 	rm -rf runs .pytest_cache
