@@ -13,8 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .ioutils import atomic_open
+from .ioutils import cached_array, content_cache_path
 from .progress import progress_bar
 from .registry import Registry
 
@@ -189,17 +187,9 @@ class FeatureSet:
         """Feature matrix (N, D) float32 for a stack of same-sized uint8 images."""
         if len(images) == 0:
             raise ConfigError("No images to extract features from.")
-        path = self._cache_path(images, cache_dir) if cache_dir else None
-        if path is not None and path.is_file():
-            try:
-                return np.load(path)
-            except (OSError, ValueError):
-                pass
-        features = self._run(images, n_jobs, progress)
-        if path is not None:
-            with atomic_open(path, "wb") as fh:
-                np.save(fh, features)
-        return features
+        path = content_cache_path(cache_dir, "features",
+                                  [FEATURES_VERSION, self.spec, self.params], images)
+        return cached_array(path, lambda: self._run(images, n_jobs, progress))
 
     def _run(self, images: np.ndarray, n_jobs: int, progress: bool) -> np.ndarray:
         chunk = 64
@@ -219,10 +209,3 @@ class FeatureSet:
                 blocks.append(block)
                 advance(len(block))
             return np.concatenate(blocks)
-
-    def _cache_path(self, images: np.ndarray, cache_dir: Path) -> Path:
-        digest = hashlib.sha256()
-        digest.update(json.dumps([FEATURES_VERSION, self.spec, self.params, images.shape,
-                                  str(images.dtype)], sort_keys=True, default=str).encode())
-        digest.update(np.ascontiguousarray(images).data)
-        return Path(cache_dir) / "features" / f"{digest.hexdigest()[:32]}.npy"

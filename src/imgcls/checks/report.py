@@ -22,8 +22,7 @@ def write_json(path: Path, summary: dict, issues: list[Finding]) -> None:
 
 
 def write_html(path: Path, summary: dict, issues: list[Finding], ds: Dataset, thumbs: np.ndarray) -> None:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
+    from ..report.html import render
     from ..report.plots import thumbnail_uri
 
     row_of = {p: i for i, p in enumerate(ds.paths)}
@@ -39,9 +38,7 @@ def write_html(path: Path, summary: dict, issues: list[Finding], ds: Dataset, th
             shown.append({**f.to_dict(), "thumb": thumbnail_uri(thumbs[i], 96) if has_thumb else None})
         sections.append({"check": check, "severity": items[0].severity, "count": len(items),
                          "items": shown, "hint": items[0].hint})
-    env = Environment(loader=PackageLoader("imgcls.report", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]))
-    html = env.get_template("check.html.j2").render(summary=summary, sections=sections)
+    html = render("check.html.j2", summary=summary, sections=sections)
     atomic_write_text(path, html)
 
 

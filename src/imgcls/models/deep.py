@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from ..data.loading import ImageSpec
 from ..errors import ConfigError, ModelError
-from ..ioutils import atomic_dir, atomic_open
+from ..ioutils import atomic_dir, cached_array, content_cache_path
 from ..progress import progress_bar
 from .base import FORMAT_VERSION, MODEL_JSON, MODELS, Classifier, ModelFamily, read_model_json, versions
 from .classical import load_skops
@@ -79,14 +78,12 @@ class TorchClassifier(Classifier):
     def embed(self, images) -> np.ndarray:
         """Backbone features (N, D) for uint8 images, normalised as the backbone expects."""
         prepared = self.prepare(images)
-        path = self._cache_path(prepared)
-        if path is not None and path.is_file():
-            return np.load(path)
-        features = self._run_backbone(prepared)
-        if path is not None:
-            with atomic_open(path, "wb") as fh:
-                np.save(fh, features)
-        return features
+        path = None
+        if self.cache_dir is not None:
+            self._backbone()  # resolves weights_, part of the key
+            path = content_cache_path(self.cache_dir, "embeddings",
+                                      [EMBED_VERSION, self.family, self.weights_], prepared)
+        return cached_array(path, lambda: self._run_backbone(prepared))
 
     def _run_backbone(self, prepared: np.ndarray) -> np.ndarray:
         import torch
@@ -106,15 +103,6 @@ class TorchClassifier(Classifier):
                 out.append(model(x).float().numpy())
                 advance(len(batch))
         return np.concatenate(out)
-
-    def _cache_path(self, prepared: np.ndarray) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        self._backbone()
-        digest = hashlib.sha256(json.dumps([EMBED_VERSION, self.family, self.weights_,
-                                            prepared.shape]).encode())
-        digest.update(np.ascontiguousarray(prepared).data)
-        return Path(self.cache_dir) / "embeddings" / f"{digest.hexdigest()[:32]}.npy"
 
     def fit(self, images, labels: Sequence[str]) -> TorchClassifier:
         labels = np.asarray(labels, dtype=object).astype(str)

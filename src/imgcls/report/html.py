@@ -17,11 +17,13 @@ MAX_ERRORS = 16
 MAX_SKIPPED = 200
 
 
-def _environment():
+def render(template: str, **context) -> str:
+    """Render one of the package's templates with autoescaping."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    return Environment(loader=PackageLoader("imgcls.report", "templates"),
-                       autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(loader=PackageLoader("imgcls.report", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]))
+    return env.get_template(template).render(**context)
 
 
 def worst_errors(predictions: pd.DataFrame, ds: Dataset, loaded: LoadedImages,
@@ -83,6 +85,6 @@ def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Datas
         "config_yaml": config_to_yaml(cfg),
         "model": metrics.get("model", {}),
     }
-    html = _environment().get_template("report.html.j2").render(**context)
+    html = render("report.html.j2", **context)
     atomic_write_text(path, html)
     return Path(path)
