@@ -47,7 +47,9 @@ Overrides = Annotated[list[str] | None, typer.Argument(
 @app.command()
 @_library_call
 def train(
-    data: Annotated[str, typer.Argument(help="Folder, CSV/Parquet manifest or built-in dataset.")],
+    data: Annotated[str | None, typer.Argument(
+        help="Folder, CSV/Parquet manifest or built-in dataset (not with --resume).",
+        show_default=False)] = None,
     overrides: Overrides = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model family.")] = None,
     features: Annotated[str | None, typer.Option("--features", "-f",
@@ -56,12 +58,26 @@ def train(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue an interrupted fine-tuning run folder from its last checkpoint.")] = None,
+    profile: Annotated[bool, typer.Option(
+        help="Log images/s of data loading, forward and backward (train.profile=true).")] = False,
 ) -> None:
     """Train a model, evaluate it on the test split and write a run folder."""
+    from .errors import ConfigError
     from .training import train as run_train
 
-    run_train(data, model=model, features=features, out=out, config=config,
-              overrides=overrides or [], overwrite=overwrite, progress=not quiet)
+    overrides = list(overrides or [])
+    if data is not None and "=" in data:  # `train --resume RUN key=value`: no DATA given
+        overrides.insert(0, data)
+        data = None
+    if data is None and resume is None:
+        raise ConfigError("Give the DATA to train on (a folder, manifest or built-in name), "
+                          "or --resume RUN to continue an interrupted run.")
+    if profile:
+        overrides.append("train.profile=true")
+    run_train(data, model=model, features=features, out=out, config=config, overrides=overrides,
+              overwrite=overwrite, progress=not quiet, resume=resume)
 
 
 @app.command()

@@ -64,18 +64,24 @@ class ModelConfig(_Strict):
         "auto", description="Square side images are resized to; auto follows the data."
     )
     resize: Literal["squash", "crop", "pad"] = "squash"
-    pretrained: str = Field(
-        "auto", description="Deep models: auto (offline weights), none, or a weights file path."
+    roi: Literal["none", "otsu"] = Field(
+        "none", description="Crop each image to its foreground box (Otsu threshold) before resizing."
     )
-    mode: Literal["linear-probe"] = Field(
-        "linear-probe", description="Deep models: linear-probe (frozen backbone + logistic head)."
+    pretrained: str = Field(
+        "auto", description="Deep models: auto (offline weights), none, hub, or a weights file path."
+    )
+    mode: Literal["finetune", "linear-probe"] = Field(
+        "finetune",
+        description="Deep models: finetune (train end to end) or linear-probe (frozen backbone).",
     )
     class_weight: Literal["balanced"] | None = None
     scaler: Literal["auto", "standard", "none"] = Field(
         "auto", description="Feature standardisation; auto skips it for raw pixels alone."
     )
     augment: str = Field(
-        "none", description="Extra flipped training copies for classical models: hflip+vflip+rot180."
+        "auto",
+        description="Training augmentation joined by '+'. Deep: crop, hflip, vflip, rot90, rotate, "
+        "jitter, trivial, randaug, erase; classical: extra hflip/vflip/rot180 copies; auto picks.",
     )
     feature_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-extractor options, e.g. lbp: {grid: 4}."
@@ -83,6 +89,37 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Estimator hyper-parameters, e.g. C: 10."
     )
+
+
+class TrainConfig(_Strict):
+    """How deep models are fine-tuned (Lightning): schedule, regularisation, devices."""
+
+    epochs: int | Literal["auto"] = Field("auto", description="Passes over the training data; auto by model.")
+    batch_size: int = Field(32, ge=1)
+    lr: float | Literal["auto"] = Field("auto", description="Peak AdamW learning rate; auto by family.")
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_epochs: float = Field(0.5, ge=0, description="Linear warm-up, then cosine decay to zero.")
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    mixup: float = Field(0.0, ge=0, description="MixUp alpha; 0 turns it off.")
+    cutmix: float = Field(0.0, ge=0, description="CutMix alpha; 0 turns it off.")
+    ema: bool = Field(False, description="Keep an exponential moving average of the weights.")
+    ema_decay: float = Field(0.998, gt=0, lt=1)
+    freeze: int | Literal["auto"] = Field(
+        "auto", description="Leading layer groups kept frozen; auto freezes the high-resolution "
+        "stages (output stride <= 8) of pretrained CNNs, nothing when training from scratch.",
+    )
+    imbalance: Literal["auto", "weights", "sampler", "none"] = Field(
+        "auto", description="Class imbalance: loss weights, a balanced sampler, or none; auto picks."
+    )
+    patience: int = Field(5, ge=0, description="Early stopping on the validation split; 0 turns it off.")
+    monitor: Literal["val_accuracy", "val_macro_f1", "val_loss"] = "val_accuracy"
+    tta: Literal["none", "hflip", "hflip+vflip"] = Field("none", description="Test-time augmentation.")
+    accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu, mps.")
+    devices: int | str = Field("auto", description="Lightning devices: auto, a count, or a list.")
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = Field("auto", description="Lightning strategy: auto, ddp, fsdp, ...")
+    precision: str = Field("auto", description="auto: bf16-mixed on GPUs that have it, else 32-true.")
+    profile: bool = Field(False, description="Log images/s of data loading, forward and backward.")
 
 
 class CheckConfig(_Strict):
@@ -110,6 +147,7 @@ class RunConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     check: CheckConfig = Field(default_factory=CheckConfig)
     out: str | None = Field(None, description="Run folder; default runs/<data>-<model>[-N].")
     n_jobs: int = Field(0, description="Worker processes/threads; 0 means one per CPU core.")

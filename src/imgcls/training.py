@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from .models import MODELS, Classifier, create_model, load_model
 
 MAX_AUTO_SIZE = 150
 DEEP_AUTO_SIZE = 224
+SMALL_CNN_MIN, SMALL_CNN_MAX = 32, 64
+RUN_CHECKPOINTS, RUN_LOGS = "checkpoints", "logs"  # written by fine-tuning
 
 
 @dataclass
@@ -54,7 +57,8 @@ def train(data: str | Path | None = None, *, model: str | None = None,
           features: str | None = None, out: str | Path | None = None,
           config: RunConfig | str | Path | None = None,
           overrides: Sequence[str] | Mapping[str, Any] = (), overwrite: bool = False,
-          progress: bool = True) -> Run:
+          progress: bool = True, resume: str | Path | None = None,
+          callbacks: Sequence[Any] = ()) -> Run:
     """Train, evaluate and save a model; returns the Run.
 
     Args:
@@ -65,35 +69,61 @@ def train(data: str | Path | None = None, *, model: str | None = None,
         config: A RunConfig or YAML file to start from.
         overrides: ``key=value`` strings or a mapping, applied last.
         overwrite: Replace an existing ``out`` folder instead of failing.
+        resume: A run folder whose training was interrupted: continue it from its last
+            checkpoint with its own config.yaml (``overrides`` may raise ``train.epochs``).
+        callbacks: Extra Lightning callbacks for fine-tuned deep models.
     """
     shortcuts = {"data.source": data, "model.name": model, "model.features": features, "out": out}
     items = dict(overrides) if isinstance(overrides, Mapping) else {}
     strings = [] if isinstance(overrides, Mapping) else list(overrides)
     items.update({k: str(v) for k, v in shortcuts.items() if v is not None})
+    checkpoint = None
+    if resume is not None:
+        config, checkpoint = _resume_point(Path(resume))
+        items["out"] = str(resume)
     cfg = resolve_config(config, strings)
     cfg = resolve_config(cfg, items) if items else cfg
     started = time.perf_counter()
     ds = assign_splits(load_dataset(cfg.data), cfg.split)
     _check_trainable(ds)
-    run_dir = _run_dir(cfg, ds, overwrite)
+    run_dir = Path(resume) if resume is not None else _run_dir(cfg, ds, overwrite)
+    cfg.out = str(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))  # what --resume reads back
     loaded = load_images(ds, _image_spec(ds, cfg), resolve_n_jobs(cfg.n_jobs),
                          cache_root(cfg), progress)
     _report_skipped(loaded, ds)
     findings = _quick_checks(ds, loaded, cfg)
-    clf = _make_model(cfg, loaded, progress)
+    clf = _make_model(cfg, loaded, progress, run_dir, checkpoint, callbacks)
     train_rows = _rows(ds, loaded, "train")
     fit_started = time.perf_counter()
-    clf.fit(loaded.images[train_rows], ds.labels[loaded.rows[train_rows]])
+    fit_args: dict[str, Any] = {}
+    val_rows = _rows(ds, loaded, "val")
+    if clf.school == "deep" and len(val_rows):
+        fit_args["val"] = (loaded.images[val_rows], ds.labels[loaded.rows[val_rows]])
+    clf.fit(loaded.images[train_rows], ds.labels[loaded.rows[train_rows]], **fit_args)
     timings = {"fit_seconds": round(time.perf_counter() - fit_started, 3),
                **getattr(clf, "fit_timings_", {})}
     metrics = _evaluate_splits(clf, ds, loaded)
     timings["total_seconds"] = round(time.perf_counter() - started, 3)
     metrics.update(timings=timings, dataset=ds.summary(), model=clf.to_json(),
                    checks=[f.to_dict() for f in findings])
-    cfg.out = str(run_dir)
     _write_run(run_dir, cfg, clf, ds, loaded, metrics)
     info(f"Run written to {run_dir}  (report: {run_dir / 'report.html'})")
     return Run(run_dir, cfg, metrics, clf)
+
+
+def _resume_point(run_dir: Path) -> tuple[Path, Path]:
+    from .models.finetune import CHECKPOINTS, LAST_CHECKPOINT
+
+    config = run_dir / "config.yaml"
+    checkpoint = run_dir / CHECKPOINTS / LAST_CHECKPOINT
+    if not config.is_file():
+        raise ConfigError(f"Cannot resume '{run_dir}': it is not a run folder (config.yaml is missing).")
+    if not checkpoint.is_file():
+        raise ConfigError(f"Cannot resume '{run_dir}': no checkpoint at {checkpoint} (only fine-tuned "
+                          "deep models write checkpoints, after their first epoch).")
+    return config, checkpoint
 
 
 def _quick_checks(ds: Dataset, loaded: LoadedImages, cfg: RunConfig) -> list:
@@ -116,13 +146,17 @@ def _check_trainable(ds: Dataset) -> None:
 
 
 def _image_spec(ds: Dataset, cfg: RunConfig) -> ImageSpec:
-    """Classical: the data's own size (capped); deep: the backbone's input size, RGB."""
+    """Classical: the data's own size (capped); deep: the backbone's input size (the small
+    CNN: the data's size within 32-64). Grey data stays one channel in memory."""
     deep = MODELS.get(cfg.model.name).school == "deep"
     size = cfg.model.image_size
     if size == "auto":
-        size = DEEP_AUTO_SIZE if deep else min(MAX_AUTO_SIZE, median_short_side(ds))
+        if cfg.model.name == "small_cnn":
+            size = min(SMALL_CNN_MAX, max(SMALL_CNN_MIN, median_short_side(ds)))
+        else:
+            size = DEEP_AUTO_SIZE if deep else min(MAX_AUTO_SIZE, median_short_side(ds))
         info(f"model.image_size=auto -> {size}")
-    return ImageSpec(size=int(size), channels=3 if deep else None, resize=cfg.model.resize)
+    return ImageSpec(size=int(size), channels=None, resize=cfg.model.resize, roi=cfg.model.roi)
 
 
 def median_short_side(ds: Dataset, sample: int = 200) -> int:
@@ -143,7 +177,8 @@ def median_short_side(ds: Dataset, sample: int = 200) -> int:
     return int(np.median(sides)) if sides else MAX_AUTO_SIZE
 
 
-def _make_model(cfg: RunConfig, loaded: LoadedImages, progress: bool) -> Classifier:
+def _make_model(cfg: RunConfig, loaded: LoadedImages, progress: bool, run_dir: Path | None = None,
+                checkpoint: Path | None = None, callbacks: Sequence[Any] = ()) -> Classifier:
     from .features import auto_features
 
     if len(loaded.images) == 0:
@@ -152,9 +187,11 @@ def _make_model(cfg: RunConfig, loaded: LoadedImages, progress: bool) -> Classif
     m = cfg.model
     common = {"image_size": size, "resize": m.resize, "class_weight": m.class_weight,
               "params": dict(m.params), "seed": cfg.split.seed, "n_jobs": resolve_n_jobs(cfg.n_jobs),
-              "cache_dir": cache_root(cfg), "progress": progress}
+              "cache_dir": cache_root(cfg), "progress": progress, "roi": m.roi}
     if MODELS.get(m.name).school == "deep":
-        return create_model(m.name, pretrained=m.pretrained, mode=m.mode, **common)
+        return create_model(m.name, pretrained=m.pretrained, mode=m.mode, augment=m.augment,
+                            train=cfg.train.model_dump(), work_dir=run_dir, resume=checkpoint,
+                            callbacks=callbacks, **common)
     features = cfg.model.features
     if features == "auto":
         features = auto_features(size, loaded.channels)
@@ -202,6 +239,9 @@ def _run_dir(cfg: RunConfig, ds: Dataset, overwrite: bool) -> Path:
         if path.exists() and any(path.iterdir()) and not overwrite:
             raise ConfigError(f"Run folder '{path}' already exists; pass --overwrite "
                               "(overwrite=True) or choose another --out.")
+        if overwrite:  # a new run must not resume or mix logs with the one it replaces
+            for stale in (RUN_CHECKPOINTS, RUN_LOGS):
+                shutil.rmtree(path / stale, ignore_errors=True)
         return path
     base = Path("runs") / f"{ds.name}-{cfg.model.name}"
     path, n = base, 2

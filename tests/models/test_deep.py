@@ -1,4 +1,6 @@
-"""The deep school's linear probe: offline weights, the Classifier contract, safe artifacts."""
+"""The deep school's linear probe: offline weights, the Classifier contract, safe artifacts.
+
+Fine-tuning has its own file, test_finetune.py."""
 
 import json
 
@@ -42,7 +44,7 @@ def test_lite0_with_imagenet_head_predicts_like_a_trained_network():
 
 def test_linear_probe_contract_and_round_trip(data, tmp_path):
     images, labels = data
-    model = create_model("tf_efficientnet_lite0", image_size=32)
+    model = create_model("tf_efficientnet_lite0", image_size=32, mode="linear-probe")
     assert isinstance(model, TorchClassifier) and model.school == "deep"
     assert model.fit(images, labels) is model
     proba = model.predict_proba(images)
@@ -58,7 +60,8 @@ def test_linear_probe_contract_and_round_trip(data, tmp_path):
 
 def test_embeddings_are_cached_by_content(data, tmp_path, monkeypatch):
     images, _ = data
-    model = create_model("resnet18", image_size=32, pretrained="none", cache_dir=tmp_path)
+    model = create_model("resnet18", image_size=32, pretrained="none", cache_dir=tmp_path,
+                         mode="linear-probe")
     first = model.embed(images[:8])
     monkeypatch.setattr(TorchClassifier, "_run_backbone", lambda *a: pytest.fail("cache missed"))
     assert np.array_equal(model.embed(images[:8]), first)
@@ -66,11 +69,13 @@ def test_embeddings_are_cached_by_content(data, tmp_path, monkeypatch):
 
 def test_pretrained_choices_fail_clearly(tmp_path):
     with pytest.raises(ConfigError, match="No offline pretrained weights for 'resnet18'"):
-        create_model("resnet18", image_size=32).embed(np.zeros((1, 32, 32, 3), np.uint8))
+        create_model("resnet18", image_size=32, mode="linear-probe").embed(np.zeros((1, 32, 32, 3), np.uint8))
     with pytest.raises(ConfigError, match="does not exist"):
         create_model("resnet18", pretrained=str(tmp_path / "nope.pt"))._backbone()
     with pytest.raises(ConfigError, match="model.mode"):
-        create_model("resnet18", mode="finetune")
+        create_model("resnet18", mode="distill")
+    with pytest.raises(ConfigError, match="small_cnn"):
+        create_model("small_cnn", mode="linear-probe")
 
 
 def test_weights_file_loading_is_weights_only(tmp_path):
@@ -99,7 +104,7 @@ def test_train_and_predict_end_to_end(shapes_folder, tmp_path):
     import imgcls
 
     run = imgcls.train(str(shapes_folder), model="tf_efficientnet_lite0", out=tmp_path / "r",
-                       overrides=["model.image_size=64"], progress=False)
+                       overrides=["model.image_size=64", "model.mode=linear-probe"], progress=False)
     assert run.metrics["test"]["accuracy"] >= 0.8
     assert run.metrics["model"]["pretrained"].startswith("ImageNet")
     table = imgcls.predict(run.path, [shapes_folder / "circle"], progress=False)

@@ -23,17 +23,20 @@ from ..ioutils import atomic_open, atomic_write_text
 from ..progress import progress_bar
 from .dataset import Dataset
 from .decode import is_grey
+from .roi import crop_to_foreground
 
 LOADER_VERSION = "1"
 
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """What a model expects: a square ``size``, ``channels`` (1 grey, 3 RGB) and a resize rule."""
+    """What a model expects: a square ``size``, ``channels`` (1 grey, 3 RGB), a resize rule and
+    an optional region-of-interest crop applied before resizing."""
 
     size: int
     channels: int | None = None  # None: 1 if every image is grey, else 3
     resize: str = "squash"
+    roi: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +91,8 @@ def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
 
 
 def prepare_image(img: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    if spec.roi != "none":
+        img = crop_to_foreground(img, spec.roi)
     img = resize_image(img, spec.size, spec.resize)
     return to_channels(img, spec.channels) if spec.channels else img
 

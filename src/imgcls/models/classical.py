@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -109,7 +110,7 @@ AUGMENTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def parse_augment(spec: str) -> list[str]:
-    names = [n.strip() for n in spec.split("+") if n.strip() and n.strip() != "none"]
+    names = [n.strip() for n in spec.split("+") if n.strip() and n.strip() not in ("none", "auto")]
     unknown = [n for n in names if n not in AUGMENTS]
     if unknown:
         raise ConfigError(f"The 'model.augment' parameter has unknown transform(s) {unknown}; "
@@ -127,12 +128,13 @@ class SklearnClassifier(Classifier):
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
                  scaler: str = "auto", augment: str = "none",
                  feature_params: dict[str, dict] | None = None, seed: int = 0,
-                 n_jobs: int = 1, cache_dir: Path | None = None, progress: bool = False) -> None:
+                 n_jobs: int = 1, cache_dir: Path | None = None, progress: bool = False,
+                 roi: str = "none") -> None:
         if family not in ESTIMATORS:
             raise ConfigError(f"'{family}' is not a classical model; use one of {list(ESTIMATORS)}.")
         self.family = family
         self.features = features
-        self.image_spec = ImageSpec(size=int(image_size), channels=channels, resize=resize)
+        self.image_spec = ImageSpec(size=int(image_size), channels=channels, resize=resize, roi=roi)
         self.class_weight = class_weight
         if scaler not in ("auto", "standard", "none"):
             raise ConfigError(f"The 'model.scaler' parameter must be auto, standard or none. "
@@ -178,7 +180,7 @@ class SklearnClassifier(Classifier):
         if self.image_spec.channels is None:
             first = np.asarray(images[0])
             channels = 1 if first.ndim == 2 else 3
-            self.image_spec = ImageSpec(self.image_spec.size, channels, self.image_spec.resize)
+            self.image_spec = replace(self.image_spec, channels=channels)
         if len(np.unique(labels)) < 2:
             raise ConfigError("Training needs at least 2 classes; got only "
                               f"{np.unique(labels).tolist()}.")
@@ -269,7 +271,8 @@ class SklearnClassifier(Classifier):
         spec = meta["image_spec"]
         model = cls(meta["family"], meta["features"], spec["size"], spec["channels"],
                     spec["resize"], meta["class_weight"], meta["params"], meta["scaler"],
-                    meta.get("augment", "none"), meta["feature_params"], meta.get("seed", 0))
+                    meta.get("augment", "none"), meta["feature_params"], meta.get("seed", 0),
+                    roi=spec.get("roi", "none"))
         model.pipeline_ = load_skops(Path(path) / SKOPS_FILE)
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         if [str(c) for c in model.pipeline_.classes_] != meta["classes"]:

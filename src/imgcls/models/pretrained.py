@@ -37,9 +37,41 @@ def load_pretrained(model, arch: str, pretrained: str) -> str:
         load_lite0(model)
         return f"ImageNet ({LITE0_PIP})"
     if pretrained == "hub":
-        raise ConfigError("model.pretrained=hub is not available yet; give a weights file path.")
+        return load_from_hub(model, arch)
     load_state_file(model, Path(pretrained))
     return str(pretrained)
+
+
+HUB_HOST = "huggingface.co"
+
+
+def load_from_hub(model, arch: str, timeout: float = 3.0) -> str:
+    """timm's own pretrained weights, downloaded (or taken from the local hub cache).
+
+    Only when asked for: a quick connection test first, so that no network means a clear
+    error within seconds instead of a hang.
+    """
+    import os
+    import socket
+
+    import timm
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") in ("0", ""):
+        try:
+            socket.create_connection((HUB_HOST, 443), timeout=timeout).close()
+        except OSError:
+            raise ConfigError(f"model.pretrained=hub needs a network connection to {HUB_HOST}; none "
+                              f"answered within {timeout:.0f} s. Use model.pretrained=auto (offline "
+                              "weights), none, or a weights file path.") from None
+    try:
+        source = timm.create_model(arch, pretrained=True)
+    except Exception as exc:  # noqa: BLE001 - hub and cache failures come in many types
+        raise ConfigError(f"Could not fetch pretrained '{arch}' from the hub: {exc}") from None
+    target = model.state_dict()
+    usable = {k: v for k, v in source.state_dict().items()
+              if k in target and target[k].shape == v.shape}
+    model.load_state_dict({**target, **usable}, strict=True)
+    return f"{arch} hub weights ({source.pretrained_cfg.get('hf_hub_id') or 'timm'})"
 
 
 def _lite0_state_dict() -> dict:
