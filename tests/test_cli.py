@@ -75,3 +75,26 @@ def test_listing_commands():
         assert name in models.stdout
     config = imgcls("config", "model.name=knn")
     assert config.returncode == 0 and "name: knn" in config.stdout
+
+
+def test_deep_train_profile_predict_evaluate_and_resume_errors(tmp_path):
+    from imgcls.data.builtins import make_shapes, write_image_folder
+
+    folder = write_image_folder(make_shapes(8, 32, seed=6), tmp_path / "shapes")
+    run = tmp_path / "deep"
+    result = imgcls("train", folder, "--model", "small_cnn", "--out", run, "-q", "--profile",
+                    "train.epochs=2", "train.batch_size=8", "model.image_size=32", "split.val=0.2")
+    assert result.returncode == 0, result.stderr
+    assert "alone, data" in result.stderr  # the --profile line
+    assert (run / "model" / "model.safetensors").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert imgcls("evaluate", run, "-q").returncode == 0
+    shown = imgcls("predict", run, folder / "circle", "-q")
+    assert shown.returncode == 0 and "circle" in shown.stdout
+    extended = imgcls("train", "--resume", run, "train.epochs=3", "-q")
+    assert extended.returncode == 0, extended.stderr
+
+    no_data = imgcls("train")
+    assert no_data.returncode == 1 and "--resume" in no_data.stderr
+    not_run = imgcls("train", "--resume", tmp_path / "shapes")
+    assert not_run.returncode == 1 and "not a run folder" in not_run.stderr
+    assert "Traceback" not in not_run.stderr

@@ -54,3 +54,15 @@ def test_missing_config_file_is_reported(tmp_path):
 def test_extra_fields_forbidden_in_python_api():
     with pytest.raises(ValueError):
         RunConfig.model_validate({"model": {"nmae": "svm"}})
+
+
+def test_train_section_is_typed_and_checked():
+    cfg = resolve_config(overrides=["train.epochs=3", "train.lr=1e-4", "train.tta=hflip"])
+    assert cfg.train.epochs == 3 and cfg.train.lr == 1e-4 and cfg.train.tta == "hflip"
+    assert cfg.model.mode == "finetune" and cfg.train.freeze == "auto"
+    with pytest.raises(ConfigError, match="Did you mean 'train.epochs'"):
+        resolve_config(overrides=["train.epoch=3"])
+    with pytest.raises(ConfigError, match="train.imbalance"):
+        resolve_config(overrides=["train.imbalance=oversample"])
+    with pytest.raises(ConfigError, match="model.roi"):
+        resolve_config(overrides=["model.roi=grabcut"])

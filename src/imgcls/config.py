@@ -100,6 +100,7 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(0.5, ge=0, description="Linear warm-up, then cosine decay to zero.")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    clip_grad: float = Field(1.0, ge=0, description="Clip the gradient norm to this; 0 turns it off.")
     mixup: float = Field(0.0, ge=0, description="MixUp alpha; 0 turns it off.")
     cutmix: float = Field(0.0, ge=0, description="CutMix alpha; 0 turns it off.")
     ema: bool = Field(False, description="Keep an exponential moving average of the weights.")
@@ -107,6 +108,14 @@ class TrainConfig(_Strict):
     freeze: int | Literal["auto"] = Field(
         "auto", description="Leading layer groups kept frozen; auto freezes the high-resolution "
         "stages (output stride <= 8) of pretrained CNNs, nothing when training from scratch.",
+    )
+    head_init: Literal["auto", "probe", "random"] = Field(
+        "auto", description="probe: start from a logistic regression on the frozen embeddings "
+        "(LP-FT); auto: probe for pretrained models, random from scratch.",
+    )
+    freeze_bn: bool | Literal["auto"] = Field(
+        "auto", description="Keep every batch-norm layer's statistics frozen (eval mode); auto: "
+        "yes for pretrained models, whose probe-initialised head expects those statistics.",
     )
     imbalance: Literal["auto", "weights", "sampler", "none"] = Field(
         "auto", description="Class imbalance: loss weights, a balanced sampler, or none; auto picks."

@@ -109,3 +109,18 @@ def test_train_and_predict_end_to_end(shapes_folder, tmp_path):
     assert run.metrics["model"]["pretrained"].startswith("ImageNet")
     table = imgcls.predict(run.path, [shapes_folder / "circle"], progress=False)
     assert (table["prediction"] == "circle").mean() >= 0.8
+
+
+def test_hub_without_network_fails_fast_and_clearly(monkeypatch):
+    import socket
+    import time
+
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match="needs a network connection"):
+        create_model("resnet18", pretrained="hub", mode="linear-probe")._backbone()
+    assert time.perf_counter() - started < 10

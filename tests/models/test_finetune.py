@@ -206,3 +206,15 @@ def test_mixed_precision_on_gpu(data):
     model = create_model("small_cnn", image_size=32, train={**FAST, "epochs": 2, "accelerator": "gpu"})
     model.fit(images, labels)
     assert model.fit_summary_["precision"] in ("bf16-mixed", "16-mixed")
+
+
+def test_probe_head_init_starts_from_a_working_classifier(data):
+    images, labels = data
+    frozen_lr = {**FAST, "epochs": 1, "lr": 1e-12}  # training changes (almost) nothing
+    probed = create_model("tf_efficientnet_lite0", image_size=32, train=frozen_lr).fit(images, labels)
+    assert probed.fit_summary_["head_init_seconds"] is not None
+    assert (probed.predict(images) == labels).mean() >= 0.9
+    random = create_model("tf_efficientnet_lite0", image_size=32,
+                          train={**frozen_lr, "head_init": "random"}).fit(images, labels)
+    assert random.fit_summary_["head_init_seconds"] is None
+    assert (random.predict(images) == labels).mean() < 0.8

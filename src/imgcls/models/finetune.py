@@ -308,6 +308,7 @@ def fit_network(net: torch.nn.Module, frozen: Sequence[torch.nn.Module], train: 
             callbacks=extra, logger=CSVLogger(work_dir, name="logs"), default_root_dir=work_dir,
             enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=max(1, min(10, steps)),
+            gradient_clip_val=opts["clip_grad"] or None,
         )
     if resume is not None and not resume.is_file():
         raise ConfigError(f"Cannot resume: checkpoint '{resume}' does not exist.")

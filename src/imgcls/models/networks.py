@@ -23,12 +23,18 @@ class Preprocessed(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float()
         if x.shape[1] == 1:  # grey: one channel decoded and stored, expanded only here
             x = x.expand(-1, 3, -1, -1)
-        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalise(images))
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled features just before the classifier (timm models)."""
+        return self.net.forward_head(self.net.forward_features(self.normalise(images)), pre_logits=True)
 
 
 def _block(cin: int, cout: int) -> list[nn.Module]:
@@ -102,3 +108,22 @@ def freeze_groups(net: nn.Module, count: int) -> list[nn.Module]:
         for p in module.parameters():
             p.requires_grad = False
     return modules
+
+
+def set_linear_head(net: nn.Module, coef, intercept) -> None:
+    """Copy a scikit-learn linear model into the timm classifier. A binary model's single
+    logit z becomes the pair (-z/2, z/2), whose softmax equals its sigmoid."""
+    coef = torch.as_tensor(coef, dtype=torch.float32)
+    intercept = torch.as_tensor(intercept, dtype=torch.float32)
+    if coef.shape[0] == 1:
+        coef, intercept = torch.cat([-coef, coef]) / 2, torch.cat([-intercept, intercept]) / 2
+    classifier = net.get_classifier()
+    with torch.no_grad():
+        classifier.weight.copy_(coef)
+        classifier.bias.copy_(intercept)
+
+
+def batch_norms(net: nn.Module) -> list[nn.Module]:
+    """Every batch-norm layer: kept in eval mode, they normalise with the pretrained
+    statistics (their scale and shift still train)."""
+    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
