@@ -36,6 +36,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/elpv_classical.py
 	$(BIN)/python benchmarks/elpv_check.py
 	$(BIN)/python benchmarks/elpv_deep.py
+	$(BIN)/python benchmarks/finetune_speed.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -117,8 +117,9 @@ class TrainConfig(_Strict):
         "auto", description="Keep every batch-norm layer's statistics frozen (eval mode); auto: "
         "yes for pretrained models, whose probe-initialised head expects those statistics.",
     )
-    imbalance: Literal["auto", "weights", "sampler", "none"] = Field(
-        "auto", description="Class imbalance: loss weights, a balanced sampler, or none; auto picks."
+    imbalance: Literal["auto", "weights", "sqrt", "sampler", "none"] = Field(
+        "auto", description="Class imbalance: inverse-frequency loss weights, their square root, "
+        "a balanced sampler, or none; auto: sqrt from a 3:1 ratio up.",
     )
     patience: int = Field(5, ge=0, description="Early stopping on the validation split; 0 turns it off.")
     monitor: Literal["val_accuracy", "val_macro_f1", "val_loss"] = "val_accuracy"

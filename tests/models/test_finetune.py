@@ -97,8 +97,10 @@ def test_imbalance_auto_picks_weights_only_when_skewed():
 
     skewed = torch.tensor([0] * 30 + [1] * 5)
     chosen = resolve_imbalance("auto", skewed, 2)
-    assert chosen.method == "weights" and chosen.ratio == pytest.approx(6.0)
-    assert chosen.class_weights[1] > chosen.class_weights[0]
+    assert chosen.method == "sqrt" and chosen.ratio == pytest.approx(6.0)
+    assert chosen.class_weights[1] / chosen.class_weights[0] == pytest.approx(6 ** 0.5)
+    full = resolve_imbalance("weights", skewed, 2)
+    assert full.class_weights[1] / full.class_weights[0] == pytest.approx(6.0)
     assert resolve_imbalance("auto", torch.tensor([0] * 10 + [1] * 8), 2).method == "none"
     sampler = resolve_imbalance("sampler", skewed, 2)
     assert sampler.sample_weights[-1] == pytest.approx(6 * float(sampler.sample_weights[0]))

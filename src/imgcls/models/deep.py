@@ -134,9 +134,12 @@ class TorchClassifier(Classifier):
         return opts
 
     def _build(self, n_classes: int):
+        import torch
+
         from .networks import Preprocessed, build_network
 
         net, mean, std = build_network(self.family, n_classes)
+        net = net.to(memory_format=torch.channels_last)  # weights too, not only the input
         if self.family != SMALL_CNN:
             self.weights_ = load_pretrained(net, self.family, self.pretrained)
         else:
@@ -356,10 +359,12 @@ class TorchClassifier(Classifier):
         return model
 
     def _build_empty(self, n_classes: int):
+        import torch
+
         from .networks import Preprocessed, build_network
 
         net, mean, std = build_network(self.family, n_classes)
-        return Preprocessed(net, mean, std)
+        return Preprocessed(net.to(memory_format=torch.channels_last), mean, std)
 
 
 def _label_tensor(labels: np.ndarray, index: dict):

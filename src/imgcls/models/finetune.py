@@ -92,15 +92,22 @@ class Imbalance:
 
 
 def resolve_imbalance(method: str, y: torch.Tensor, n_classes: int) -> Imbalance:
-    """Counts -> ratio; auto picks loss weights from a 3:1 ratio up, else nothing."""
+    """Counts -> ratio; auto picks square-root loss weights from a 3:1 ratio up, else nothing.
+
+    Measured on ELPV 4-class (14:1): full inverse-frequency weights made fine-tuning put
+    every functional cell into the rarest class within two epochs (accuracy 0.19);
+    square-root weights keep the push towards rare classes without that collapse.
+    """
     counts = torch.bincount(y, minlength=n_classes).float()
     ratio = float(counts.max() / counts.clamp(min=1).min())
-    chosen = method if method != "auto" else ("weights" if ratio >= 3 else "none")
+    chosen = method if method != "auto" else ("sqrt" if ratio >= 3 else "none")
     if method == "auto":
         info(f"train.imbalance=auto -> {chosen} (largest/smallest class = {ratio:.1f})")
     inverse = counts.sum() / (n_classes * counts.clamp(min=1))
     if chosen == "weights":
         return Imbalance(chosen, ratio, class_weights=inverse)
+    if chosen == "sqrt":
+        return Imbalance(chosen, ratio, class_weights=inverse.sqrt() / inverse.sqrt().mean())
     if chosen == "sampler":
         return Imbalance(chosen, ratio, sample_weights=inverse[y])
     return Imbalance(chosen, ratio)
@@ -313,7 +320,8 @@ def fit_network(net: torch.nn.Module, frozen: Sequence[torch.nn.Module], train: 
     if resume is not None and not resume.is_file():
         raise ConfigError(f"Cannot resume: checkpoint '{resume}' does not exist.")
     with _quiet_lightning():
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None,
+                    weights_only=True)  # a checkpoint is data; never unpickle code from it
     best_epoch = _restore_best(net, checkpoint) if monitor else None
     stopped = trainer.current_epoch < opts["epochs"]
     return FitResult(trainer.current_epoch, best_epoch, throughput.history, imbalance.method,
