@@ -68,7 +68,7 @@ def train(
     from .training import train as run_train
 
     overrides = list(overrides or [])
-    if data is not None and "=" in data:  # `train --resume RUN key=value`: no DATA given
+    if resume is not None and data is not None and "=" in data:  # `--resume RUN key=value`
         overrides.insert(0, data)
         data = None
     if data is None and resume is None:

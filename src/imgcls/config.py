@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -94,9 +94,11 @@ class ModelConfig(_Strict):
 class TrainConfig(_Strict):
     """How deep models are fine-tuned (Lightning): schedule, regularisation, devices."""
 
-    epochs: int | Literal["auto"] = Field("auto", description="Passes over the training data; auto by model.")
+    epochs: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="Passes over the training data; auto by model.")
     batch_size: int = Field(32, ge=1)
-    lr: float | Literal["auto"] = Field("auto", description="Peak AdamW learning rate; auto by family.")
+    lr: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
+        "auto", description="Peak AdamW learning rate; auto by family.")
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(0.5, ge=0, description="Linear warm-up, then cosine decay to zero.")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
@@ -125,7 +127,7 @@ class TrainConfig(_Strict):
     monitor: Literal["val_accuracy", "val_macro_f1", "val_loss"] = "val_accuracy"
     tta: Literal["none", "hflip", "hflip+vflip"] = Field("none", description="Test-time augmentation.")
     accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu, mps.")
-    devices: int | str = Field("auto", description="Lightning devices: auto, a count, or a list.")
+    devices: int | str = Field("auto", description="Lightning devices: auto, a count, or '0,1'.")
     num_nodes: int = Field(1, ge=1)
     strategy: str = Field("auto", description="Lightning strategy: auto, ddp, fsdp, ...")
     precision: str = Field("auto", description="auto: bf16-mixed on GPUs that have it, else 32-true.")

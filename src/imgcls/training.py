@@ -88,8 +88,19 @@ def train(data: str | Path | None = None, *, model: str | None = None,
     _check_trainable(ds)
     run_dir = Path(resume) if resume is not None else _run_dir(cfg, ds, overwrite)
     cfg.out = str(run_dir)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))  # what --resume reads back
+    try:
+        return _train_into(run_dir, cfg, ds, started, progress, checkpoint, callbacks)
+    except BaseException:
+        if created and not (run_dir / RUN_CHECKPOINTS / "last.ckpt").is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave no half run
+        raise
+
+
+def _train_into(run_dir: Path, cfg: RunConfig, ds: Dataset, started: float, progress: bool,
+                checkpoint: Path | None, callbacks: Sequence[Any]) -> Run:
     loaded = load_images(ds, _image_spec(ds, cfg), resolve_n_jobs(cfg.n_jobs),
                          cache_root(cfg), progress)
     _report_skipped(loaded, ds)

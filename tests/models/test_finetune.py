@@ -187,6 +187,16 @@ def test_killed_training_resumes_to_the_same_model(tmp_path):
     assert all(np.allclose(a[k].numpy(), b[k].numpy(), atol=1e-5) for k in a)
 
 
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path):
+    import imgcls
+
+    folder = _write_textures(tmp_path / "data", n=4)
+    with pytest.raises(ConfigError, match="No offline pretrained weights"):
+        imgcls.train(str(folder), model="resnet18", out=tmp_path / "run", progress=False,
+                     overrides=["model.image_size=32"])
+    assert not (tmp_path / "run").exists()  # the same --out works again at once
+
+
 def test_resume_needs_a_checkpoint(tmp_path):
     import imgcls
 

@@ -99,7 +99,8 @@ def prepare_image(img: np.ndarray, spec: ImageSpec) -> np.ndarray:
 
 def _read_one(ds: Dataset, i: int, spec: ImageSpec) -> np.ndarray | str:
     try:
-        img = ds.read(i, draft_size=spec.size)
+        # a ROI crop keeps part of the image: decode it at full size, not a draft near `size`
+        img = ds.read(i, draft_size=spec.size if spec.roi == "none" else None)
     except ImageDecodeError as exc:
         return exc.reason
     except Exception as exc:  # noqa: BLE001 - one bad file never ends a run

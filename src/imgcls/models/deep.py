@@ -131,6 +131,8 @@ class TorchClassifier(Classifier):
             opts["epochs"] = AUTO_EPOCHS[kind]
         if opts["lr"] == "auto":
             opts["lr"] = AUTO_LR[kind]
+        if self.class_weight == "balanced" and opts["imbalance"] == "auto":
+            opts["imbalance"] = "weights"  # model.class_weight means the same for both schools
         return opts
 
     def _build(self, n_classes: int):
@@ -201,6 +203,8 @@ class TorchClassifier(Classifier):
         from .networks import set_linear_head
 
         method = opts["head_init"]
+        if self.resume is not None:  # the checkpoint brings its own head
+            return None
         if method == "auto":
             method = "random" if self.pretrained == "none" or self.family == SMALL_CNN else "probe"
             info(f"train.head_init=auto -> {method}")

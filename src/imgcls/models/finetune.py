@@ -184,8 +184,10 @@ class FinetuneModule(L.LightningModule):
         groups = [{"params": decay, "weight_decay": self.opts["weight_decay"]},
                   {"params": no_decay, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW(groups, lr=self.opts["lr"])
-        total = self.steps_per_epoch * self.opts["epochs"]
-        warmup = max(1, round(self.opts["warmup_epochs"] * self.steps_per_epoch))
+        # per device: Lightning splits the loader across devices (DDP)
+        total = int(self.trainer.estimated_stepping_batches)
+        per_epoch = max(1, total // self.opts["epochs"])
+        warmup = max(1, round(self.opts["warmup_epochs"] * per_epoch))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
