@@ -5,7 +5,7 @@ One training step = forward + backward + AdamW step on a batch of 32, the frozen
 measures arithmetic, not data (data loading is measured by `imgcls train --profile`).
 The first row is the plain eager loop (contiguous fp32, nothing frozen) - the baseline.
 
-    python benchmarks/finetune_speed.py [--steps 3]
+    python benchmarks/finetune_speed.py [--steps 3] [--compile]
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ CASES = [
 ]
 
 
-def images_per_s(res=224, cl=False, bf16=False, freeze=0, batch=32, steps=3, **_) -> float:
+def images_per_s(res=224, cl=False, bf16=False, freeze=0, batch=32, steps=3, compile_=False,
+                 **_) -> float:
     model = timm.create_model("tf_efficientnet_lite0", num_classes=2)
     if cl:
         model = model.to(memory_format=torch.channels_last)
@@ -38,6 +39,8 @@ def images_per_s(res=224, cl=False, bf16=False, freeze=0, batch=32, steps=3, **_
     rest = torch.nn.Sequential(*model.blocks[freeze:], model.conv_head, model.bn2,
                                model.global_pool, model.classifier).train()
     optimizer = torch.optim.AdamW(rest.parameters(), lr=1e-3)
+    if compile_:
+        rest = torch.compile(rest)
     x = torch.randn(batch, 3, res, res)
     x = x.contiguous(memory_format=torch.channels_last) if cl else x
     y = torch.randint(0, 2, (batch,))
@@ -51,7 +54,10 @@ def images_per_s(res=224, cl=False, bf16=False, freeze=0, batch=32, steps=3, **_
         loss.backward()
         optimizer.step()
 
-    step()
+    compiling = time.perf_counter()
+    step()  # with --compile this first step compiles
+    if compile_:
+        print(f"  (first step, compiling: {time.perf_counter() - compiling:.0f} s)", flush=True)
     started = time.perf_counter()
     for _ in range(steps):
         step()
@@ -62,10 +68,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="add torch.compile cases (minutes)")
     args = parser.parse_args()
+    cases = CASES + ([{"label": "channels-last + torch.compile", "cl": True, "compile_": True},
+                      {"label": "freeze to stride 8 + torch.compile", "cl": True, "freeze": 3,
+                       "compile_": True}] if args.compile else [])
     torch.set_num_threads(args.threads)
     base = None
-    for case in CASES:
+    for case in cases:
         rate = images_per_s(steps=args.steps, **case)
         base = base or rate
         print(f"{case['label']:<50} {rate:6.1f} img/s  {rate / base:4.2f}x", flush=True)

@@ -135,17 +135,17 @@ class TorchClassifier(Classifier):
             opts["imbalance"] = "weights"  # model.class_weight means the same for both schools
         return opts
 
-    def _build(self, n_classes: int):
+    def _build(self, n_classes: int, pretrained: bool = True):
+        """The network wrapped with its normalisation; with ``pretrained`` its weights loaded."""
         import torch
 
         from .networks import Preprocessed, build_network
 
         net, mean, std = build_network(self.family, n_classes)
         net = net.to(memory_format=torch.channels_last)  # weights too, not only the input
-        if self.family != SMALL_CNN:
-            self.weights_ = load_pretrained(net, self.family, self.pretrained)
-        else:
-            self.weights_ = "none (random initialisation)"
+        if pretrained:
+            self.weights_ = ("none (random initialisation)" if self.family == SMALL_CNN
+                             else load_pretrained(net, self.family, self.pretrained))
         return Preprocessed(net, mean, std)
 
     def _finetune(self, images, labels: np.ndarray, val: tuple | None) -> TorchClassifier:
@@ -349,7 +349,7 @@ class TorchClassifier(Classifier):
         try:
             state = load_file(str(weights))
             if mode == "finetune":
-                model.net_ = model._build_empty(len(model.classes_))
+                model.net_ = model._build(len(model.classes_), pretrained=False)
                 model.net_.load_state_dict(state)
                 model.net_.eval()
                 model.frozen_groups_ = meta.get("frozen_groups", 0)
@@ -361,14 +361,6 @@ class TorchClassifier(Classifier):
         except (OSError, RuntimeError, KeyError) as exc:
             raise ModelError(f"'{folder}': {weights.name} cannot be loaded: {exc}") from None
         return model
-
-    def _build_empty(self, n_classes: int):
-        import torch
-
-        from .networks import Preprocessed, build_network
-
-        net, mean, std = build_network(self.family, n_classes)
-        return Preprocessed(net.to(memory_format=torch.channels_last), mean, std)
 
 
 def _label_tensor(labels: np.ndarray, index: dict):
