@@ -16,15 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import resolve_n_jobs
-from .data import Dataset, load_images
+from .data import Dataset
 from .data.decode import is_image_name
 from .errors import ConfigError, DataError
+from .inference import Predictor, iter_batches, load_predictor
 from .ioutils import atomic_write_text
-from .models import Classifier, load_model
+from .models import Classifier
 from .progress import progress_bar
-
-BATCH = 256
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
@@ -58,55 +56,64 @@ def _as_dataset(inputs: Sequence[str | Path]) -> Dataset:
     return Dataset("inputs", pd.DataFrame({"path": paths, "label": ""}))
 
 
-def predict(model: str | Path | Classifier, inputs: Sequence[str | Path], *, top_k: int = 3,
+def predict(model: str | Path | Classifier | Predictor, inputs: Sequence[str | Path], *, top_k: int = 3,
             output: str | Path | None = None, limit: int | None = None, n_jobs: int = 0,
-            progress: bool = True) -> pd.DataFrame:
+            progress: bool = True, backend: str = "auto", precision: str = "fp32",
+            batch_size: int = 32, export: bool = False) -> pd.DataFrame:
     """Top-k predictions per image; unreadable files get a row with ``error`` set.
 
+    Decoding runs in threads ahead of the model, and a run with an up-to-date ONNX export
+    runs on ONNX Runtime (see :func:`imgcls.inference.load_predictor`).
+
     Args:
-        model: Run folder, model folder, or a fitted Classifier.
+        model: Run folder, model folder, ``.onnx`` file, fitted Classifier or Predictor.
         inputs: Files, folders, globs, or one built-in dataset name.
         top_k: How many labels (with probabilities) per image.
         output: Write ``.csv``, ``.jsonl`` or ``.parquet``; the suffix picks the format.
         limit: Predict only the first ``limit`` images.
+        n_jobs: Threads for inference (0: every core of this machine).
+        backend: ``auto``, ``onnx`` or ``torch``; precision: ``fp32`` or ``int8``.
+        export: Export the run to ONNX first when it has no export yet.
     """
     if top_k < 1:
         raise ConfigError(f"The 'top_k' parameter must be >= 1. Got {top_k}.")
-    clf = model if isinstance(model, Classifier) else load_model(model)
+    if batch_size < 1:
+        raise ConfigError(f"The 'batch_size' parameter must be >= 1. Got {batch_size}.")
+    predictor = model if isinstance(model, Predictor) else load_predictor(
+        model, backend=backend, precision=precision, threads=n_jobs or None, export=export)
     ds = _as_dataset(inputs)
     if limit is not None:
         ds = ds.subset(np.arange(min(limit, len(ds))))
-    k = min(top_k, len(clf.classes_))
-    tables = []
-    with progress_bar(len(ds), "Predicting", progress) as advance:
-        for start in range(0, len(ds), BATCH):
-            chunk = ds.subset(np.arange(start, min(start + BATCH, len(ds))))
-            tables.append(_predict_chunk(clf, chunk, k, resolve_n_jobs(n_jobs)))
-            advance(len(chunk))
-    table = pd.concat(tables, ignore_index=True)
+    k = min(top_k, len(predictor.classes))
+    classes = np.asarray(predictor.classes, dtype=object)
+    rows: list[dict] = []
+    with progress_bar(len(ds), f"Predicting ({predictor.backend})", progress) as advance:
+        for done, proba, failed in iter_batches(predictor, range(len(ds)), ds.read, batch_size):
+            rows += [{"index": i, "error": reason} for i, reason in failed]
+            rows += _top_k_rows(done, proba, classes, k)
+            advance(len(done) + len(failed))
+    rows.sort(key=lambda r: r["index"])
+    columns = ["path", "prediction", "confidence"] + [
+        f"{n}{r}" for r in range(1, k + 1) for n in ("top", "p")] + ["error"]
+    table = pd.DataFrame(rows, columns=["index", *columns[1:]])
+    table.insert(0, "path", np.asarray(ds.paths, dtype=object)[table.pop("index").to_numpy(dtype=int)])
+    table = table.reindex(columns=columns).fillna({"error": ""})
     if output is not None:
         write_table(table, Path(output))
     return table
 
 
-def _predict_chunk(clf: Classifier, chunk: Dataset, k: int, n_jobs: int) -> pd.DataFrame:
-    loaded = load_images(chunk, clf.image_spec, n_jobs, None, progress=False)
-    rows = [{"path": p, "error": r} for p, r in loaded.skipped.itertuples(index=False)]
-    if len(loaded.rows):
-        proba = clf.predict_proba(loaded.images)
-        order = np.argsort(-proba, axis=1)[:, :k]
-        for j, i in enumerate(loaded.rows):
-            row = {"path": chunk.paths[i], "prediction": clf.classes_[order[j, 0]],
-                   "confidence": round(float(proba[j, order[j, 0]]), 6), "error": ""}
-            for rank, c in enumerate(order[j], start=1):
-                row[f"top{rank}"] = clf.classes_[c]
-                row[f"p{rank}"] = round(float(proba[j, c]), 6)
-            rows.append(row)
-    position = {p: n for n, p in enumerate(chunk.paths)}
-    rows.sort(key=lambda r: position[r["path"]])
-    columns = ["path", "prediction", "confidence"] + [
-        f"{n}{r}" for r in range(1, k + 1) for n in ("top", "p")] + ["error"]
-    return pd.DataFrame(rows).reindex(columns=columns).fillna({"error": ""})
+def _top_k_rows(done: list[int], proba: np.ndarray, classes: np.ndarray, k: int) -> list[dict]:
+    order = np.argsort(-proba, axis=1)[:, :k]
+    rows = []
+    for j, i in enumerate(done):
+        row = {"index": i, "prediction": classes[order[j, 0]],
+               "confidence": round(float(proba[j, order[j, 0]]), 6), "error": ""}
+        for rank, c in enumerate(order[j], start=1):
+            row[f"top{rank}"] = classes[c]
+            row[f"p{rank}"] = round(float(proba[j, c]), 6)
+        rows.append(row)
+    return rows
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:

@@ -1,0 +1,166 @@
+"""ONNX export: parity with PyTorch, int8, metadata, refusals that leave nothing half-written."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+import imgcls
+from helpers import file_hashes, noise_image
+from imgcls.errors import ConfigError, ModelError
+from imgcls.export import EXPORT_JSON, export, export_is_current, list_formats
+from imgcls.inference import OnnxPredictor, find_export, load_predictor
+
+
+@pytest.fixture(scope="module")
+def deep_run(tmp_path_factory):
+    """small_cnn on 3 shape classes, saved with hflip test-time augmentation (in the graph)."""
+    out = tmp_path_factory.mktemp("export") / "run"
+    return imgcls.train("shapes", model="small_cnn", out=out, progress=False,
+                        overrides=["train.epochs=2", "model.image_size=32", "train.tta=hflip"]).path
+
+
+@pytest.fixture(scope="module")
+def exported(deep_run):
+    return export(deep_run, quantize="int8", calibration=64, progress=False)
+
+
+def test_onnx_agrees_with_pytorch_on_the_test_split(deep_run, exported):
+    parity = exported["parity"]
+    assert parity["n"] == 75 and parity["top1_agreement"] == 1.0
+    assert parity["max_abs_diff"] < 1e-4
+    assert parity["accuracy_onnx"] == parity["accuracy_torch"]
+    saved = json.loads((deep_run / "export" / EXPORT_JSON).read_text())
+    assert saved["model_sha256"] == exported["model_sha256"]
+    assert set(saved["files"]) == {"model.onnx", "model.int8.onnx"}
+
+
+def test_graph_takes_uint8_nhwc_and_carries_its_metadata(deep_run, exported):
+    model = onnx.load(str(deep_run / "export" / "model.onnx"))
+    (inp,) = model.graph.input
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    dims = [d.dim_value or d.dim_param for d in inp.type.tensor_type.shape.dim]
+    assert dims[1:] == [32, 32, 3] and isinstance(dims[0], str)  # dynamic batch
+    meta = json.loads({p.key: p.value for p in model.metadata_props}["imgcls"])
+    assert meta["classes"] == ["circle", "square", "triangle"]
+    assert meta["image_spec"]["size"] == 32 and meta["family"] == "small_cnn"
+
+
+def test_onnx_predictor_prepares_raw_images_like_the_classifier(deep_run, exported):
+    rng = np.random.default_rng(0)
+    images = [noise_image(48, 40, seed=1), noise_image(20, 30, seed=2)[..., 0],
+              rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)]  # colour, grey, other size
+    onnx_proba = load_predictor(deep_run).predict_images(images)
+    torch_proba = load_predictor(deep_run, backend="torch").predict_images(images)
+    np.testing.assert_allclose(onnx_proba, torch_proba, atol=1e-4)
+    np.testing.assert_allclose(onnx_proba.sum(1), 1, atol=1e-5)
+
+
+def test_int8_copy_is_reported_and_predicts(deep_run, exported, shapes_folder):
+    int8 = exported["int8"]
+    assert int8["calibration_images"] == 64 and int8["speedup"] > 0
+    assert abs(int8["accuracy_change"]) <= 1  # a difference of accuracies, reported as such
+    predictor = load_predictor(deep_run, precision="int8")
+    assert predictor.backend == "onnx-int8"
+    table = imgcls.predict(deep_run, [shapes_folder], precision="int8", progress=False)
+    assert len(table) == 36 and (table["error"] == "").all()
+
+
+def test_predict_uses_the_export_and_matches_torch(deep_run, exported, shapes_folder, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    inputs = [shapes_folder, tmp_path / "broken.png"]
+    fast = imgcls.predict(deep_run, inputs, progress=False, batch_size=5)
+    slow = imgcls.predict(deep_run, inputs, progress=False, backend="torch")
+    assert list(fast["path"]) == list(slow["path"])  # order kept across batches and failures
+    assert fast["error"].iloc[-1] != "" and (fast["error"].iloc[:-1] == "").all()
+    good = slice(0, -1)
+    assert (fast["prediction"].iloc[good] == slow["prediction"].iloc[good]).all()
+    np.testing.assert_allclose(fast["p1"].iloc[good].to_numpy(float),
+                               slow["p1"].iloc[good].to_numpy(float), atol=1e-4)
+
+
+def test_a_changed_model_makes_the_export_stale(deep_run, exported, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(deep_run, copy)
+    onnx_file = copy / "export" / "model.onnx"
+    assert export_is_current(copy, onnx_file) and find_export(copy) == onnx_file
+    meta = copy / "model" / "model.json"
+    meta.write_text(meta.read_text() + "\n")
+    assert not export_is_current(copy, onnx_file) and find_export(copy) is None
+    assert load_predictor(copy).backend == "torch"  # falls back instead of serving stale weights
+    with pytest.raises(ModelError, match="no up-to-date"):
+        load_predictor(copy, backend="onnx")
+
+
+def test_a_bare_onnx_file_is_enough(deep_run, exported, tmp_path):
+    import shutil
+
+    lone = tmp_path / "model.onnx"
+    shutil.copy(deep_run / "export" / "model.onnx", lone)
+    predictor = load_predictor(lone)
+    assert predictor.classes == ["circle", "square", "triangle"] and predictor.spec.size == 32
+    assert predictor.predict_images([noise_image(32, 32)]).shape == (1, 3)
+
+
+def test_disagreement_fails_loudly_and_writes_nothing(deep_run, tmp_path, monkeypatch):
+    def shifted(self, batch):
+        proba = self.session.run(None, {self.input_name: batch})[0]
+        return np.roll(proba, 1, axis=1)
+
+    monkeypatch.setattr(OnnxPredictor, "predict_proba", shifted)
+    with pytest.raises(ModelError, match="disagrees with PyTorch"):
+        export(deep_run, out=tmp_path / "out", progress=False)
+    assert not any((tmp_path / "out").glob("*.onnx")) and not (tmp_path / "out" / EXPORT_JSON).exists()
+
+
+def test_out_folder_with_other_files_is_refused(deep_run, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    before = file_hashes(tmp_path)
+    with pytest.raises(ConfigError, match="holds other files"):
+        export(deep_run, out=tmp_path, progress=False)
+    assert file_hashes(tmp_path) == before
+
+
+def test_missing_data_names_the_way_out(deep_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(deep_run, copy, ignore=shutil.ignore_patterns("export"))
+    config = copy / "config.yaml"
+    config.write_text(config.read_text().replace("source: shapes", f"source: {tmp_path / 'gone'}"))
+    with pytest.raises(ModelError, match="--data"):
+        export(copy, progress=False)
+
+
+def test_classical_models_are_refused_with_a_reason(tmp_path):
+    run = imgcls.train("shapes", model="logistic_regression", features="edges", out=tmp_path / "run",
+                       progress=False, overrides=["model.image_size=32"])
+    with pytest.raises(ModelError, match="classical model"):
+        export(run.path, progress=False)
+    assert load_predictor(run.path).backend == "sklearn"  # still served, in-process
+    with pytest.raises(ModelError, match="classical"):
+        load_predictor(run.path, backend="onnx", export=True)
+
+
+def test_unknown_format_and_quantisation_are_config_errors(deep_run):
+    assert [f.name for f in list_formats()] == ["onnx"]
+    with pytest.raises(ConfigError, match="Unknown export format 'onxx'.*onnx"):
+        export(deep_run, "onxx")
+    with pytest.raises(ConfigError, match="'quantize'"):
+        export(deep_run, quantize="int4")
+
+
+def test_linear_probe_head_is_exported_exactly(tmp_path):
+    """The scikit-learn head becomes a linear layer; a binary one as logits (-z/2, z/2)."""
+    from imgcls.data.builtins import make_shapes, write_image_folder
+
+    shapes = make_shapes(n_per_class=16, size=48, seed=1)
+    two = shapes.subset(np.flatnonzero(shapes.labels != "triangle"))
+    folder = write_image_folder(two, tmp_path / "two")
+    run = imgcls.train(str(folder), model="tf_efficientnet_lite0", out=tmp_path / "run", progress=False,
+                       overrides=["model.mode=linear-probe", "model.image_size=64"])
+    report = export(run.path, progress=False)
+    assert report["parity"]["top1_agreement"] == 1.0 and report["parity"]["max_abs_diff"] < 1e-3
