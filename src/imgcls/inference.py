@@ -3,7 +3,7 @@
 ``predict``, the server and batch jobs only talk to a :class:`Predictor`: give it decoded
 uint8 images of any size, it prepares them (ROI crop, resize, channels) and returns class
 probabilities. ``load_predictor`` picks ONNX Runtime when the run has an up-to-date export
-(see :mod:`imgcls.export`) and the Classifier otherwise, so both schools look the same.
+(see :mod:`imgcls.exporting`) and the Classifier otherwise, so both schools look the same.
 
 Example:
     >>> predictor = load_predictor("runs/elpv")                 # doctest: +SKIP
@@ -139,7 +139,7 @@ def find_export(run: str | Path, precision: str = "fp32") -> Path | None:
     path = run / EXPORT_DIR / ONNX_FILES[precision]
     if not path.is_file():
         return None
-    from .export import export_is_current
+    from .exporting import export_is_current
 
     if not export_is_current(run, path):
         info(f"{path} is older than the model in {run}; not used (run `imgcls export {run}` again)")
@@ -185,7 +185,7 @@ def load_predictor(model, *, backend: str = "auto", precision: str = "fp32",
 
 
 def _export_now(run: Path, precision: str, required: bool, asked: bool) -> Path | None:
-    from .export import export as run_export
+    from .exporting import export as run_export
     from .models.base import read_model_json
 
     if not asked:

@@ -4,12 +4,13 @@ import json
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 
 import imgcls
 from helpers import file_hashes, noise_image
 from imgcls.errors import ConfigError, ModelError
-from imgcls.export import EXPORT_JSON, export, export_is_current, list_formats
+from imgcls.exporting import EXPORT_JSON, export, export_is_current, list_formats
 from imgcls.inference import OnnxPredictor, find_export, load_predictor
 
 
@@ -164,3 +165,27 @@ def test_linear_probe_head_is_exported_exactly(tmp_path):
                        overrides=["model.mode=linear-probe", "model.image_size=64"])
     report = export(run.path, progress=False)
     assert report["parity"]["top1_agreement"] == 1.0 and report["parity"]["max_abs_diff"] < 1e-3
+
+
+def test_cli_export_and_predict(deep_run, exported, shapes_folder, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "imgcls", *map(str, args)], capture_output=True,
+                              text=True, env={**os.environ, "COLUMNS": "200"}, timeout=300)
+
+    listed = cli("export", "--list")
+    assert listed.returncode == 0 and "onnx" in listed.stdout and "int8" in listed.stdout
+    result = cli("export", deep_run, "--out", tmp_path / "exp", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "model.onnx" in result.stdout and (tmp_path / "exp" / "model.onnx").is_file()
+    out = tmp_path / "p.csv"
+    result = cli("predict", tmp_path / "exp" / "model.onnx", shapes_folder, "-o", out, "-q")
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(out)) == 36
+    missing = cli("predict", tmp_path / "exp", shapes_folder, "--precision", "int8", "-q")
+    assert missing.returncode == 1 and "error:" in missing.stderr
+    bad = cli("export", tmp_path / "nowhere")
+    assert bad.returncode == 1 and "nowhere" in bad.stderr
