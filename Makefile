@@ -26,6 +26,7 @@ demo: $(VENV)/.core-installed
 	@echo "Report: $(CURDIR)/runs/demo-digits/report.html"
 
 test: $(VENV)/.dev-installed
+	@sh tools/ensure-chromium.sh
 	$(BIN)/python -m pytest -m "not gpu" -q
 
 lint: $(VENV)/.dev-installed

@@ -21,6 +21,9 @@ _LAZY = {
     "evaluate": "imgcls.evaluation",
     "compute_metrics": "imgcls.evaluation",
     "predict": "imgcls.prediction",
+    "export": "imgcls.exporting",
+    "load_predictor": "imgcls.inference",
+    "Predictor": "imgcls.inference",
     "load_dataset": "imgcls.data",
     "Dataset": "imgcls.data",
     "ImageSpec": "imgcls.data",
@@ -36,6 +39,9 @@ _LAZY = {
     "list_datasets": "imgcls.data.builtins",
     "ImgclsError": "imgcls.errors",
     "check": "imgcls.checks",
+    "ServeConfig": "imgcls.config",
+    "create_app": "imgcls.serve",
+    "run_server": "imgcls.serve",
     "CheckReport": "imgcls.checks",
 }
 

@@ -2,7 +2,9 @@
 
     imgcls train DATA [--model svm] [--features hog+lbp+color] [--out runs/NAME] [key=value ...]
     imgcls evaluate RUN [DATA] [--split test|all]
-    imgcls predict RUN PATH... [--top-k 3] [--output preds.csv]
+    imgcls predict RUN PATH... [--top-k 3] [--output preds.csv] [--precision int8]
+    imgcls export RUN [--format onnx] [--quantize int8]
+    imgcls serve RUN... [--host 127.0.0.1] [--port 8000] [--api-key KEY]
     imgcls datasets | models | config [key=value ...]
 
 Exit codes: 0 success, 1 failure (a clear message on stderr), 2 usage error.
@@ -98,23 +100,76 @@ def evaluate(
 @app.command()
 @_library_call
 def predict(
-    run: Annotated[Path, typer.Argument(help="Run or model folder.")],
+    run: Annotated[Path, typer.Argument(help="Run or model folder, or an exported .onnx file.")],
     paths: Annotated[list[str], typer.Argument(help="Image files, folders, globs or a dataset.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 3,
     output: Annotated[Path | None, typer.Option("--output", "-o",
                                                 help=".csv, .jsonl or .parquet")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
+    backend: Annotated[str, typer.Option(
+        help="auto (ONNX Runtime when the run has an up-to-date export), onnx or torch.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, or int8 (needs export --quantize int8).")] = "fp32",
+    export: Annotated[bool, typer.Option("--export", help="Export to ONNX first if not done yet.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per inference call.")] = 32,
+    threads: Annotated[int, typer.Option(min=0, help="Inference threads (0: all cores).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Predict the top-k labels of images with a saved model."""
     from .prediction import predict as run_predict
 
-    table = run_predict(run, paths, top_k=top_k, output=output, limit=limit, progress=not quiet)
+    table = run_predict(run, paths, top_k=top_k, output=output, limit=limit, progress=not quiet,
+                        backend=backend, precision=precision, export=export, batch_size=batch_size,
+                        n_jobs=threads)
     if output is None:
         _print_table(table)
     failed = int((table["error"] != "").sum())
     if failed == len(table):
         raise typer.Exit(1)
+
+
+@app.command("export")
+@_library_call
+def export_command(
+    run: Annotated[Path | None, typer.Argument(help="Run folder of a deep model.", show_default=False)
+                   ] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="See --list.")] = "onnx",
+    quantize: Annotated[str | None, typer.Option(help="int8: add a quantised copy.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder; default RUN/export.")] = None,
+    data: Annotated[str | None, typer.Option(
+        help="Verify on these images instead of the run's test split.")] = None,
+    calibration: Annotated[int, typer.Option(min=1, help="Training images that calibrate int8.")] = 128,
+    tta: Annotated[str | None, typer.Option(
+        help="Test-time views in the graph: none, hflip or hflip+vflip (default: the run's).")] = None,
+    list_formats: Annotated[bool, typer.Option("--list", help="List the export formats.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Export a run for deployment (ONNX, optionally int8), verified against PyTorch."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .errors import ConfigError
+    from .exporting import export
+    from .exporting import list_formats as formats
+
+    if list_formats:
+        view = Table("format", "suffix", "quantize", "description")
+        for f in formats():
+            view.add_row(f.name, f.suffix, ", ".join(f.quantize) or "-", f.description)
+        Console().print(view)
+        return
+    if run is None:
+        raise ConfigError("Give the RUN folder to export (or --list).")
+    report = export(run, format, quantize=quantize, out=out, data=data, calibration=calibration,
+                    tta=tta, progress=not quiet)
+    view = Table("file", "precision", "MB", "test accuracy", "images/s (batch 32)")
+    p = report["parity"]
+    for name, facts in report["files"].items():
+        int8 = facts["precision"] == "int8"
+        acc = report["int8"]["accuracy_int8"] if int8 else p["accuracy_onnx"]
+        speed = report["int8"]["images_per_s_int8"] if int8 else p["onnx_images_per_s"]
+        view.add_row(name, facts["precision"], f"{facts['bytes'] / 1e6:.1f}",
+                     "-" if acc is None else f"{acc:.4f}", f"{speed:.0f}")
+    Console().print(view)
 
 
 def _print_table(table) -> None:
@@ -204,6 +259,33 @@ def config(
     from .config import config_to_yaml, resolve_config
 
     typer.echo(config_to_yaml(resolve_config(file, overrides or [])), nl=False)
+
+
+@app.command()
+@_library_call
+def serve(
+    runs: Annotated[list[str], typer.Argument(
+        help="Run folders, model folders or .onnx files to serve, as PATH or NAME=PATH; the first is "
+        "the default model.", show_default=False)],
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    backend: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32 or int8 (an int8 ONNX export).")] = "fp32",
+    max_batch: Annotated[int, typer.Option(min=1, help="Most images per micro-batch.")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(
+        min=0, help="Micro-batch wait after its first request; 0 turns micro-batching off.")] = 5.0,
+    api_key: Annotated[str | None, typer.Option(
+        help="Require this key on predict and reload (default $IMGCLS_API_KEY).", show_default=False)
+                       ] = None,
+) -> None:
+    """Serve models over HTTP: REST API, web page at /, Prometheus metrics at /metrics."""
+    from .config import ServeConfig
+    from .serve import run_server
+
+    options = {"api_key": api_key} if api_key is not None else {}
+    run_server(ServeConfig.from_options(models=runs, host=host, port=port, backend=backend,
+                                        precision=precision, max_batch=max_batch,
+                                        max_wait_ms=max_wait_ms, **options))
 
 
 def main() -> None:

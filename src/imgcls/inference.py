@@ -36,13 +36,19 @@ METADATA_KEY = "imgcls"
 
 class Predictor(ABC):
     """Class probabilities for decoded images; ``prepare`` + ``predict_proba`` split the work
-    so that callers can decode and prepare in threads while the model runs."""
+    so that callers can decode and prepare in threads while the model runs.
+
+    Both methods may be called from several threads at once (ONNX Runtime sessions,
+    PyTorch modules in eval mode and fitted scikit-learn models are safe to share).
+    ``version`` is a short sha256 of the saved model, the same for every backend of it.
+    """
 
     classes: list[str]
     spec: ImageSpec
     backend: str
     name: str = "model"
     version: str = ""
+    path: Path | None = None
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """One decoded uint8 image (H, W) or (H, W, C) -> the model's input for one image."""
@@ -169,7 +175,7 @@ def load_predictor(model, *, backend: str = "auto", precision: str = "fp32",
         return ClassifierPredictor(model, threads)
     path = Path(model)
     if path.suffix == ".onnx":
-        return _named(OnnxPredictor(path, threads), path.stem)
+        return _named(OnnxPredictor(path, threads), path)
     if not path.exists():
         raise ModelError(f"'{path}' does not exist (give a run folder, model folder or .onnx file).")
     if backend != "torch":
@@ -178,10 +184,14 @@ def load_predictor(model, *, backend: str = "auto", precision: str = "fp32",
             onnx_path = _export_now(path, precision, required=backend == "onnx" or precision == "int8",
                                     asked=export)
         if onnx_path is not None:
-            return _named(OnnxPredictor(onnx_path, threads), path.name)
+            return _named(OnnxPredictor(onnx_path, threads), path)
     if precision != "fp32":
         raise ConfigError("int8 needs ONNX Runtime; use backend auto or onnx.")
-    return _named(ClassifierPredictor(load_model(path), threads), path.name)
+    predictor = ClassifierPredictor(load_model(path), threads)
+    from .exporting import model_digest
+
+    predictor.version = model_digest(path)[:12]
+    return _named(predictor, path)
 
 
 def _export_now(run: Path, precision: str, required: bool, asked: bool) -> Path | None:
@@ -200,8 +210,8 @@ def _export_now(run: Path, precision: str, required: bool, asked: bool) -> Path 
     return run / EXPORT_DIR / ONNX_FILES[precision]
 
 
-def _named(predictor: Predictor, name: str) -> Predictor:
-    predictor.name = name
+def _named(predictor: Predictor, path: Path) -> Predictor:
+    predictor.name, predictor.path = (path.stem if path.is_file() else path.name), path
     return predictor
 
 

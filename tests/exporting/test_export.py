@@ -52,8 +52,10 @@ def test_onnx_predictor_prepares_raw_images_like_the_classifier(deep_run, export
     rng = np.random.default_rng(0)
     images = [noise_image(48, 40, seed=1), noise_image(20, 30, seed=2)[..., 0],
               rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)]  # colour, grey, other size
-    onnx_proba = load_predictor(deep_run).predict_images(images)
-    torch_proba = load_predictor(deep_run, backend="torch").predict_images(images)
+    fast, slow = load_predictor(deep_run), load_predictor(deep_run, backend="torch")
+    assert (fast.backend, slow.backend) == ("onnx-fp32", "torch")
+    assert fast.version == slow.version and len(fast.version) == 12  # one model, one version
+    onnx_proba, torch_proba = fast.predict_images(images), slow.predict_images(images)
     np.testing.assert_allclose(onnx_proba, torch_proba, atol=1e-4)
     np.testing.assert_allclose(onnx_proba.sum(1), 1, atol=1e-5)
 
@@ -189,3 +191,14 @@ def test_cli_export_and_predict(deep_run, exported, shapes_folder, tmp_path):
     assert missing.returncode == 1 and "error:" in missing.stderr
     bad = cli("export", tmp_path / "nowhere")
     assert bad.returncode == 1 and "nowhere" in bad.stderr
+
+
+def test_tta_views_can_be_dropped_at_export(deep_run, exported, tmp_path):
+    report = export(deep_run, out=tmp_path / "plain", tta="none", progress=False)
+    assert exported["tta"] == "hflip" and report["tta"] == "none"
+    assert report["parity"]["top1_agreement"] == 1.0  # against PyTorch without the views too
+    with_views = onnx.load(str(deep_run / "export" / "model.onnx"))
+    without = onnx.load(str(tmp_path / "plain" / "model.onnx"))
+    assert len(without.graph.node) < len(with_views.graph.node)
+    with pytest.raises(ConfigError, match="'tta'"):
+        export(deep_run, tta="rot90")

@@ -31,6 +31,7 @@ from ..registry import Registry
 
 EXPORT_JSON = "export.json"
 PARITY_LIMIT = 1000
+TTA_CHOICES = ("none", "hflip", "hflip+vflip")
 TIE = 1e-4  # a top-1 flip between two classes closer than this is rounding, not disagreement
 
 
@@ -54,7 +55,7 @@ def list_formats() -> list[ExportFormat]:
 
 def export(run: str | Path, format: str = "onnx", *, quantize: str | None = None,
            out: str | Path | None = None, data: str | Path | None = None,
-           calibration: int = 128, progress: bool = True) -> dict:
+           calibration: int = 128, tta: str | None = None, progress: bool = True) -> dict:
     """Export a run's model and verify it; returns the report also written to ``export.json``.
 
     Args:
@@ -64,6 +65,8 @@ def export(run: str | Path, format: str = "onnx", *, quantize: str | None = None
         out: Folder for the files; default ``RUN/export``.
         data: Images to verify on instead of the run's test split (a folder or manifest).
         calibration: How many training images calibrate int8 activation ranges.
+        tta: Test-time augmentation in the graph: None keeps the run's ``train.tta``;
+            ``none`` drops it (each view costs one more forward pass), ``hflip``, ``hflip+vflip``.
     """
     fmt = FORMATS.get(format)
     if quantize is not None and quantize not in fmt.quantize:
@@ -71,8 +74,12 @@ def export(run: str | Path, format: str = "onnx", *, quantize: str | None = None
                           f"{list(fmt.quantize)}. Got {quantize!r}.")
     from ..models import load_model
 
+    if tta not in (None, *TTA_CHOICES):
+        raise ConfigError(f"The 'tta' parameter must be one of {list(TTA_CHOICES)}. Got {tta!r}.")
     run = Path(run)
     clf = load_model(run)
+    if tta is not None and getattr(clf, "school", "") == "deep":
+        clf.train_options["tta"] = tta  # reference and graph both run the chosen views
     out_dir = _out_dir(run, out)
     check, calib = _verification_images(run, clf, data, calibration if quantize else 0, progress)
     report = fmt.write(clf, run, out_dir, check, calib, quantize)

@@ -29,6 +29,7 @@ def write_onnx_export(clf, run: Path, out_dir: Path, check, calib, quantize: str
     meta = {"family": clf.family, "mode": clf.mode, "classes": [str(c) for c in clf.classes_],
             "image_spec": clf.image_spec.to_dict(), "input": "uint8 (N, H, W, 3)",
             "output": "probabilities (N, classes)", "precision": "fp32",
+            "tta": clf.train_options.get("tta", "none") if clf.mode == "finetune" else "none",
             "model_sha256": model_digest(run),
             "versions": {**versions(), "torch": torch.__version__, "onnx": onnx.__version__,
                          "onnxruntime": onnxruntime.__version__}}
@@ -49,6 +50,7 @@ def write_onnx_export(clf, run: Path, out_dir: Path, check, calib, quantize: str
     finally:
         staged.unlink(missing_ok=True)
     result = {"format": "onnx", "model_sha256": meta["model_sha256"], "classes": meta["classes"],
+              "tta": meta["tta"],
               "image_spec": meta["image_spec"], "versions": meta["versions"],
               "export_seconds": round(export_seconds, 2),
               "files": {ONNX_FILES["fp32"]: _file_facts(out_dir / ONNX_FILES["fp32"], "fp32")},

@@ -1,0 +1,86 @@
+"""Request and response bodies of the REST API (separate input and output schemas)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TOP_K = 100
+
+
+class PredictJSONRequest(BaseModel):
+    """Images sent as JSON: base64 strings (a ``data:image/...;base64,`` prefix is allowed)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"images": ["iVBORw0KGgoAAAANSUhEUgAA..."], "top_k": 3}]})
+
+    images: list[str] = Field(min_length=1, description="Base64-encoded image files.")
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Labels per image; default 3.")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `not_an_image`, `too_many_pixels`.")
+    message: str = Field(description="What went wrong, naming the file or field.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx answer."""
+
+    error: ErrorDetail
+
+
+class Prediction(BaseModel):
+    label: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class ImageResult(BaseModel):
+    filename: str = Field(description="The uploaded file's name, or `images[i]` for JSON.")
+    predictions: list[Prediction] = Field(description="Top-k labels, most probable first; empty on error.")
+    error: ErrorDetail | None = Field(None, description="Why this image has no predictions.")
+
+
+class Timing(BaseModel):
+    decode: float = Field(description="Reading, decoding and preparing the images (ms).")
+    inference: float = Field(description="Waiting for a micro-batch and running the model (ms).")
+    total: float = Field(description="The whole request inside the server (ms).")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: str
+    backend: str
+    results: list[ImageResult]
+    timing_ms: Timing
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    backend: str
+    default: bool = Field(description="Used by `POST /v1/predict`.")
+    classes: list[str]
+    input_size: int = Field(description="Side of the square the images are resized to.")
+    channels: int | None = None
+    resize: str
+    roi: str
+    loaded_at: float = Field(description="Unix time this version was loaded.")
+    test_metrics: dict[str, float] | None = Field(
+        None, description="Scalar test metrics from the run's metrics.json, when present.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+    default: str
+    auth_required: bool = Field(description="Whether predict and reload need an API key.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "loading", "failed"]
+    models: dict[str, Literal["loaded", "loading", "failed"]]
+    errors: dict[str, str] = Field(default_factory=dict)

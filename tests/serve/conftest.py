@@ -1,0 +1,85 @@
+"""Two tiny trained runs, real image files, and a factory for ready TestClients."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import imgcls
+
+QUICK = ["cache=false", "model.features=edges"]
+
+
+@pytest.fixture(scope="session")
+def serve_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="session")
+def image_folder(serve_root, shapes_small) -> Path:
+    from imgcls.data.builtins import write_image_folder
+
+    return write_image_folder(shapes_small, serve_root / "images")
+
+
+@pytest.fixture(scope="session")
+def shapes_run(serve_root, image_folder) -> Path:
+    """Circles, squares and triangles (3 classes, 32 px), logistic regression on edges: < 1 s."""
+    return imgcls.train(str(image_folder), model="logistic_regression", out=serve_root / "shapes",
+                        overrides=QUICK, progress=False).path
+
+
+@pytest.fixture(scope="session")
+def two_class_run(serve_root, image_folder) -> Path:
+    """A second model with other classes (circle, square) to serve side by side."""
+    folder = serve_root / "two"
+    for label in ("circle", "square"):
+        shutil.copytree(image_folder / label, folder / label)
+    return imgcls.train(str(folder), model="logistic_regression", out=serve_root / "two-run",
+                        overrides=QUICK, progress=False).path
+
+
+@pytest.fixture(scope="session")
+def png_files(image_folder) -> list[Path]:
+    """Two real PNG files of each class."""
+    labels = ("circle", "square", "triangle")
+    return [p for label in labels for p in sorted((image_folder / label).iterdir())[:2]]
+
+
+def wait_ready(client, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_client(shapes_run):
+    """``make_client(models=None, **settings)`` -> a TestClient whose models are loaded."""
+    from fastapi.testclient import TestClient
+
+    from imgcls.config import ServeConfig
+    from imgcls.serve import create_app
+
+    opened = []
+
+    def make(models: list[str] | None = None, **settings):
+        settings.setdefault("api_key", None)
+        app = create_app(ServeConfig(models=models or [f"shapes={shapes_run}"], **settings))
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        opened.append(client)
+        wait_ready(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()

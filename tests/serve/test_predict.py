@@ -1,0 +1,96 @@
+"""The predict routes: multipart and base64 JSON, top_k, several models, and what they describe."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from imgcls.data.decode import decode_image
+from imgcls.inference import load_predictor
+
+
+def files_of(paths):
+    return [("files", (p.name, p.read_bytes(), "image/png")) for p in paths]
+
+
+def test_one_image_multipart(client, png_files, shapes_run):
+    response = client.post("/v1/predict", files=files_of(png_files[:1]))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "shapes" and body["backend"] == "sklearn" and len(body["version"]) == 12
+    [result] = body["results"]
+    assert result["filename"] == png_files[0].name and result["error"] is None
+    probs = [p["probability"] for p in result["predictions"]]
+    assert len(probs) == 3 and probs == sorted(probs, reverse=True)
+    expected = load_predictor(shapes_run).predict_images([decode_image(png_files[0])])[0]
+    assert result["predictions"][0]["label"] == ["circle", "square", "triangle"][int(np.argmax(expected))]
+    assert probs[0] == pytest.approx(float(expected.max()), abs=1e-6)
+    assert set(body["timing_ms"]) == {"decode", "inference", "total"}
+
+
+def test_many_images_keep_their_order(client, png_files):
+    response = client.post("/v1/predict?top_k=1", files=files_of(png_files))
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["filename"] for r in results] == [p.name for p in png_files]
+    assert all(len(r["predictions"]) == 1 for r in results)
+
+
+def test_base64_json_and_data_url(client, png_files):
+    raw = png_files[0].read_bytes()
+    plain = base64.b64encode(raw).decode()
+    data_url = "data:image/png;base64," + plain
+    response = client.post("/v1/predict", json={"images": [plain, data_url], "top_k": 2})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["filename"] for r in results] == ["images[0]", "images[1]"]
+    assert len(results[0]["predictions"]) == 2
+    assert [p["label"] for p in results[0]["predictions"]] == [p["label"] for p in results[1]["predictions"]]
+    multipart = client.post("/v1/predict?top_k=2", files=files_of(png_files[:1])).json()
+    labels = [p["label"] for p in results[0]["predictions"]]
+    assert [p["label"] for p in multipart["results"][0]["predictions"]] == labels
+    assert multipart["results"][0]["predictions"][0]["probability"] == pytest.approx(
+        results[0]["predictions"][0]["probability"], abs=1e-5)
+
+
+def test_top_k_is_capped_by_the_classes_and_validated(client, png_files):
+    assert len(client.post("/v1/predict?top_k=50", files=files_of(png_files[:1])).json()
+               ["results"][0]["predictions"]) == 3
+    response = client.post("/v1/predict?top_k=0", files=files_of(png_files[:1]))
+    assert response.status_code == 422 and "top_k" in response.json()["error"]["message"]
+
+
+def test_a_bad_image_among_good_ones_is_reported_per_image(client, png_files):
+    files = files_of(png_files[:1]) + [("files", ("notes.png", b"just text", "image/png"))]
+    response = client.post("/v1/predict", files=files)
+    assert response.status_code == 200
+    good, bad = response.json()["results"]
+    assert good["error"] is None and bad["predictions"] == []
+    assert bad["error"]["code"] == "not_an_image" and "notes.png" in bad["error"]["message"]
+
+
+def test_two_models_side_by_side(make_client, shapes_run, two_class_run, png_files):
+    client = make_client([str(shapes_run), f"two={two_class_run}"])
+    listing = client.get("/v1/models").json()
+    assert [m["name"] for m in listing["models"]] == ["shapes", "two"] and listing["default"] == "shapes"
+    files = files_of(png_files[:1])
+    first = client.post("/v1/predict", files=files).json()
+    second = client.post("/v1/models/two/predict", files=files).json()
+    assert first["model"] == "shapes" and second["model"] == "two"
+    assert {p["label"] for p in second["results"][0]["predictions"]} == {"circle", "square"}
+    missing = client.post("/v1/models/nope/predict", files=files)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_model"
+    assert "two" in missing.json()["error"]["message"]
+
+
+def test_models_list_describes_each_model(client):
+    listing = client.get("/v1/models").json()
+    assert listing["auth_required"] is False
+    [model] = listing["models"]
+    assert model["classes"] == ["circle", "square", "triangle"] and model["input_size"] == 32
+    assert model["default"] is True and model["backend"] == "sklearn"
+    assert 0.0 <= model["test_metrics"]["accuracy"] <= 1.0 and "macro_f1" in model["test_metrics"]
+    assert client.get("/v1/models/shapes").json() == model
+    assert client.get("/v1/models/other").status_code == 404
