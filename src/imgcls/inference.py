@@ -109,10 +109,14 @@ class OnnxPredictor(Predictor):
             raise ModelError(f"'{self.path}' cannot be loaded by ONNX Runtime: {exc}") from None
         meta = read_onnx_metadata(self.session, self.path)
         self.metadata = meta
-        self.classes = list(meta["classes"])
-        spec = meta["image_spec"]
-        self.spec = ImageSpec(size=spec["size"], channels=3, resize=spec["resize"],
-                              roi=spec.get("roi", "none"))
+        try:
+            self.classes = [str(c) for c in meta["classes"]]
+            spec = meta["image_spec"]
+            self.spec = ImageSpec(size=int(spec["size"]), channels=3, resize=spec["resize"],
+                                  roi=spec.get("roi", "none"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"'{self.path}': its imgcls metadata is incomplete ({exc!r}); export it again."
+                             ) from None
         self.backend = f"onnx-{meta.get('precision', 'fp32')}"
         self.version = meta.get("model_sha256", "")[:12]
         self.input_name = self.session.get_inputs()[0].name
@@ -128,7 +132,14 @@ def read_onnx_metadata(session, path: Path) -> dict:
     if METADATA_KEY not in props:
         raise ModelError(f"'{path}' was not exported by imgcls (no '{METADATA_KEY}' metadata); "
                          "export it with `imgcls export RUN`.")
-    return json.loads(props[METADATA_KEY])
+    try:
+        meta = json.loads(props[METADATA_KEY])
+    except ValueError as exc:
+        raise ModelError(f"'{path}': its imgcls metadata is not valid JSON ({exc}); "
+                         "export it again.") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"'{path}': its imgcls metadata is not an object; export it again.")
+    return meta
 
 
 def default_threads() -> int:
@@ -139,10 +150,17 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def export_dir(run: str | Path) -> Path:
+    """Where ``imgcls export RUN`` writes: ``RUN/export`` (for a model folder, beside it)."""
+    run = Path(run)
+    is_model_folder = (run / "model.json").is_file() and not (run / "model").is_dir()
+    return (run.parent if is_model_folder else run) / EXPORT_DIR
+
+
 def find_export(run: str | Path, precision: str = "fp32") -> Path | None:
     """The run's exported ONNX file for ``precision`` when it exists and matches the saved model."""
     run = Path(run)
-    path = run / EXPORT_DIR / ONNX_FILES[precision]
+    path = export_dir(run) / ONNX_FILES[precision]
     if not path.is_file():
         return None
     from .exporting import export_is_current
@@ -207,7 +225,7 @@ def _export_now(run: Path, precision: str, required: bool, asked: bool) -> Path 
             raise ModelError(f"'{run}' is a classical model; ONNX export is for deep models.")
         return None
     run_export(run, quantize="int8" if precision == "int8" else None, progress=False)
-    return run / EXPORT_DIR / ONNX_FILES[precision]
+    return export_dir(run) / ONNX_FILES[precision]
 
 
 def _named(predictor: Predictor, path: Path) -> Predictor:

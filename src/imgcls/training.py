@@ -101,25 +101,25 @@ def train(data: str | Path | None = None, *, model: str | None = None,
 
 def _train_into(run_dir: Path, cfg: RunConfig, ds: Dataset, started: float, progress: bool,
                 checkpoint: Path | None, callbacks: Sequence[Any]) -> Run:
-    loaded = load_images(ds, _image_spec(ds, cfg), resolve_n_jobs(cfg.n_jobs),
+    loaded = load_images(ds, image_spec_for(ds, cfg), resolve_n_jobs(cfg.n_jobs),
                          cache_root(cfg), progress)
     _report_skipped(loaded, ds)
     findings = _quick_checks(ds, loaded, cfg)
-    clf = _make_model(cfg, loaded, progress, run_dir, checkpoint, callbacks)
-    train_rows = _rows(ds, loaded, "train")
+    clf = make_model(cfg, loaded, progress, run_dir, checkpoint, callbacks)
+    train_rows = split_rows(ds, loaded, "train")
     fit_started = time.perf_counter()
     fit_args: dict[str, Any] = {}
-    val_rows = _rows(ds, loaded, "val")
+    val_rows = split_rows(ds, loaded, "val")
     if clf.school == "deep" and len(val_rows):
         fit_args["val"] = (loaded.images[val_rows], ds.labels[loaded.rows[val_rows]])
     clf.fit(loaded.images[train_rows], ds.labels[loaded.rows[train_rows]], **fit_args)
     timings = {"fit_seconds": round(time.perf_counter() - fit_started, 3),
                **getattr(clf, "fit_timings_", {})}
-    metrics = _evaluate_splits(clf, ds, loaded)
+    metrics = evaluate_splits(clf, ds, loaded)
     timings["total_seconds"] = round(time.perf_counter() - started, 3)
     metrics.update(timings=timings, dataset=ds.summary(), model=clf.to_json(),
                    checks=[f.to_dict() for f in findings])
-    _write_run(run_dir, cfg, clf, ds, loaded, metrics)
+    write_run(run_dir, cfg, clf, ds, loaded, metrics)
     info(f"Run written to {run_dir}  (report: {run_dir / 'report.html'})")
     return Run(run_dir, cfg, metrics, clf)
 
@@ -156,7 +156,7 @@ def _check_trainable(ds: Dataset) -> None:
                         "a classifier needs at least 2.")
 
 
-def _image_spec(ds: Dataset, cfg: RunConfig) -> ImageSpec:
+def image_spec_for(ds: Dataset, cfg: RunConfig, quiet: bool = False) -> ImageSpec:
     """Classical: the data's own size (capped); deep: the backbone's input size (the small
     CNN: the data's size within 32-64). Grey data stays one channel in memory."""
     deep = MODELS.get(cfg.model.name).school == "deep"
@@ -166,13 +166,16 @@ def _image_spec(ds: Dataset, cfg: RunConfig) -> ImageSpec:
             size = min(SMALL_CNN_MAX, max(SMALL_CNN_MIN, median_short_side(ds)))
         else:
             size = DEEP_AUTO_SIZE if deep else min(MAX_AUTO_SIZE, median_short_side(ds))
-        info(f"model.image_size=auto -> {size}")
+        if not quiet:
+            info(f"model.image_size=auto -> {size}")
     return ImageSpec(size=int(size), channels=None, resize=cfg.model.resize, roi=cfg.model.roi)
 
 
 def median_short_side(ds: Dataset, sample: int = 200) -> int:
     """Median of min(height, width) over up to ``sample`` evenly spaced images (headers only)."""
     from PIL import Image
+
+    from .data.decode import PILLOW_FORMATS
 
     picks = np.unique(np.linspace(0, len(ds) - 1, min(sample, len(ds))).astype(int))
     sides = []
@@ -181,14 +184,14 @@ def median_short_side(ds: Dataset, sample: int = 200) -> int:
             sides.append(min(ds.arrays[i].shape[:2]))
             continue
         try:
-            with Image.open(ds.file_path(i)) as img:
+            with Image.open(ds.file_path(i), formats=PILLOW_FORMATS) as img:
                 sides.append(min(img.size))
         except Exception:  # noqa: BLE001, S112 - unreadable files are reported when decoded
             continue
     return int(np.median(sides)) if sides else MAX_AUTO_SIZE
 
 
-def _make_model(cfg: RunConfig, loaded: LoadedImages, progress: bool, run_dir: Path | None = None,
+def make_model(cfg: RunConfig, loaded: LoadedImages, progress: bool, run_dir: Path | None = None,
                 checkpoint: Path | None = None, callbacks: Sequence[Any] = ()) -> Classifier:
     from .features import auto_features
 
@@ -211,18 +214,18 @@ def _make_model(cfg: RunConfig, loaded: LoadedImages, progress: bool, run_dir: P
                         augment=m.augment, feature_params=dict(m.feature_params), **common)
 
 
-def _rows(ds: Dataset, loaded: LoadedImages, split: str) -> np.ndarray:
+def split_rows(ds: Dataset, loaded: LoadedImages, split: str) -> np.ndarray:
     """Positions in ``loaded`` of the decoded images of one split."""
     splits = ds.table["split"].to_numpy()[loaded.rows]
     return np.flatnonzero(splits == split)
 
 
-def _evaluate_splits(clf: Classifier, ds: Dataset, loaded: LoadedImages) -> dict:
+def evaluate_splits(clf: Classifier, ds: Dataset, loaded: LoadedImages) -> dict:
     from .evaluation import compute_metrics
 
     metrics: dict[str, Any] = {"predictions": {}}
     for split in ("val", "test"):
-        rows = _rows(ds, loaded, split)
+        rows = split_rows(ds, loaded, split)
         if len(rows) == 0:
             continue
         proba = clf.predict_proba(loaded.images[rows])
@@ -275,7 +278,7 @@ def predictions_table(ds: Dataset, loaded: LoadedImages, rows: np.ndarray, proba
     return table
 
 
-def _write_run(run_dir: Path, cfg: RunConfig, clf: Classifier, ds: Dataset,
+def write_run(run_dir: Path, cfg: RunConfig, clf: Classifier, ds: Dataset,
                loaded: LoadedImages, metrics: dict) -> None:
     from .report import write_report
 

@@ -400,3 +400,13 @@ def test_is_grey():
 def test_is_image_name(name, expected):
     assert is_image_name(name) is expected
     assert is_image_name(Path(name)) is expected
+
+
+def test_postscript_never_reaches_a_pillow_reader(tmp_path):
+    """EPS would make Pillow run Ghostscript; only raster readers are offered a file."""
+    eps = tmp_path / "cat.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(ImageDecodeError) as info:
+        decode_image(eps)
+    assert info.value.kind == "not_image"
+    assert "Ghostscript" not in str(info.value)

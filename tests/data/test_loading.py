@@ -353,3 +353,16 @@ def test_user_files_are_never_modified(mixed_folder, tmp_path):
     after = file_hashes(mixed_folder)
     assert after == before  # same files, same bytes, nothing added
     assert {p: os.stat(mixed_folder / p).st_mtime_ns for p in after} == stat_before
+
+
+def test_crop_of_a_thin_strip_stays_small():
+    """The centre square is cut before resizing: a 20000 x 2 strip never becomes 2.2M x 224."""
+    import tracemalloc
+
+    strip = np.full((2, 20_000), 200, dtype=np.uint8)
+    tracemalloc.start()
+    out = resize_image(strip, 224, "crop")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.shape == (224, 224) and (out == 200).all()
+    assert peak < 5_000_000

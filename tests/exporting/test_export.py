@@ -63,7 +63,8 @@ def test_onnx_predictor_prepares_raw_images_like_the_classifier(deep_run, export
 def test_int8_copy_is_reported_and_predicts(deep_run, exported, shapes_folder):
     int8 = exported["int8"]
     assert int8["calibration_images"] == 64 and int8["speedup"] > 0
-    assert abs(int8["accuracy_change"]) <= 1  # a difference of accuracies, reported as such
+    assert int8["accuracy_change"] == round(int8["accuracy_int8"] - int8["accuracy_fp32"], 4)
+    assert int8["top1_agreement_with_fp32"] > 0.5  # a quantised copy of the same model, not noise
     predictor = load_predictor(deep_run, precision="int8")
     assert predictor.backend == "onnx-int8"
     table = imgcls.predict(deep_run, [shapes_folder], precision="int8", progress=False)
@@ -119,12 +120,41 @@ def test_disagreement_fails_loudly_and_writes_nothing(deep_run, tmp_path, monkey
     assert not any((tmp_path / "out").glob("*.onnx")) and not (tmp_path / "out" / EXPORT_JSON).exists()
 
 
-def test_out_folder_with_other_files_is_refused(deep_run, tmp_path):
-    (tmp_path / "notes.txt").write_text("mine")
+@pytest.mark.parametrize("name", ["notes.txt", "model.onnx"])
+def test_out_folder_with_other_files_is_refused(deep_run, tmp_path, name):
+    (tmp_path / name).write_text("mine")  # a user's own model.onnx too: no export.json lists it
     before = file_hashes(tmp_path)
     with pytest.raises(ConfigError, match="holds other files"):
         export(deep_run, out=tmp_path, progress=False)
     assert file_hashes(tmp_path) == before
+
+
+def test_a_failed_int8_step_leaves_no_current_export(deep_run, tmp_path, monkeypatch):
+    import shutil
+
+    import imgcls.exporting.onnx as onnx_module
+
+    copy = tmp_path / "run"
+    shutil.copytree(deep_run, copy)
+    assert find_export(copy, "int8") is not None
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("calibration exploded")
+
+    monkeypatch.setattr(onnx_module, "_quantize", broken)
+    with pytest.raises(ModelError, match="int8 quantisation failed"):
+        export(copy, quantize="int8", progress=False)
+    assert find_export(copy) is None and find_export(copy, "int8") is None
+    assert load_predictor(copy).backend == "torch"  # never a mix of new and old files
+
+
+def test_a_model_folder_exports_beside_itself(deep_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(deep_run, copy, ignore=shutil.ignore_patterns("export"))
+    predictor = load_predictor(copy / "model", export=True)
+    assert predictor.backend == "onnx-fp32" and (copy / "export" / "model.onnx").is_file()
 
 
 def test_missing_data_names_the_way_out(deep_run, tmp_path):
@@ -194,11 +224,17 @@ def test_cli_export_and_predict(deep_run, exported, shapes_folder, tmp_path):
 
 
 def test_tta_views_can_be_dropped_at_export(deep_run, exported, tmp_path):
-    report = export(deep_run, out=tmp_path / "plain", tta="none", progress=False)
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(deep_run, copy)
+    before = file_hashes(copy / "export")
+    report = export(copy, tta="none", progress=False)
     assert exported["tta"] == "hflip" and report["tta"] == "none"
     assert report["parity"]["top1_agreement"] == 1.0  # against PyTorch without the views too
-    with_views = onnx.load(str(deep_run / "export" / "model.onnx"))
-    without = onnx.load(str(tmp_path / "plain" / "model.onnx"))
+    assert file_hashes(copy / "export") == before  # RUN/export, what predict uses, is unchanged
+    with_views = onnx.load(str(copy / "export" / "model.onnx"))
+    without = onnx.load(str(copy / "export-tta-none" / "model.onnx"))
     assert len(without.graph.node) < len(with_views.graph.node)
     with pytest.raises(ConfigError, match="'tta'"):
         export(deep_run, tta="rot90")

@@ -26,6 +26,10 @@ IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico".split()
 )
 
+# Pillow readers imgcls lets a file reach: the raster formats of IMAGE_EXTENSIONS. Pillow
+# would otherwise offer every file to all its readers, EPS among them, which runs Ghostscript.
+PILLOW_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM", "TGA", "ICO")
+
 _GREY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 
 
@@ -118,6 +122,7 @@ _OPEN_LOCK = threading.Lock()
 
 def _open_unchecked(path: Path | io.BytesIO):
     """Open (header only) with Pillow's global bomb check off; imgcls checks the size itself.
+    Only the readers in PILLOW_FORMATS are tried, so content decides, not the name.
 
     Pillow's limit is process-wide state; a lock keeps threads from seeing each other's
     setting, and only the cheap header parse runs under it.
@@ -128,7 +133,7 @@ def _open_unchecked(path: Path | io.BytesIO):
         old_limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
         try:
-            return Image.open(path)
+            return Image.open(path, formats=PILLOW_FORMATS)
         finally:
             Image.MAX_IMAGE_PIXELS = old_limit
 

@@ -25,7 +25,7 @@ from .dataset import Dataset
 from .decode import is_grey
 from .roi import crop_to_foreground
 
-LOADER_VERSION = "1"
+LOADER_VERSION = "2"  # 2: crop cuts the centre square before resizing
 
 
 @dataclass(frozen=True)
@@ -56,22 +56,27 @@ class LoadedImages:
 
 
 def resize_image(img: np.ndarray, size: int, rule: str = "squash") -> np.ndarray:
-    """Resize to ``size`` x ``size``: squash (stretch), crop (centre) or pad (letterbox)."""
+    """Resize to ``size`` x ``size``: squash (stretch), crop (centre) or pad (letterbox).
+
+    ``crop`` cuts the centre square before resizing, so a very thin image never becomes a
+    huge intermediate (a 20000 x 2 strip would otherwise be scaled to 2.2M x 224 pixels).
+    """
     import cv2
 
     h, w = img.shape[:2]
-    if rule == "squash":
-        new_w, new_h = size, size
-    else:
-        scale = size / min(h, w) if rule == "crop" else size / max(h, w)
+    if rule == "crop":
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        img, h, w = img[top : top + side, left : left + side], side, side
+    if rule == "pad":
+        scale = size / max(h, w)
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    else:
+        new_w, new_h = size, size
     if (new_h, new_w) != (h, w):
         shrink = new_h * new_w < h * w
         img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    if rule == "crop":
-        top, left = (new_h - size) // 2, (new_w - size) // 2
-        img = img[top : top + size, left : left + size]
-    elif rule == "pad":
+    if rule == "pad":
         canvas = np.zeros((size, size, *img.shape[2:]), dtype=img.dtype)
         top, left = (size - new_h) // 2, (size - new_w) // 2
         canvas[top : top + new_h, left : left + new_w] = img

@@ -40,6 +40,19 @@ def assign_splits(ds: Dataset, cfg: SplitConfig) -> Dataset:
     return result
 
 
+def carve_validation(ds: Dataset, cfg: SplitConfig) -> Dataset:
+    """Move ``cfg.val`` of the train rows to a new ``val`` split (stratified, groups kept
+    whole), for data whose given splits hold no validation rows; returns a copy."""
+    table = ds.table.copy()
+    train = np.flatnonzero(table["split"].to_numpy() == "train")
+    groups = table[cfg.group_by].astype(str).to_numpy()[train] if cfg.group_by else None
+    _, val = _cut(train, table["label"].to_numpy()[train], groups, cfg.val, cfg, ds.name, "val")
+    table.iloc[val, table.columns.get_loc("split")] = "val"
+    result = ds.subset(np.arange(len(ds)))
+    result.table = table
+    return result
+
+
 def _follow_given_groups(table, todo: np.ndarray, group_by: str, name: str) -> np.ndarray:
     """Rows of a group that already has a given split join it; returns the rows still to split."""
     groups = table[group_by].astype(str).to_numpy()

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError
-from ..inference import EXPORT_DIR, ONNX_FILES
+from ..inference import EXPORT_DIR, ONNX_FILES, export_dir
 from ..ioutils import atomic_write_text
 from ..log import info
 from ..registry import Registry
@@ -72,32 +72,48 @@ def export(run: str | Path, format: str = "onnx", *, quantize: str | None = None
     if quantize is not None and quantize not in fmt.quantize:
         raise ConfigError(f"The 'quantize' parameter of format {format} must be one of "
                           f"{list(fmt.quantize)}. Got {quantize!r}.")
-    from ..models import load_model
-
     if tta not in (None, *TTA_CHOICES):
         raise ConfigError(f"The 'tta' parameter must be one of {list(TTA_CHOICES)}. Got {tta!r}.")
+    from ..models import load_model
+
     run = Path(run)
     clf = load_model(run)
-    if tta is not None and getattr(clf, "school", "") == "deep":
+    saved_tta = getattr(clf, "train_options", {}).get("tta", "none")
+    if tta is not None and clf.school == "deep":
         clf.train_options["tta"] = tta  # reference and graph both run the chosen views
+    if out is None and tta is not None and tta != saved_tta:
+        out = export_dir(run).with_name(f"{EXPORT_DIR}-tta-{tta}")  # never silently change RUN/export
     out_dir = _out_dir(run, out)
     check, calib = _verification_images(run, clf, data, calibration if quantize else 0, progress)
-    report = fmt.write(clf, run, out_dir, check, calib, quantize)
-    atomic_write_text(out_dir / EXPORT_JSON, json.dumps(report, indent=2))
+    try:
+        report = fmt.write(clf, run, out_dir, check, calib, quantize)
+        atomic_write_text(out_dir / EXPORT_JSON, json.dumps(report, indent=2))
+    except OSError as exc:
+        raise ModelError(f"Cannot write the export to '{out_dir}': {exc}") from None
     info(f"Exported to {out_dir}: top-1 agreement {report['parity']['top1_agreement']:.2%} on "
          f"{report['parity']['n']} images, max probability difference {report['parity']['max_abs_diff']:.2g}")
     return report
 
 
 def _out_dir(run: Path, out: str | Path | None) -> Path:
-    out_dir = Path(out) if out else _model_dir(run).parent / EXPORT_DIR
+    """The export folder; refused when it holds files an imgcls export did not write."""
+    out_dir = Path(out) if out else export_dir(run)
     if out_dir.is_file():
         raise ConfigError(f"--out '{out_dir}' is a file; give a folder.")
     ours = {EXPORT_JSON, *ONNX_FILES.values()}
-    if out_dir.is_dir() and any(p.name not in ours and not p.name.startswith(".") for p in out_dir.iterdir()):
+    present = {p.name for p in out_dir.iterdir() if not p.name.startswith(".")} if out_dir.is_dir() else set()
+    if present - ours or (present and EXPORT_JSON not in present):
         raise ConfigError(f"--out '{out_dir}' holds other files; give an empty or new folder "
                           "(an export never overwrites files it did not write).")
     return out_dir
+
+
+def mark_in_progress(out_dir: Path) -> None:
+    """Called before the first file of an export is replaced: until the new export.json is
+    written, no file in ``out_dir`` counts as current, so a failure half-way never leaves a
+    mix of new and old files that predict would trust."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / EXPORT_JSON, json.dumps({"status": "in progress"}))
 
 
 def _model_dir(run: Path) -> Path:
@@ -126,7 +142,11 @@ def export_is_current(run: str | Path, exported: Path) -> bool:
 
 
 def _verification_images(run: Path, clf, data, calibration: int, progress: bool):
-    """(test images, labels) to check parity on and training images to calibrate int8 on."""
+    """(test images, labels) to check parity on and training images to calibrate int8 on.
+
+    With ``data``, its images are shuffled and split: calibration takes up to
+    ``calibration`` of them, the check the rest (all of them when not quantising).
+    """
     from ..config import resolve_n_jobs
     from ..data import assign_splits, load_dataset, load_images
     from ..training import Run
@@ -134,16 +154,19 @@ def _verification_images(run: Path, clf, data, calibration: int, progress: bool)
     try:
         if data is not None:
             ds = load_dataset(str(data))
-            test, train = ds, ds
+            order = np.random.default_rng(0).permutation(len(ds))
+            n_calib = min(calibration, len(ds) // 2)
+            train, test = ds.subset(np.sort(order[:n_calib])), ds.subset(np.sort(order[n_calib:]))
         else:
-            opened = Run.open(run)
+            opened = Run.open(export_dir(run).parent)
             ds = assign_splits(load_dataset(opened.config.data), opened.config.split)
             split = ds.table["split"].to_numpy()
             test = ds.subset(np.flatnonzero(split == "test"))
             train = ds.subset(np.flatnonzero(split == "train"))
     except (DataError, ConfigError) as exc:
         raise ModelError(f"Cannot verify the export: the run's images are not available ({exc}). "
-                         "Pass --data FOLDER with images like the training ones.") from None
+                         "Export with `imgcls export RUN --data FOLDER`, images like the training "
+                         "ones.") from None
     if len(test) == 0:
         raise ModelError(f"'{run}' has no test images to verify the export on; pass --data FOLDER.")
     rng = np.random.default_rng(0)
@@ -151,6 +174,8 @@ def _verification_images(run: Path, clf, data, calibration: int, progress: bool)
     check = load_images(test, clf.image_spec, resolve_n_jobs(0), None, progress)
     calib = None
     if calibration:
+        if len(train) == 0:
+            raise ModelError("No images to calibrate int8 on; give --data with more images.")
         picked = train.subset(np.sort(rng.permutation(len(train))[:calibration]))
         calib = load_images(picked, clf.image_spec, resolve_n_jobs(0), None, progress).images
     labels = test.labels[check.rows] if "label" in test.table else None

@@ -46,8 +46,17 @@ def write_onnx(module, size: int, metadata: dict, path: Path) -> None:
                              ) from None
         model = onnx.load(str(raw))
     set_metadata(model, metadata)
-    onnx.checker.check_model(model, full_check=True)
+    _check(model, full=True)
     _save_atomic(model, path)
+
+
+def _check(model, full: bool) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=full)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ModelError(f"The exported graph fails the ONNX checker: {exc}") from None
 
 
 def set_metadata(model, metadata: dict) -> None:
@@ -89,14 +98,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, meta
     """Static int8 quantisation (QDQ, per-channel weights, MinMax activation ranges)
     calibrated on ``calibration``, uint8 (N, H, W, 3) training images."""
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -109,12 +111,23 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, meta
     flush = _flush_every(len(calibration), batch_size)
     with tempfile.TemporaryDirectory(prefix="imgcls-int8-") as tmp:
         prepared, quantized = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
-        quant_pre_process(str(fp32_path), str(prepared))
-        quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"CalibMaxIntermediateOutputs": flush})
+        try:
+            _quantize(fp32_path, prepared, quantized, Reader(), flush)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's quantiser raises many kinds
+            raise ModelError(f"int8 quantisation failed: {type(exc).__name__}: {exc}. The fp32 "
+                             "export is fine; use it, or retry with more --calibration images.") from None
         model = onnx.load(str(quantized))
     set_metadata(model, {**metadata, "precision": "int8", "calibration_images": len(calibration)})
-    onnx.checker.check_model(model)
+    _check(model, full=False)
     _save_atomic(model, out_path)
+
+
+def _quantize(fp32_path: Path, prepared: Path, quantized: Path, reader, flush: int | None) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(fp32_path), str(prepared))
+    quantize_static(str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax,
+                    extra_options={"CalibMaxIntermediateOutputs": flush})

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import ModelError
 from ..inference import ONNX_FILES, OnnxPredictor
 from ..log import info, warn
-from . import FORMATS, ExportFormat, accuracy, model_digest, parity, timed
+from . import FORMATS, ExportFormat, accuracy, mark_in_progress, model_digest, parity, timed
 
 INT8_ACCURACY_WARNING = 0.01
 
@@ -46,6 +46,7 @@ def write_onnx_export(clf, run: Path, out_dir: Path, check, calib, quantize: str
             raise ModelError(f"The ONNX export disagrees with PyTorch on {report['disagreements']} of "
                              f"{report['n']} test images (max probability difference "
                              f"{report['max_abs_diff']:.3g}); nothing was written. Please report this.")
+        mark_in_progress(out_dir)
         staged.replace(out_dir / ONNX_FILES["fp32"])
     finally:
         staged.unlink(missing_ok=True)

@@ -8,7 +8,7 @@ import io
 import numpy as np
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -29,7 +29,7 @@ def to_data_uri(fig) -> str:
 def confusion_matrix_plot(cm: list[list[float]], labels: list[str], normalized: bool) -> str:
     matrix = np.asarray(cm, dtype=float)
     side = min(12.0, 2.5 + 0.45 * len(labels))
-    fig, ax = _figure(side, side * 0.85)
+    fig, ax = new_figure(side, side * 0.85)
     ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalized else max(1, matrix.max()))
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -47,7 +47,7 @@ def confusion_matrix_plot(cm: list[list[float]], labels: list[str], normalized: 
 
 def per_class_plot(per_class: dict[str, dict]) -> str:
     labels = list(per_class)
-    fig, ax = _figure(min(14.0, 3 + 0.6 * len(labels)), 3.2)
+    fig, ax = new_figure(min(14.0, 3 + 0.6 * len(labels)), 3.2)
     x = np.arange(len(labels))
     for k, metric in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (k - 1) * 0.27, [per_class[c][metric] for c in labels], 0.27, label=metric)
@@ -59,7 +59,7 @@ def per_class_plot(per_class: dict[str, dict]) -> str:
 
 
 def reliability_plot(bins: list[dict], ece: float) -> str:
-    fig, ax = _figure(4.2, 4.0)
+    fig, ax = new_figure(4.2, 4.0)
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")
     if bins:
         conf = [b["confidence"] for b in bins]
