@@ -295,7 +295,12 @@ class ServeConfig(_Strict):
     backend: Literal["auto", "onnx", "torch"] = Field(
         "auto", description="auto: ONNX Runtime when the run has an up-to-date export.")
     precision: Literal["fp32", "int8"] = "fp32"
-    threads: int | None = Field(None, ge=1, description="Inference threads per model; default: all cores.")
+    threads: int | None = Field(
+        None, ge=1, description="Inference threads per model; default: all cores for one model, "
+        "max(1, cores // n_models) each for several (so they do not oversubscribe the CPU).")
+    export: bool = Field(
+        False, description="Export a deep-learning run to ONNX on first use when it has no up-to-date "
+        "export (backend auto or onnx), then serve the export; classical runs stay in-process.")
     max_batch: int = Field(32, ge=1, le=1024, description="Most images one micro-batch holds.")
     max_wait_ms: float = Field(
         5.0, ge=0, le=1000, description="How long a micro-batch waits for more requests after its "

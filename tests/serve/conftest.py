@@ -56,9 +56,19 @@ def wait_ready(client, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
+def wait_loaded_or_failed(client, timeout: float = 20.0) -> dict:
+    """The /readyz body once no model is still loading."""
+    deadline = time.monotonic() + timeout
+    while "loading" in (body := client.get("/readyz").json())["models"].values():
+        assert time.monotonic() < deadline, body
+        time.sleep(0.02)
+    return body
+
+
 @pytest.fixture
 def make_client(shapes_run):
-    """``make_client(models=None, **settings)`` -> a TestClient whose models are loaded."""
+    """``make_client(models=None, wait=True, **settings)`` -> a TestClient whose models are loaded
+    (with ``wait=False``: whose models have finished loading or failing)."""
     from fastapi.testclient import TestClient
 
     from imgcls.config import ServeConfig
@@ -66,13 +76,16 @@ def make_client(shapes_run):
 
     opened = []
 
-    def make(models: list[str] | None = None, **settings):
+    def make(models: list[str] | None = None, wait: bool = True, **settings):
         settings.setdefault("api_key", None)
         app = create_app(ServeConfig(models=models or [f"shapes={shapes_run}"], **settings))
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         opened.append(client)
-        wait_ready(client)
+        if wait:
+            wait_ready(client)
+        else:
+            wait_loaded_or_failed(client)
         return client
 
     yield make

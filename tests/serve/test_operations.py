@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -24,6 +25,53 @@ def test_metrics_after_requests(client, png_files):
     assert 'imgcls_model_info{backend="sklearn",model="shapes"' in text
     client.get("/no/such/page")
     assert 'route="unmatched"' in client.get("/metrics").text
+
+
+def test_metric_labels_stay_bounded_whatever_the_client_sends(client):
+    for method in ("FOO", "BAR1", "PROPFIND", "X-" + "A" * 40):  # uvicorn/h11 accept any token
+        client.request(method, "/healthz")
+    for i in range(3):
+        client.get(f"/made/up/{i}")
+        client.post(f"/v1/models/name{i}/predict", json={"images": ["AAAA"]})
+    text = client.get("/metrics").text
+    series = [line for line in text.splitlines() if line.startswith("imgcls_http_requests_total{")]
+    methods = set(re.findall(r'method="([^"]*)"', "\n".join(series)))
+    routes = set(re.findall(r'route="([^"]*)"', "\n".join(series)))
+    assert methods == {"GET", "POST", "other"}
+    assert 'imgcls_http_requests_total{method="other",route="/healthz",status="405"} 4.0' in text
+    assert "FOO" not in text and "made" not in text and "name0" not in text
+    assert routes == {"/healthz", "/readyz", "unmatched", "/v1/models/{name}/predict"}
+    assert 'route="unmatched",status="404"} 3.0' in text
+
+
+def test_non_finite_test_metrics_are_left_out(make_client, shapes_run, tmp_path):
+    import json
+
+    from imgcls.serve.store import run_test_metrics
+
+    run = tmp_path / "nan-run"
+    shutil.copytree(shapes_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["test"].update(accuracy=float("nan"), loss=float("inf"), flag=True)
+    metrics["test"]["macro"]["f1"] = float("-inf")
+    (run / "metrics.json").write_text(json.dumps(metrics))  # json writes NaN / Infinity, and reads them
+    flat = run_test_metrics(run)
+    assert flat and not {"accuracy", "loss", "flag", "macro_f1"} & set(flat) and "macro_precision" in flat
+    client = make_client([str(run)])
+    listing = client.get("/v1/models")
+    assert listing.status_code == 200 and "accuracy" not in listing.json()["models"][0]["test_metrics"]
+
+
+def test_non_finite_probabilities_are_a_clear_model_error(client, png_files):
+    import numpy as np
+
+    model = client.app.state.imgcls.store.get("shapes")
+    model.batcher.predict_fn = lambda images: np.full((len(images), 3), np.nan)
+    answer = client.post("/v1/predict", files=[("files", (png_files[0].name, png_files[0].read_bytes()))])
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert error["code"] == "model_error"
+    assert "non-finite" in error["message"] and "shapes" in error["message"]
 
 
 def test_each_app_has_its_own_registry(make_client):
@@ -85,6 +133,55 @@ def test_run_server_warns_when_exposed_without_a_key(shapes_run, monkeypatch, ca
     run_server(ServeConfig(models=[str(shapes_run)], host="127.0.0.1", api_key=None))
     assert "without an API key" not in capsys.readouterr().err
     assert is_loopback("localhost") and is_loopback("::1") and not is_loopback("0.0.0.0")
+
+
+def test_run_server_refuses_to_start_when_a_model_fails(shapes_run, tmp_path, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    from imgcls.config import ServeConfig
+    from imgcls.errors import ModelError
+    from imgcls.serve import run_server
+
+    broken = tmp_path / "broken"
+    (broken / "model").mkdir(parents=True)
+    (broken / "model" / "model.json").write_text("{not json")
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    with pytest.raises(ModelError, match=r"1 of 2 models failed to load, not serving: 'broken'"):
+        run_server(ServeConfig(models=[str(broken), str(shapes_run)], api_key=None))
+    result = CliRunner().invoke(app, ["serve", str(shapes_run), str(broken)])
+    assert result.exit_code == 1 and "failed to load" in result.output and "broken" in result.output
+    assert calls == []
+
+
+def test_serve_command_passes_every_option(monkeypatch):
+    from typer.testing import CliRunner
+
+    import imgcls.serve
+    from imgcls.cli import app
+
+    seen = []
+    monkeypatch.setattr(imgcls.serve, "run_server", seen.append)
+    monkeypatch.delenv("IMGCLS_API_KEY", raising=False)
+    result = CliRunner().invoke(app, [
+        "serve", "a=runs/a", "--threads", "3", "--export", "--cors-origin", "https://a.example",
+        "--cors-origin", "https://b.example", "--max-upload-bytes", "1000", "--max-pixels", "5000",
+        "--max-images", "4", "--api-key", "k"])
+    assert result.exit_code == 0, result.output
+    config = seen[-1]
+    assert (config.threads, config.export, config.cors_origins) == (3, True, ["https://a.example",
+                                                                             "https://b.example"])
+    assert (config.max_upload_bytes, config.max_pixels, config.max_images_per_request) == (1000, 5000, 4)
+    assert config.api_key.get_secret_value() == "k"
+    assert CliRunner().invoke(app, ["serve", "a", "--max-pixels", "0"]).exit_code == 0
+    assert seen[-1].max_pixels is None  # 0 turns the pixel check off
+    assert CliRunner().invoke(app, ["serve", "a"]).exit_code == 0
+    defaults = seen[-1]
+    assert (defaults.threads, defaults.export, defaults.cors_origins, defaults.max_pixels,
+            defaults.max_upload_bytes, defaults.max_images_per_request) == (None, False, [], 40_000_000,
+                                                                            20 * 1024 * 1024, 64)
 
 
 @pytest.mark.parametrize("bad", [{"max_batch": 0}, {"backend": "tpu"}, {"models": []}])

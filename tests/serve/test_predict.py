@@ -94,3 +94,36 @@ def test_models_list_describes_each_model(client):
     assert 0.0 <= model["test_metrics"]["accuracy"] <= 1.0 and "macro_f1" in model["test_metrics"]
     assert client.get("/v1/models/shapes").json() == model
     assert client.get("/v1/models/other").status_code == 404
+
+
+def test_previous_version_stays_reachable_after_a_reload(make_client, shapes_run, two_class_run, tmp_path,
+                                                         png_files):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(shapes_run, folder)
+    key = {"X-API-Key": "k"}
+    client = make_client([str(folder)], api_key="k")
+    first = client.get("/v1/models/m").json()
+    assert [(v["version"], v["current"]) for v in first["versions"]] == [(first["version"], True)]
+    shutil.rmtree(folder)
+    shutil.copytree(two_class_run, folder)  # retrained into the same folder: 2 classes now
+    second = client.post("/v1/models/m/reload", headers=key).json()
+    old, new = first["version"], second["version"]
+    assert new != old
+    listing = client.get("/v1/models").json()["models"][0]
+    assert [(v["version"], v["current"]) for v in listing["versions"]] == [(new, True), (old, False)]
+    assert listing == client.get("/v1/models/m").json()
+
+    files = files_of(png_files[:1])
+    current = client.post("/v1/models/m/predict?top_k=5", files=files, headers=key).json()
+    previous = client.post(f"/v1/models/m/predict?top_k=5&version={old}", files=files, headers=key).json()
+    assert current["version"] == new and len(current["results"][0]["predictions"]) == 2
+    assert previous["version"] == old and len(previous["results"][0]["predictions"]) == 3
+    same = client.post(f"/v1/models/m/predict?version={new}", files=files, headers=key)
+    assert same.json()["version"] == new
+    missing = client.post("/v1/models/m/predict?version=0123456789ab", files=files, headers=key)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_version"
+    assert old in missing.json()["error"]["message"] and new in missing.json()["error"]["message"]
+    metrics = client.get("/metrics").text
+    assert f'version="{old}"' in metrics and f'version="{new}"' in metrics

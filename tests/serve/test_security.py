@@ -143,3 +143,35 @@ def test_no_bad_input_caused_a_server_error(client, tmp_path):
     assert not server_errors  # /readyz answers 503 while loading, by design
     assert 'imgcls_errors_total{code="not_an_image"}' in metrics
     assert 'imgcls_errors_total{code="unknown_model"} 1.0' in metrics
+
+
+def test_reload_is_off_without_a_configured_key(client, png_files):
+    cross_site = {"Origin": "https://evil.example"}  # a bodyless POST: no CORS preflight protects it
+    for name in ("shapes", "missing"):
+        assert_error(client.post(f"/v1/models/{name}/reload", headers=cross_site), 403, "reload_disabled",
+                     "IMGCLS_API_KEY", "enable reload")
+    before = client.get("/v1/models/shapes").json()["loaded_at"]
+    assert client.get("/v1/models/shapes").json()["loaded_at"] == before  # nothing was reloaded
+    files = [("files", ("a.png", png_files[0].read_bytes(), "image/png"))]
+    assert client.post("/v1/predict", files=files).status_code == 200  # predict stays open
+    reload = client.get("/openapi.json").json()["paths"]["/v1/models/{name}/reload"]["post"]
+    assert "403" in reload["responses"]
+
+
+def test_reload_failing_in_any_way_is_reload_failed_and_the_old_version_serves(make_client, png_files):
+    client = make_client(api_key=KEY)
+    headers = {"X-API-Key": KEY}
+    store = client.app.state.imgcls.store
+    version = store.get("shapes").version
+
+    def half_written(path):
+        raise OSError(f"[Errno 2] No such file or directory: '{path}/model/model.skops'")
+
+    store.loader = half_written
+    answer = client.post("/v1/models/shapes/reload", headers=headers)
+    assert_error(answer, 500, "reload_failed", "Reloading 'shapes' failed",
+                 f"still serving version {version}", "No such file")
+    files = [("files", ("a.png", png_files[0].read_bytes(), "image/png"))]
+    served = client.post("/v1/predict", files=files, headers=headers)
+    assert served.status_code == 200 and served.json()["version"] == version
+    assert client.get("/readyz").status_code == 200

@@ -79,9 +79,10 @@ def create_app(settings: ServeConfig, store: ModelStore | None = None) -> FastAP
 
 
 async def _load(store: ModelStore) -> None:
+    """Load the models in a thread; each failure is recorded per model (``/readyz`` reports it)."""
     try:
         await anyio.to_thread.run_sync(store.load_all)
-    except Exception:  # noqa: BLE001 - /readyz reports it; the server stays up to say so
+    except Exception:  # noqa: BLE001 - the server stays up to say so
         log.exception("loading the models failed")
 
 
@@ -96,7 +97,7 @@ def _add_operational_routes(app: FastAPI) -> None:
     @app.get("/readyz", response_model=Readiness, tags=["operations"], summary="Readiness",
              responses={503: {"model": Readiness, "description": "Models still loading or failed"}})
     async def readyz(state: StateDep) -> Response:
-        """200 once every model is loaded, 503 before (or when one failed to load)."""
+        """200 once every model is loaded, 503 before (or while one has failed to load)."""
         store = state.store
         loaded = {m.name for m in store.loaded()}
         models = {n: "loaded" if n in loaded else "failed" if n in store.errors else "loading"
@@ -110,8 +111,9 @@ def _add_operational_routes(app: FastAPI) -> None:
     async def metrics(state: StateDep) -> Response:
         """Requests, latency, micro-batch sizes, errors by code and images predicted."""
         state.metrics.model_info.clear()
-        for model in state.store.loaded():
-            state.metrics.model_info.labels(model.name, model.version, model.predictor.backend).set(1)
+        for name in state.store.names:
+            for model in state.store.versions(name):
+                state.metrics.model_info.labels(model.name, model.version, model.predictor.backend).set(1)
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)
 

@@ -22,8 +22,9 @@ DECODE_STATUS = {"empty": (422, "empty_file"), "not_image": (415, "not_an_image"
                  "truncated": (422, "truncated_image"), "too_many_pixels": (413, "too_many_pixels"),
                  "unreadable": (422, "corrupt_image")}
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-               413: "payload_too_large", 415: "unsupported_media_type", 503: "not_ready"}
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+               503: "not_ready"}
 
 
 class ApiError(Exception):
@@ -48,10 +49,11 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 def documented(*statuses: int) -> dict[int | str, dict]:
     """OpenAPI ``responses`` for these error statuses, all with the ErrorResponse body."""
-    text = {400: "Malformed request", 401: "Missing or wrong API key", 404: "Unknown model",
+    text = {400: "Malformed request", 401: "Missing or wrong API key",
+            403: "Reload is disabled: no API key is configured", 404: "Unknown model or version",
             413: "Body, image or image count over the limit", 415: "Not an image / unsupported body",
             422: "Invalid field, bad base64, empty, corrupt or truncated image",
-            503: "Models still loading", 500: "Unexpected server error"}
+            503: "Model still loading, or it failed to load", 500: "Unexpected server error"}
     return {s: {"model": ErrorResponse, "description": text[s]} for s in (*statuses, 500)}
 
 

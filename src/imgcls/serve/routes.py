@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -23,16 +24,19 @@ from .schemas import (
     ImageResult,
     ModelInfo,
     ModelList,
+    ModelVersion,
     Prediction,
     PredictJSONRequest,
     PredictResponse,
     Timing,
 )
-from .store import LoadedModel, ModelStore
+from .store import LoadedModel, ModelStore, NotLoaded, UnknownModel, UnknownVersion
 from .telemetry import ServerMetrics
 from .uploads import all_failed, prepare_uploads, read_uploads
 
 DEFAULT_TOP_K = 3
+
+log = logging.getLogger("imgcls.serve")
 
 
 @dataclass
@@ -43,12 +47,19 @@ class ServerState:
     store: ModelStore
     metrics: ServerMetrics
 
-    def model(self, name: str | None) -> LoadedModel:
+    def model(self, name: str | None, version: str | None = None) -> LoadedModel:
+        """The model to answer with, or the API error saying why there is none."""
         try:
-            return self.store.get(name)
-        except KeyError as exc:
-            raise ApiError(404, "unknown_model", exc.args[0]) from None
-        except LookupError as exc:
+            return self.store.get(name, version)
+        except UnknownModel as exc:
+            raise ApiError(404, "unknown_model", str(exc)) from None
+        except UnknownVersion as exc:
+            raise ApiError(404, "unknown_version", str(exc)) from None
+        except NotLoaded as exc:
+            if exc.failed:
+                target = name or self.store.default
+                raise ApiError(503, "load_failed", f"{exc} (fix its files, then POST /v1/models/{target}"
+                               "/reload)") from None
             raise ApiError(503, "not_ready", str(exc), headers={"Retry-After": "1"}) from None
 
 
@@ -60,6 +71,8 @@ StateDep = Annotated[ServerState, Depends(get_state)]
 ModelName = Annotated[str, PathParam(description="A served model's name (see `GET /v1/models`).")]
 TopK = Annotated[int | None, Query(ge=1, le=MAX_TOP_K, description="Labels per image (default 3); "
                                    "a JSON body's `top_k` takes precedence.")]
+Version = Annotated[str | None, Query(max_length=64, description="A loaded version of the model (see "
+                                      "`versions` in `GET /v1/models`); default: the current one.")]
 
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
@@ -100,55 +113,72 @@ def build_router(settings: ServeConfig) -> APIRouter:
                  summary="Classify with the default model")
     async def predict_default(request: Request, state: StateDep, top_k: TopK = None) -> PredictResponse:
         """Top-k labels for one or many images (multipart `files` or JSON base64 `images`)."""
-        return await predict(request, state, None, top_k)
+        return await predict(request, state, state.model(None), top_k)
 
     @router.post("/models/{name}/predict", response_model=PredictResponse, responses=predict_errors,
                  openapi_extra=PREDICT_BODY, dependencies=protected, summary="Classify with a named model")
     async def predict_named(request: Request, state: StateDep, name: ModelName,
-                            top_k: TopK = None) -> PredictResponse:
-        """Like `POST /v1/predict`, with the model chosen by name."""
-        return await predict(request, state, name, top_k)
+                            top_k: TopK = None, version: Version = None) -> PredictResponse:
+        """Like `POST /v1/predict`, with the model chosen by name, and optionally one of its loaded
+        versions (the current one, or the previous one kept after a reload)."""
+        return await predict(request, state, state.model(name, version), top_k)
 
     @router.get("/models", response_model=ModelList, summary="List the served models")
     async def list_models(state: StateDep) -> ModelList:
-        """Every loaded model: version, backend, classes, input size and the run's test metrics."""
-        return ModelList(models=[model_info(m, state.store.default) for m in state.store.loaded()],
-                         default=state.store.default, auth_required=settings.api_key is not None)
+        """Every loaded model: versions, backend, classes, input size and the run's test metrics;
+        and the models that failed to load, with the reason."""
+        return ModelList(models=[model_info(m, state.store) for m in state.store.loaded()],
+                         default=state.store.default, auth_required=settings.api_key is not None,
+                         errors=dict(state.store.errors))
 
     @router.get("/models/{name}", response_model=ModelInfo, responses=documented(404, 422, 503),
                 summary="Describe one model")
     async def get_model(state: StateDep, name: ModelName) -> ModelInfo:
-        return model_info(state.model(name), state.store.default)
+        return model_info(state.model(name), state.store)
 
     @router.post("/models/{name}/reload", response_model=ModelInfo,
-                 responses=documented(401, 404, 422) if protected else documented(404, 422),
+                 responses=documented(401, 404, 422) if protected else documented(403, 404, 422),
                  dependencies=protected, summary="Load a model again and swap it in")
     async def reload_model(state: StateDep, name: ModelName) -> ModelInfo:
-        """Loads the model's files again, then swaps the new version in atomically; requests
-        already running finish on the old version. On failure the old version stays."""
-        old = state.model(name)
+        """Loads the model's files again, then makes the new version current atomically; requests
+        already running finish on the version they started with, and the replaced version stays
+        loaded as the previous one. Works on a model that failed to load. On failure the loaded
+        versions stay (500 `reload_failed`). Needs a configured API key: 403 without one."""
+        if settings.api_key is None:  # a bodyless POST is a CORS simple request: any site could send it
+            raise ApiError(403, "reload_disabled", "Reload needs an API key: set IMGCLS_API_KEY (or "
+                           "--api-key) to enable reload.")
+        if name not in state.store.sources:
+            state.model(name)  # the 404 naming the served models
+        before = state.store.versions(name)
         try:
             new = await anyio.to_thread.run_sync(state.store.reload, name)
-        except ImgclsError as exc:
-            raise ApiError(500, "reload_failed", f"Reloading '{name}' failed; still serving version "
-                           f"{old.version}: {exc}") from None
-        return model_info(new, state.store.default)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the loaded versions serving
+            if not isinstance(exc, ImgclsError):
+                log.exception("reloading model '%s' failed", name)
+            still = f"still serving version {before[0].version}" if before else "no version is loaded"
+            raise ApiError(500, "reload_failed", f"Reloading '{name}' failed; {still}: "
+                           f"{str(exc) or type(exc).__name__}") from None
+        return model_info(new, state.store)
 
     return router
 
 
-def model_info(model: LoadedModel, default: str) -> ModelInfo:
+def model_info(model: LoadedModel, store: ModelStore) -> ModelInfo:
     d = model.describe
+    versions = store.versions(model.name) or [model]
     return ModelInfo(name=model.name, version=model.version, backend=model.predictor.backend,
-                     default=model.name == default, classes=list(model.predictor.classes),
+                     default=model.name == store.default, classes=list(model.predictor.classes),
                      input_size=int(d["input_size"]), channels=d.get("channels"), resize=str(d["resize"]),
-                     roi=str(d["roi"]), loaded_at=model.loaded_at, test_metrics=model.metrics)
+                     roi=str(d["roi"]), loaded_at=model.loaded_at, test_metrics=model.metrics,
+                     versions=[ModelVersion(version=v.version, backend=v.predictor.backend,
+                                            loaded_at=v.loaded_at, current=i == 0)
+                               for i, v in enumerate(versions)])
 
 
-async def predict(request: Request, state: ServerState, name: str | None, top_k: int | None
+async def predict(request: Request, state: ServerState, model: LoadedModel, top_k: int | None
                   ) -> PredictResponse:
+    """Answer with ``model``: this version serves the whole request, even across a reload."""
     started = time.perf_counter()
-    model = state.model(name)  # this version serves the whole request, even across a reload
     uploads, body_top_k = await read_uploads(request, state.settings.max_images_per_request)
     prepared = await anyio.to_thread.run_sync(prepare_uploads, uploads, model.predictor,
                                               state.settings.max_pixels)
@@ -157,7 +187,8 @@ async def predict(request: Request, state: ServerState, name: str | None, top_k:
     images = [p for p in prepared if not isinstance(p, ErrorDetail)]
     if not images:
         raise all_failed(errors)
-    proba = await model.batcher.predict(np.stack(images))
+    proba = check_probabilities(np.asarray(await model.batcher.predict(np.stack(images))), model,
+                                len(images))
     done = time.perf_counter()
     for err in errors:
         state.metrics.errors.labels(err.code).inc()
@@ -172,6 +203,21 @@ async def predict(request: Request, state: ServerState, name: str | None, top_k:
                     total=round((time.perf_counter() - started) * ms, 3))
     return PredictResponse(model=model.name, version=model.version, backend=model.predictor.backend,
                            results=results, timing_ms=timing)
+
+
+def check_probabilities(proba: np.ndarray, model: LoadedModel, n_images: int) -> np.ndarray:
+    """``proba`` when it is one finite row per image; else a clear 500 ``model_error``."""
+    n_classes = len(model.predictor.classes)
+    if proba.shape != (n_images, n_classes):
+        problem = f"probabilities of shape {proba.shape} for {n_images} images and {n_classes} classes"
+    elif not np.isfinite(proba).all():
+        bad = int((~np.isfinite(proba)).any(axis=1).sum())
+        problem = f"non-finite probabilities (NaN or infinity) for {bad} of {n_images} images"
+    else:
+        return proba
+    log.error("model '%s' version %s returned %s", model.name, model.version, problem)
+    raise ApiError(500, "model_error", f"Model '{model.name}' version {model.version} returned {problem}; "
+                   "no predictions were made.")
 
 
 def top_k_labels(row: np.ndarray, model: LoadedModel, k: int) -> list[Prediction]:

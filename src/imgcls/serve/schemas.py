@@ -55,9 +55,16 @@ class PredictResponse(BaseModel):
     timing_ms: Timing
 
 
+class ModelVersion(BaseModel):
+    version: str
+    backend: str
+    loaded_at: float = Field(description="Unix time this version was loaded.")
+    current: bool = Field(description="Serves requests that name no `version`.")
+
+
 class ModelInfo(BaseModel):
     name: str
-    version: str
+    version: str = Field(description="The current version.")
     backend: str
     default: bool = Field(description="Used by `POST /v1/predict`.")
     classes: list[str]
@@ -68,12 +75,17 @@ class ModelInfo(BaseModel):
     loaded_at: float = Field(description="Unix time this version was loaded.")
     test_metrics: dict[str, float] | None = Field(
         None, description="Scalar test metrics from the run's metrics.json, when present.")
+    versions: list[ModelVersion] = Field(
+        default_factory=list, description="The loaded versions, current first: after a reload the "
+        "previous one stays loaded, reachable with `?version=` on predict.")
 
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
     default: str
-    auth_required: bool = Field(description="Whether predict and reload need an API key.")
+    auth_required: bool = Field(description="Whether predict needs an API key (reload always does).")
+    errors: dict[str, str] = Field(
+        default_factory=dict, description="Models that failed to load, by name, with the reason.")
 
 
 class Health(BaseModel):

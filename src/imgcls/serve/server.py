@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..config import ServeConfig
+from ..errors import ModelError
 from ..log import info, warn
 from .app import create_app
 from .store import ModelStore
@@ -25,14 +26,23 @@ def is_loopback(host: str) -> bool:
 
 
 def run_server(config: ServeConfig) -> None:
-    """Serve ``config.models`` until interrupted; a model that cannot load raises before binding."""
+    """Serve ``config.models`` until interrupted.
+
+    Raises:
+        ModelError: before binding, when any model fails to load (naming each one and why).
+    """
     import uvicorn
 
     if not is_loopback(config.host) and config.api_key is None:
         warn(f"binding to {config.host} without an API key: anyone who can reach this port can use "
              "the models. Set --api-key or IMGCLS_API_KEY, or bind to 127.0.0.1.")
     store = ModelStore.from_config(config)
-    store.load_all()
+    errors = store.load_all()
+    if errors:
+        store.close()
+        failed = "; ".join(f"'{name}' ({store.sources[name].path}): {error}"
+                           for name, error in errors.items())
+        raise ModelError(f"{len(errors)} of {len(store.names)} models failed to load, not serving: {failed}")
     for model in store.loaded():
         info(f"model '{model.name}' version {model.version} ({model.predictor.backend}, "
              f"{len(model.predictor.classes)} classes) from {model.path}")

@@ -1,8 +1,13 @@
-"""The models a server holds: name -> the version loaded now, swapped atomically on reload.
+"""The models a server holds: name -> its loaded versions, swapped atomically on reload.
 
-A request takes the current :class:`LoadedModel` once and keeps that object to the end, so
-a reload never changes the model under a request: the new version is loaded first, then
-replaces the old one in a single assignment; requests still holding the old one finish on it.
+A request takes one :class:`LoadedModel` once and keeps that object to the end, so a reload
+never changes the model under a request: the new version is loaded first, then becomes the
+current one in a single assignment. The version it replaces stays loaded as the previous one
+(at most :data:`MAX_VERSIONS` per name), reachable by its version string; an older one is
+dropped, and requests still holding it finish on it.
+
+Each model loads on its own: one that fails is recorded in ``errors`` (and reported by
+``/readyz`` and ``/v1/models``) without stopping the others, and ``reload`` can load it later.
 
 Example:
     >>> store = ModelStore.from_config(ServeConfig(models=["shapes=runs/shapes"]))  # doctest: +SKIP
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
 import time
@@ -23,14 +29,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import inference
 from ..config import ServeConfig
 from ..errors import ConfigError, ModelError
 from ..inference import Predictor, load_predictor
-from ..log import info
+from ..log import info, warn
 from ..registry import did_you_mean
 from .batching import MicroBatcher
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_VERSIONS = 2  # per name: the current version and the previous one
+
+
+class UnknownModel(KeyError):
+    """No model of that name is served."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class NotLoaded(LookupError):
+    """The model is served but has no loaded version (still loading, or it failed to load)."""
+
+    def __init__(self, message: str, failed: bool = False) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+class UnknownVersion(LookupError):
+    """The model is loaded, but not in the version asked for."""
 
 
 @dataclass(frozen=True)
@@ -94,12 +121,20 @@ def run_test_metrics(path: Path) -> dict[str, float] | None:
                 test = json.loads(file.read_text()).get("test") or {}
             except (OSError, ValueError, AttributeError):
                 return None
-            flat = {k: v for k, v in test.items() if isinstance(v, int | float)}
+            if not isinstance(test, dict):
+                return None
+            flat = {k: v for k, v in test.items() if _finite_number(v)}
             for group in ("macro", "weighted"):
-                flat.update({f"{group}_{k}": v for k, v in (test.get(group) or {}).items()
-                             if isinstance(v, int | float)})
+                values = test.get(group)
+                if isinstance(values, dict):
+                    flat.update({f"{group}_{k}": v for k, v in values.items() if _finite_number(v)})
             return flat or None
     return None
+
+
+def _finite_number(value: object) -> bool:
+    """A real number JSON can carry: NaN and infinities (which json.loads accepts) are left out."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class ModelStore:
@@ -116,16 +151,20 @@ class ModelStore:
         self.max_wait_ms = max_wait_ms
         self.on_batch = on_batch
         self.errors: dict[str, str] = {}
-        self._models: dict[str, LoadedModel] = {}
+        self._versions: dict[str, list[LoadedModel]] = {}  # newest (current) first
         self._lock = threading.Lock()
+        self._loading = {name: threading.Lock() for name in self.sources}  # one load of a name at a time
 
     @classmethod
     def from_config(cls, config: ServeConfig) -> ModelStore:
+        sources = parse_model_specs(config.models)
+        threads = model_threads(config.threads, len(sources))
+
         def loader(path: Path) -> Predictor:
             return load_predictor(path, backend=config.backend, precision=config.precision,
-                                  threads=config.threads)
+                                  threads=threads, export=config.export)
 
-        return cls(parse_model_specs(config.models), loader, config.max_batch, config.max_wait_ms)
+        return cls(sources, loader, config.max_batch, config.max_wait_ms)
 
     @property
     def names(self) -> list[str]:
@@ -137,46 +176,86 @@ class ModelStore:
 
     @property
     def ready(self) -> bool:
-        return all(name in self._models for name in self.sources)
+        return all(self._versions.get(name) for name in self.sources)
 
-    def get(self, name: str | None = None) -> LoadedModel:
-        """The current version of ``name`` (the default model when None)."""
+    def get(self, name: str | None = None, version: str | None = None) -> LoadedModel:
+        """The current version of ``name`` (the default model when None), or its loaded ``version``.
+
+        Raises:
+            UnknownModel: no model is called ``name`` (a KeyError).
+            NotLoaded: ``name`` has no loaded version yet, or it failed to load (a LookupError).
+            UnknownVersion: ``version`` is not one of the loaded versions (a LookupError).
+        """
         name = self.default if name is None else name
         if name not in self.sources:
-            raise KeyError(f"Unknown model '{name}'; served: {', '.join(self.names)}."
-                           f"{did_you_mean(name, self.names)}")
-        try:
-            return self._models[name]
-        except KeyError:
-            raise LookupError(f"Model '{name}' is not loaded yet.") from None
+            raise UnknownModel(f"Unknown model '{name}'; served: {', '.join(self.names)}."
+                               f"{did_you_mean(name, self.names)}")
+        versions = self._versions.get(name)
+        if not versions:
+            if name in self.errors:
+                raise NotLoaded(f"Model '{name}' failed to load: {self.errors[name]}", failed=True)
+            raise NotLoaded(f"Model '{name}' is not loaded yet.")
+        if version is None:
+            return versions[0]
+        for model in versions:
+            if model.version == version:
+                return model
+        raise UnknownVersion(f"Model '{name}' has no loaded version '{version}'; loaded: "
+                             f"{', '.join(m.version for m in versions)}.")
 
     def loaded(self) -> list[LoadedModel]:
-        return [self._models[n] for n in self.sources if n in self._models]
+        """The current version of every loaded model, in the order they were given."""
+        return [self._versions[n][0] for n in self.sources if self._versions.get(n)]
 
-    def load_all(self) -> None:
-        """Load every model that is not loaded yet (blocking); raises on the first failure."""
+    def versions(self, name: str) -> list[LoadedModel]:
+        """The loaded versions of ``name``, current first (at most MAX_VERSIONS)."""
+        return list(self._versions.get(name, ()))
+
+    def load_all(self) -> dict[str, str]:
+        """Load every model that is not loaded yet, each on its own (blocking).
+
+        A model that fails is recorded in ``errors`` and the others still load.
+
+        Returns:
+            The errors by model name (empty when every model loaded).
+        """
         for name in self.sources:
-            if name not in self._models:
+            with self._loading[name]:
+                if self._versions.get(name):
+                    continue
                 try:
                     self._install(self._load(name))
-                except Exception as exc:
-                    self.errors[name] = str(exc)
-                    raise
+                except Exception as exc:  # noqa: BLE001 - recorded per model; the others go on
+                    self.errors[name] = str(exc) or type(exc).__name__
+                    warn(f"model '{name}' failed to load from {self.sources[name].path}: {self.errors[name]}")
+        return dict(self.errors)
 
     def reload(self, name: str) -> LoadedModel:
-        """Load ``name`` again from its path, then swap it in; in-flight requests keep the old one."""
+        """Load ``name`` again from its path, then make it the current version.
+
+        Works on a model that is not loaded yet (say, one that failed at startup). The replaced
+        version stays loaded as the previous one; the version before it is dropped (its queued
+        requests finish first). When loading fails the loaded versions stay as they were.
+        """
         if name not in self.sources:
             self.get(name)  # raises the unknown-model error
-        new = self._load(name)
-        old = self._install(new)
-        if old is not None:
-            old.batcher.close()  # finishes what is queued, then stops
+        with self._loading[name]:
+            try:
+                new = self._load(name)
+            except Exception as exc:
+                if not self._versions.get(name):
+                    self.errors[name] = str(exc) or type(exc).__name__
+                raise
+            old, dropped = self._install(new)
+        for model in dropped:
+            model.batcher.close()  # finishes what is queued, then stops
         info(f"reloaded model '{name}': version {old.version if old else '-'} -> {new.version}")
         return new
 
     def close(self) -> None:
-        for model in self.loaded():
-            model.batcher.close()
+        for versions in list(self._versions.values()):
+            for model in versions:
+                model.batcher.close()
 
     def _load(self, name: str) -> LoadedModel:
         source = self.sources[name]
@@ -192,9 +271,29 @@ class ModelStore:
         if self.on_batch is not None:
             self.on_batch(name, size)
 
-    def _install(self, model: LoadedModel) -> LoadedModel | None:
+    def _install(self, model: LoadedModel) -> tuple[LoadedModel | None, list[LoadedModel]]:
+        """Make ``model`` current; returns the version it replaced and the versions dropped.
+
+        A loaded version with the same version string is replaced (same files); of the others
+        the newest stays as the previous version.
+        """
         with self._lock:
-            old = self._models.get(model.name)
-            self._models[model.name] = model
+            versions = self._versions.get(model.name, [])
+            old = versions[0] if versions else None
+            others = [m for m in versions if m.version != model.version]
+            kept = [model, *others][:MAX_VERSIONS]
+            self._versions[model.name] = kept  # one assignment: readers see old or new, never a mix
             self.errors.pop(model.name, None)
-        return old
+        dropped = [m for m in versions if not any(m is k for k in kept)]
+        return old, dropped
+
+
+def model_threads(threads: int | None, n_models: int) -> int | None:
+    """Inference threads per model: ``threads`` when set; else the cores shared among the models.
+
+    One model gets None (the predictor's default: every core); several get
+    ``max(1, cores // n_models)`` each, so they do not oversubscribe the CPU together.
+    """
+    if threads is not None or n_models <= 1:
+        return threads
+    return max(1, inference.default_threads() // n_models)

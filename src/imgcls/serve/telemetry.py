@@ -1,7 +1,8 @@
 """Prometheus metrics in a per-app registry, and the two ASGI middlewares that feed and guard it.
 
 ``TelemetryMiddleware`` counts every request by route template, method and status and
-times it; ``BodyLimitMiddleware`` answers 413 as soon as a body is known to be too big
+times it (every label takes a bounded set of values: a client cannot add series);
+``BodyLimitMiddleware`` answers 413 as soon as a body is known to be too big
 (its Content-Length, or the bytes streamed so far) without reading the rest.
 """
 
@@ -23,6 +24,19 @@ from .errors import ApiError, error_response
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Any other method (uvicorn/h11 accept any token, e.g. "FOO") is counted as "other".
+KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+UNMATCHED = "unmatched"  # the route label of every path no route matches
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template (``/v1/models/{name}/predict``), never the raw path."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED
 
 
 class ServerMetrics:
@@ -52,7 +66,7 @@ class ServerMetrics:
 
 
 class TelemetryMiddleware:
-    """Request count and latency by route template (not raw path: bounded label values)."""
+    """Request count and latency by route template and known method (bounded label values)."""
 
     def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
         self.app = app
@@ -74,8 +88,8 @@ class TelemetryMiddleware:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            route = route_label(scope)
+            self.metrics.requests.labels(route, method_label(scope["method"]), str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
 
