@@ -22,6 +22,7 @@ _LAZY = {
     "compute_metrics": "imgcls.evaluation",
     "predict": "imgcls.prediction",
     "export": "imgcls.exporting",
+    "search": "imgcls.searching",
     "load_predictor": "imgcls.inference",
     "Predictor": "imgcls.inference",
     "load_dataset": "imgcls.data",

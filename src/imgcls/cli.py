@@ -4,6 +4,7 @@
     imgcls evaluate RUN [DATA] [--split test|all]
     imgcls predict RUN PATH... [--top-k 3] [--output preds.csv] [--precision int8]
     imgcls export RUN [--format onnx] [--quantize int8]
+    imgcls search DATA [--budget 10m] [--families classical,probe,finetune] [--storage URL]
     imgcls serve RUN... [--host 127.0.0.1] [--port 8000] [--api-key KEY]
     imgcls datasets | models | config [key=value ...]
 
@@ -217,6 +218,31 @@ def check(
 
 
 @app.command()
+@_library_call
+def search(
+    data: Annotated[str, typer.Argument(help="Folder, CSV/Parquet manifest or built-in dataset.")],
+    overrides: Overrides = None,
+    budget: Annotated[str, typer.Option(help="Wall-clock limit: 90s, 10m, 1h30m.")] = "10m",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Search folder.")] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the study (default SQLite in --out); share it between workers.")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default search-DATA).")] = None,
+    families: Annotated[str, typer.Option(help="Comma-separated: classical, probe, finetune.")
+                        ] = "classical,probe,finetune",
+    metric: Annotated[str, typer.Option(help="accuracy, macro_f1 or balanced_accuracy.")] = "accuracy",
+    trials: Annotated[int | None, typer.Option(min=1, help="Stop after N trials of this worker.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live table.")] = False,
+) -> None:
+    """Search model families of both schools and their settings within a time budget."""
+    from .searching import search as run_search
+
+    result = run_search(data, budget=budget, out=out, storage=storage, study=study, families=families,
+                        metric=metric, trials=trials, overrides=overrides or [], progress=not quiet)
+    if result.best_run is None:
+        raise typer.Exit(1)
+
+
+@app.command()
 def datasets() -> None:
     """List the built-in datasets."""
     from rich.console import Console
@@ -271,20 +297,40 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     backend: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32 or int8 (an int8 ONNX export).")] = "fp32",
+    export: Annotated[bool, typer.Option(
+        "--export", help="Export deep-learning runs to ONNX on first use when they have no up-to-date "
+        "export.")] = False,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="Inference threads per model (default: the cores, shared among the models).",
+        show_default=False)] = None,
     max_batch: Annotated[int, typer.Option(min=1, help="Most images per micro-batch.")] = 32,
     max_wait_ms: Annotated[float, typer.Option(
         min=0, help="Micro-batch wait after its first request; 0 turns micro-batching off.")] = 5.0,
+    max_upload_bytes: Annotated[int | None, typer.Option(
+        min=1, help="Largest request body in bytes (default 20 MiB).", show_default=False)] = None,
+    max_pixels: Annotated[int | None, typer.Option(
+        min=0, help="Largest image, width x height (default 40,000,000); 0 turns the check off.",
+        show_default=False)] = None,
+    max_images: Annotated[int | None, typer.Option(
+        min=1, help="Most images in one request (default 64).", show_default=False)] = None,
+    cors_origin: Annotated[list[str] | None, typer.Option(
+        help="Origin allowed to call the API from a browser; repeat for several (default: CORS off).",
+        show_default=False)] = None,
     api_key: Annotated[str | None, typer.Option(
-        help="Require this key on predict and reload (default $IMGCLS_API_KEY).", show_default=False)
-                       ] = None,
+        help="Require this key on predict and reload (default $IMGCLS_API_KEY); reload is off without "
+        "a key.", show_default=False)] = None,
 ) -> None:
     """Serve models over HTTP: REST API, web page at /, Prometheus metrics at /metrics."""
     from .config import ServeConfig
     from .serve import run_server
 
-    options = {"api_key": api_key} if api_key is not None else {}
+    given = {"api_key": api_key, "threads": threads, "max_upload_bytes": max_upload_bytes,
+             "max_images_per_request": max_images, "cors_origins": cors_origin}
+    options = {key: value for key, value in given.items() if value is not None}
+    if max_pixels is not None:
+        options["max_pixels"] = max_pixels or None  # 0: no pixel limit
     run_server(ServeConfig.from_options(models=runs, host=host, port=port, backend=backend,
-                                        precision=precision, max_batch=max_batch,
+                                        precision=precision, export=export, max_batch=max_batch,
                                         max_wait_ms=max_wait_ms, **options))
 
 

@@ -1,0 +1,111 @@
+"""imgcls search: budget, leaderboard, winner run, validation-only selection, resume."""
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import imgcls
+from imgcls.errors import ConfigError
+from imgcls.searching import parse_budget, parse_families, search
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10m", 600), ("1h30m", 5400),
+                                           ("2m30s", 150), (45, 45)])
+def test_budget_parsing(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "ten minutes", "0s", "-5", "5x"])
+def test_bad_budgets_are_config_errors(bad):
+    with pytest.raises(ConfigError, match="'budget'"):
+        parse_budget(bad)
+
+
+def test_families_are_checked_and_ordered_cheap_first():
+    assert parse_families("finetune,classical") == ("classical", "finetune")
+    with pytest.raises(ConfigError, match="'families'"):
+        parse_families("classical,xgboost")
+
+
+@pytest.fixture(scope="module")
+def digits_search(tmp_path_factory):
+    """A short classical search on digits; records the size of every set a trial scores."""
+    import imgcls.searching.trials as trials_module
+
+    scored = []
+    original = trials_module.compute_metrics
+
+    def recording(y_true, *args, **kwargs):
+        scored.append(len(y_true))
+        return original(y_true, *args, **kwargs)
+
+    trials_module.compute_metrics = recording
+    try:
+        out = tmp_path_factory.mktemp("search") / "digits"
+        result = search("digits", budget="60s", trials=6, out=out, families="classical", progress=False)
+    finally:
+        trials_module.compute_metrics = original
+    return result, scored
+
+
+def test_leaderboard_lists_every_trial_best_first(digits_search):
+    result, _ = digits_search
+    table = pd.read_csv(result.out / "leaderboard.csv")
+    assert len(table) == 6 and list(table["rank"]) == list(range(1, 7))
+    done = table[table["state"] == "complete"]
+    assert len(done) >= 3 and done["val_score"].is_monotonic_decreasing
+    assert table["trial"].is_unique
+    page = (result.out / "leaderboard.html").read_text()
+    assert "data:image/png;base64," in page and "svm" in page
+
+
+def test_selection_uses_validation_only_and_the_winner_is_a_normal_run(digits_search):
+    result, scored = digits_search
+    from imgcls.config import SplitConfig
+
+    ds = imgcls.assign_splits(imgcls.load_dataset("digits"), SplitConfig())
+    n, n_test = len(ds), int((ds.table["split"] == "test").sum())
+    assert scored and all(size < n - n_test for size in scored)  # never the test split
+    assert len(set(scored)) == 1  # the same validation images for every trial
+    run = result.best_run
+    assert run.path == result.out / "best" and (run.path / "report.html").is_file()
+    assert run.metrics["val"]["accuracy"] == pytest.approx(result.summary["best_val_score"])
+    assert run.metrics["test"]["n"] == n_test
+    model = imgcls.load_model(run.path)
+    table = imgcls.predict(model, ["digits"], limit=20, progress=False)
+    assert (table["error"] == "").all()
+    summary = json.loads((result.out / "search.json").read_text())
+    assert summary["best_test"]["accuracy"] == run.metrics["test"]["accuracy"] >= 0.9
+
+
+def test_an_interrupted_search_resumes_its_study(digits_search, tmp_path):
+    import shutil
+
+    result, _ = digits_search
+    copy = tmp_path / "again"
+    shutil.copytree(result.out, copy)
+    again = search("digits", budget="60s", trials=2, out=copy, families="classical", progress=False)
+    assert len(again.leaderboard) == 8  # 6 before, 2 now, in one study
+    assert again.leaderboard["trial"].is_unique
+
+
+def test_the_budget_stops_a_trial_in_flight(tmp_path):
+    started = time.monotonic()
+    result = search("shapes", budget="6s", out=tmp_path / "s", families="finetune", progress=False,
+                    overrides=["split.test=0.2"])
+    elapsed = time.monotonic() - started
+    first = result.leaderboard.sort_values("trial").iloc[0]
+    assert first["state"] == "pruned" and first["stopped"] == "budget"
+    assert elapsed < 6 + 20  # the limit, plus loading data and writing the leaderboard
+    assert result.best_run is None
+
+
+def test_unknown_metric_and_bad_data_are_clear(tmp_path):
+    with pytest.raises(ConfigError, match="'metric'"):
+        search("digits", metric="auc", out=tmp_path / "x")
+    with pytest.raises(imgcls.ImgclsError, match="nowhere.*neither an existing folder"):
+        search(str(tmp_path / "nowhere"), out=tmp_path / "y", budget="5s")
+    assert np.isfinite(parse_budget("1.5m"))
