@@ -27,6 +27,7 @@ demo: $(VENV)/.core-installed
 
 test: $(VENV)/.dev-installed
 	@sh tools/ensure-chromium.sh
+	@sh tools/ensure-postgres.sh
 	$(BIN)/python -m pytest -m "not gpu" -q
 
 lint: $(VENV)/.dev-installed
