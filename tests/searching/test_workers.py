@@ -82,3 +82,13 @@ def postgres_url():
 
 def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):
     _check_one_study(postgres_url, _workers(postgres_url, tmp_path))
+
+
+def test_workers_racing_to_create_a_new_database_all_get_the_study(postgres_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgcls.searching import open_study
+
+    with ThreadPoolExecutor(4) as pool:
+        studies = list(pool.map(lambda seed: open_study(postgres_url, "race", seed), range(4)))
+    assert {s._study_id for s in studies} == {studies[0]._study_id}

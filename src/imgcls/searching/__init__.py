@@ -118,22 +118,39 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
 
 
 def open_study(storage: str, name: str, seed: int):
-    """Create or load the study; SQLite waits for its lock instead of failing under workers."""
+    """Create or load the study; SQLite waits for its lock instead of failing under workers.
+
+    Workers that start together on a new database race to create its tables; the loser
+    gets an integrity error from the database and simply tries again.
+    """
     import warnings
 
     import optuna
+    import sqlalchemy.exc
 
     engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {"pool_pre_ping": True}
-    with warnings.catch_warnings():  # heartbeats and grouped multivariate TPE are "experimental"
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = optuna.storages.RDBStorage(
-            storage, engine_kwargs=engine, heartbeat_interval=15, grace_period=60,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                             n_startup_trials=8)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1)
-    return optuna.create_study(study_name=name, storage=rdb, sampler=sampler, pruner=pruner,
-                               direction="maximize", load_if_exists=True)
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats and grouped multivariate TPE are "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                rdb = optuna.storages.RDBStorage(
+                    storage, engine_kwargs=engine, heartbeat_interval=15, grace_period=60,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=1))
+                sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                                     constant_liar=True, n_startup_trials=8)
+            pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1)
+            return optuna.create_study(study_name=name, storage=rdb, sampler=sampler, pruner=pruner,
+                                       direction="maximize", load_if_exists=True)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+        except sqlalchemy.exc.OperationalError as exc:
+            raise ConfigError(f"Cannot open the study storage {_safe_url(storage)}: {exc.orig}") from None
+        except ImportError as exc:
+            raise ConfigError(f"The storage {_safe_url(storage)} needs a database driver: {exc}. "
+                              "For PostgreSQL: pip install 'imgcls[postgres]'.") from None
 
 
 def _with_validation(ds, cfg):
