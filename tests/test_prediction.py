@@ -57,3 +57,16 @@ def test_builtin_dataset_name_as_input(tmp_path):
     run = imgcls.train("digits", model="knn", out=tmp_path / "d", progress=False)
     table = imgcls.predict(run.path, ["digits"], limit=20, progress=False)
     assert len(table) == 20 and set(table["prediction"]) <= set(map(str, range(10)))
+
+
+def test_manifest_as_input(run_dir, tmp_path):
+    run, folder = run_dir
+    manifest = folder / "to_predict.csv"
+    paths = ["square/0012.png", "circle/0000.png", "missing.png"]
+    pd.DataFrame({"path": paths}).to_csv(manifest, index=False)
+    table = imgcls.predict(run, [manifest], progress=False)
+    assert list(table["path"]) == paths
+    assert (table["error"].iloc[:2] == "").all() and "cannot read" in table["error"].iloc[2]
+    (folder / "bad.csv").write_text("file\nx.png\n")
+    with pytest.raises(DataError, match="lacks a 'path' column"):
+        imgcls.predict(run, [folder / "bad.csv"], progress=False)

@@ -2,7 +2,7 @@
 
     imgcls train DATA [--model svm] [--features hog+lbp+color] [--out runs/NAME] [key=value ...]
     imgcls evaluate RUN [DATA] [--split test|all]
-    imgcls predict RUN PATH... [--top-k 3] [--output preds.csv] [--precision int8]
+    imgcls predict RUN PATH... [--top-k 3] [--output preds.csv] [--precision int8] [--engine ray]
     imgcls export RUN [--format onnx] [--quantize int8]
     imgcls search DATA [--budget 10m] [--families classical,probe,finetune] [--storage URL]
     imgcls serve RUN... [--host 127.0.0.1] [--port 8000] [--api-key KEY]
@@ -102,7 +102,8 @@ def evaluate(
 @_library_call
 def predict(
     run: Annotated[Path, typer.Argument(help="Run or model folder, or an exported .onnx file.")],
-    paths: Annotated[list[str], typer.Argument(help="Image files, folders, globs or a dataset.")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Image files, folders, globs, a manifest or a dataset (with --engine ray also s3://... URIs).")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 3,
     output: Annotated[Path | None, typer.Option("--output", "-o",
                                                 help=".csv, .jsonl or .parquet")] = None,
@@ -112,7 +113,14 @@ def predict(
     precision: Annotated[str, typer.Option(help="fp32, or int8 (needs export --quantize int8).")] = "fp32",
     export: Annotated[bool, typer.Option("--export", help="Export to ONNX first if not done yet.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per inference call.")] = 32,
-    threads: Annotated[int, typer.Option(min=0, help="Inference threads (0: all cores).")] = 0,
+    threads: Annotated[int, typer.Option(
+        min=0, help="Inference threads (0: all cores; with --engine ray: per actor, 0 = 1).")] = 0,
+    engine: Annotated[str, typer.Option(
+        help="local (this process) or ray (map_batches on a Ray cluster; pip install 'imgcls[ray]').")
+    ] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="With --engine ray: the cluster to join, e.g. auto (default: a local Ray on all cores).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Predict the top-k labels of images with a saved model."""
@@ -120,7 +128,7 @@ def predict(
 
     table = run_predict(run, paths, top_k=top_k, output=output, limit=limit, progress=not quiet,
                         backend=backend, precision=precision, export=export, batch_size=batch_size,
-                        n_jobs=threads)
+                        n_jobs=threads, engine=engine, address=address)
     if output is None:
         _print_table(table)
     failed = int((table["error"] != "").sum())

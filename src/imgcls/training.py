@@ -1,7 +1,9 @@
 """Train a model on a dataset and write a complete run folder; re-evaluate a saved run.
 
 A run folder holds ``config.yaml``, ``model/``, ``metrics.json``, ``report.html``,
-``predictions.csv`` and ``skipped.csv``, each written atomically.
+``predictions.csv`` and ``skipped.csv``, each written atomically. When several processes
+train one deep model together (DDP: ``train.strategy=ddp``, torchrun, SLURM), each runs
+``train`` and only global rank 0 writes (or, on failure, removes) the run folder.
 
 Example:
     >>> run = train("digits", model="svm", out="runs/digits-svm")   # doctest: +SKIP
@@ -23,6 +25,7 @@ import pandas as pd
 
 from .config import RunConfig, cache_root, config_to_yaml, resolve_config, resolve_n_jobs
 from .data import Dataset, ImageSpec, LoadedImages, assign_splits, load_dataset, load_images
+from .distributed import is_global_zero
 from .errors import ConfigError, DataError
 from .ioutils import atomic_write_text
 from .log import info
@@ -72,6 +75,9 @@ def train(data: str | Path | None = None, *, model: str | None = None,
         resume: A run folder whose training was interrupted: continue it from its last
             checkpoint with its own config.yaml (``overrides`` may raise ``train.epochs``).
         callbacks: Extra Lightning callbacks for fine-tuned deep models.
+
+    Under DDP the processes other than global rank 0 return a Run with no metrics and no
+    model, and write nothing.
     """
     shortcuts = {"data.source": data, "model.name": model, "model.features": features, "out": out}
     items = dict(overrides) if isinstance(overrides, Mapping) else {}
@@ -86,11 +92,13 @@ def train(data: str | Path | None = None, *, model: str | None = None,
     started = time.perf_counter()
     ds = assign_splits(load_dataset(cfg.data), cfg.split)
     _check_trainable(ds)
-    run_dir = Path(resume) if resume is not None else _run_dir(cfg, ds, overwrite)
+    writer = is_global_zero()  # from the launcher's variables; the Trainer confirms it later
+    run_dir = Path(resume) if resume is not None else _run_dir(cfg, ds, overwrite, writer)
     cfg.out = str(run_dir)
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))  # what --resume reads back
+    created = writer and not run_dir.exists()
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))  # what --resume reads back
     try:
         return _train_into(run_dir, cfg, ds, started, progress, checkpoint, callbacks)
     except BaseException:
@@ -113,6 +121,8 @@ def _train_into(run_dir: Path, cfg: RunConfig, ds: Dataset, started: float, prog
     if clf.school == "deep" and len(val_rows):
         fit_args["val"] = (loaded.images[val_rows], ds.labels[loaded.rows[val_rows]])
     clf.fit(loaded.images[train_rows], ds.labels[loaded.rows[train_rows]], **fit_args)
+    if getattr(clf, "global_rank_", 0) != 0:  # another DDP process: rank 0 evaluates and writes
+        return Run(run_dir, cfg, {})
     timings = {"fit_seconds": round(time.perf_counter() - fit_started, 3),
                **getattr(clf, "fit_timings_", {})}
     metrics = evaluate_splits(clf, ds, loaded)
@@ -247,7 +257,12 @@ def _report_skipped(loaded: LoadedImages, ds: Dataset) -> None:
         warn(f"{len(loaded.skipped)} of {len(ds)} images skipped; reasons in skipped.csv")
 
 
-def _run_dir(cfg: RunConfig, ds: Dataset, overwrite: bool) -> Path:
+def _run_dir(cfg: RunConfig, ds: Dataset, overwrite: bool, writer: bool = True) -> Path:
+    """``out``, checked; or the first free ``runs/<data>-<model>[-N]``. Other DDP processes
+    than rank 0 neither check nor number: they write nothing, and rank 0 may have created
+    the folder already."""
+    if not writer:
+        return Path(cfg.out or Path("runs") / f"{ds.name}-{cfg.model.name}")
     if cfg.out:
         path = Path(cfg.out)
         if path.exists() and any(path.iterdir()) and not overwrite:

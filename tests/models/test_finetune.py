@@ -12,7 +12,8 @@ from helpers import dots, stripes
 from imgcls.errors import ConfigError
 from imgcls.models import create_model, load_model
 from imgcls.models.augment import build_augment, parse_deep_augment, tta_views
-from imgcls.models.finetune import EpochSampler, resolve_imbalance, warmup_cosine
+from imgcls.models.finetune import resolve_imbalance, warmup_cosine
+from imgcls.models.sampling import EpochSampler
 
 FAST = {"epochs": 6, "batch_size": 8, "warmup_epochs": 0.5}
 

@@ -185,6 +185,7 @@ class TorchClassifier(Classifier):
                                  transform, self.seed, work, self.resume, self.progress,
                                  self.n_jobs, self.callbacks)
         self.fit_summary_ = {**describe(result), "head_init_seconds": head_seconds}
+        self.global_rank_ = result.global_rank  # under DDP, only rank 0's results are written
         self.options_ = opts
         self.fit_timings_ = {"train_images_per_s": self.fit_summary_["train_images_per_s"],
                              "epochs": result.epochs}

@@ -4,6 +4,11 @@ early stopping, a checkpoint every epoch, resumable, on any Lightning device.
 Images stay decoded and resized in memory as uint8 (grey as one channel); each epoch only
 augments and runs the network. Shuffling and augmentation are seeded per epoch, so a run
 resumed from a checkpoint continues exactly as the uninterrupted run would have.
+
+Several processes (``train.strategy=ddp``, torchrun, SLURM): every process runs this with
+all the images in memory; the samplers of :mod:`imgcls.models.sampling` give each one its
+own shard of every epoch, and validation metrics are computed from counts summed over all
+processes.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
 from ..log import info
 from .augment import build_mix
+from .sampling import EpochSampler, Shard, TensorImages
 
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -37,50 +43,6 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, C) -> (N, C, H, W) without copying more than once."""
     x = torch.from_numpy(np.ascontiguousarray(images))
     return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-
-
-class TensorImages(Dataset):
-    """Images and labels in memory; an item is an index, or (index, seed) to augment with
-    its own random state, independent of how far the loader has prefetched."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, item):
-        i, seed = item if isinstance(item, tuple) else (item, None)
-        img = self.images[i]
-        if self.transform is not None:
-            with torch.random.fork_rng(devices=[]):
-                if seed is not None:
-                    torch.manual_seed(seed)
-                img = self.transform(img)
-        return img, self.labels[i]
-
-
-class EpochSampler(Sampler):
-    """(index, seed) pairs: a permutation (or weighted draw) and per-draw augmentation seeds,
-    all derived from (seed, epoch), so a resumed run sees exactly the same batches."""
-
-    def __init__(self, n: int, seed: int, weights: torch.Tensor | None = None) -> None:
-        self.n, self.seed, self.weights, self.epoch = n, seed, weights, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        if self.weights is None:
-            order = torch.randperm(self.n, generator=g)
-        else:
-            order = torch.multinomial(self.weights, self.n, replacement=True, generator=g)
-        seeds = torch.randint(2**62, (self.n,), generator=g)
-        return iter(zip(order.tolist(), seeds.tolist(), strict=True))
 
 
 @dataclass
@@ -144,7 +106,8 @@ class FinetuneModule(L.LightningModule):
         return self.net(x)
 
     def on_train_epoch_start(self) -> None:
-        torch.manual_seed(self.seed * 100_003 + self.current_epoch)  # augmentation, dropout
+        # mixing, dropout: drawn from (seed, epoch), and apart on each process
+        torch.manual_seed(self.seed * 100_003 + self.current_epoch + 7_919 * self.global_rank)
         for module in self.frozen:  # Lightning may set modes itself; frozen BN stays frozen
             module.eval()
 
@@ -155,26 +118,33 @@ class FinetuneModule(L.LightningModule):
             x, target = self.mix(x, y)
         loss = F.cross_entropy(self.net(x), target, weight=self.class_weights,
                                label_smoothing=self.opts["label_smoothing"])
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y),
+                 sync_dist=True)  # the epoch mean over every process
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        self._val_outputs.append((self.net(x.float()).float(), y))
+        keep = y >= 0  # -1: padding that evens out the processes' shards
+        self._val_outputs.append((self.net(x.float()).float()[keep], y[keep]))
 
     def on_validation_epoch_end(self) -> None:
-        from sklearn.metrics import f1_score
-
         if not self._val_outputs:
             return
         logits = torch.cat([o[0] for o in self._val_outputs])
         y = torch.cat([o[1] for o in self._val_outputs])
         self._val_outputs.clear()
-        pred = logits.argmax(1)
-        self.log("val_loss", F.cross_entropy(logits, y), sync_dist=True)
-        self.log("val_accuracy", (pred == y).float().mean(), prog_bar=True, sync_dist=True)
-        f1 = f1_score(y.cpu().numpy(), pred.cpu().numpy(), average="macro", zero_division=0)
-        self.log("val_macro_f1", float(f1), sync_dist=True)
+        # sums over every process's shard, so the metrics are those of the whole split
+        loss = F.cross_entropy(logits, y, reduction="sum") if len(y) else logits.new_zeros(())
+        confusion = torch.bincount(y * self.n_classes + logits.argmax(1),
+                                   minlength=self.n_classes**2).reshape(self.n_classes, -1)
+        totals = self.trainer.strategy.reduce(torch.cat([loss.reshape(1), confusion.flatten().float()]),
+                                              reduce_op="sum")
+        confusion = totals[1:].reshape(self.n_classes, -1)
+        n = confusion.sum().clamp(min=1)
+        for name, value in (("val_loss", totals[0] / n), ("val_accuracy", confusion.diagonal().sum() / n),
+                            ("val_macro_f1", macro_f1(confusion))):
+            # the same on every process; sync_dist only says so to Lightning
+            self.log(name, value, prog_bar=name == "val_accuracy", sync_dist=True)
 
     def configure_optimizers(self):
         decay, no_decay = [], []
@@ -192,6 +162,16 @@ class FinetuneModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def macro_f1(confusion: torch.Tensor) -> torch.Tensor:
+    """Macro F1 over the classes that occur in the labels or predictions (as scikit-learn's
+    ``f1_score(average="macro", zero_division=0)``); rows are labels, columns predictions."""
+    tp = confusion.diagonal()
+    support, predicted = confusion.sum(1), confusion.sum(0)
+    present = (support + predicted) > 0
+    f1 = 2 * tp / (support + predicted).clamp(min=1)
+    return f1[present].mean() if present.any() else f1.new_zeros(())
+
+
 @dataclass
 class StepTimes:
     data: float = 0.0
@@ -203,7 +183,8 @@ class StepTimes:
 
 class Throughput(Callback):
     """Training images/s per epoch (progress bar, logs); with ``profile`` also the images/s
-    each of data loading, forward and backward alone would allow."""
+    each of data loading, forward and backward alone would allow. With several processes
+    the epoch figures are summed over them (the progress bar shows this process's)."""
 
     def __init__(self, profile: bool) -> None:
         self.profile = profile
@@ -237,15 +218,17 @@ class Throughput(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         t = self._t
-        rate = lambda seconds: round(t.images / seconds, 1) if seconds > 0 else None  # noqa: E731
-        row = {"epoch": trainer.current_epoch, "images": t.images, "images_per_s": rate(t.total)}
+        mine = [t.images] + [t.images / s if s > 0 else 0.0 for s in (t.total, t.data, t.forward, t.backward)]
+        summed = trainer.strategy.reduce(torch.tensor(mine, device=pl_module.device),
+                                         reduce_op="sum").tolist()
+        rate = lambda k: round(summed[k], 1) if summed[k] > 0 else None  # noqa: E731
+        row = {"epoch": trainer.current_epoch, "images": int(summed[0]), "images_per_s": rate(1)}
         if self.profile:
-            row.update(data_images_per_s=rate(t.data), forward_images_per_s=rate(t.forward),
-                       backward_images_per_s=rate(t.backward))
+            row.update(data_images_per_s=rate(2), forward_images_per_s=rate(3), backward_images_per_s=rate(4))
             info(f"epoch {trainer.current_epoch}: {row['images_per_s']} img/s; alone, data "
                  f"{row['data_images_per_s']}, forward {row['forward_images_per_s']}, backward "
                  f"{row['backward_images_per_s']} img/s")
-        pl_module.log("train_img_s", float(row["images_per_s"] or 0), on_epoch=True)
+        pl_module.log("train_img_s", float(row["images_per_s"] or 0), on_epoch=True, sync_dist=True)
         self.history.append(row)
 
 
@@ -257,6 +240,8 @@ class FitResult:
     imbalance: str = "none"
     precision: str = "32-true"
     stopped_early: bool = False
+    world_size: int = 1  # processes that trained together (DDP)
+    global_rank: int = 0  # this process's; only rank 0 writes results
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -273,32 +258,59 @@ def fit_network(net: torch.nn.Module, frozen: Sequence[torch.nn.Module], train: 
                 val: tuple | None, n_classes: int, opts: dict, transform, seed: int,
                 work_dir: Path, resume: Path | None = None, progress: bool = False,
                 n_jobs: int = 1, callbacks: Sequence[Callback] = ()) -> FitResult:
-    """Train ``net`` in place on (uint8 NCHW tensor, int labels) pairs; returns what happened."""
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
+    """Train ``net`` in place on (uint8 NCHW tensor, int labels) pairs; returns what happened.
 
+    Under DDP every process calls this; the result says which process it was.
+    """
     x_train, y_train = train
     imbalance = resolve_imbalance(opts["imbalance"], y_train, n_classes)
-    sampler = EpochSampler(len(y_train), seed, imbalance.sample_weights)
+    monitor = opts["monitor"] if val is not None and len(val[1]) else None
+    throughput = Throughput(opts["profile"])
+    extra, checkpoint = _callbacks(opts, work_dir, monitor, throughput, progress)
     batch_size = min(opts["batch_size"], len(y_train))
+    precision = resolve_precision(opts["precision"], opts["accelerator"])
+    trainer = _trainer(opts, [*extra, *callbacks], work_dir, precision, progress,
+                       log_every=max(1, min(10, len(y_train) // batch_size)))
+    rank, world = trainer.global_rank, trainer.world_size  # known before the processes start
+    if not torch.cuda.is_available() or opts["accelerator"] == "cpu":  # share the cores
+        torch.set_num_threads(max(1, n_jobs // max(1, trainer.num_devices)))
+    sampler = EpochSampler(len(y_train), seed, imbalance.sample_weights, rank, world)
+    batch_size = min(batch_size, len(sampler))
     train_loader = DataLoader(TensorImages(x_train, y_train, transform), batch_size=batch_size,
-                              sampler=sampler, drop_last=len(y_train) > batch_size,
+                              sampler=sampler, drop_last=len(sampler) > batch_size,
                               generator=torch.Generator().manual_seed(seed))  # not the global RNG
     val_loader = None
-    if val is not None and len(val[1]):
-        val_loader = DataLoader(TensorImages(*val), batch_size=max(64, batch_size))
-    steps = len(train_loader)
-    module = FinetuneModule(net, frozen, opts, n_classes, imbalance.class_weights, steps, seed)
-    throughput = Throughput(opts["profile"])
+    if monitor:
+        val_loader = DataLoader(TensorImages(*val), batch_size=max(64, batch_size),
+                                sampler=Shard(len(val[1]), rank, world))
+    module = FinetuneModule(net, frozen, opts, n_classes, imbalance.class_weights,
+                            len(train_loader), seed)
+    if resume is not None and not resume.is_file():
+        raise ConfigError(f"Cannot resume: checkpoint '{resume}' does not exist.")
+    with _quiet_lightning():
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None,
+                    weights_only=True)  # a checkpoint is data; never unpickle code from it
+    # rank 0 saved best.ckpt (possibly on its own machine); only its weights are written out
+    best_epoch = _restore_best(net, checkpoint) if checkpoint and trainer.is_global_zero else None
+    stopped = trainer.current_epoch < opts["epochs"]
+    return FitResult(trainer.current_epoch, best_epoch, throughput.history, imbalance.method,
+                     precision, stopped, trainer.world_size, trainer.global_rank)
+
+
+def _callbacks(opts: dict, work_dir: Path, monitor: str | None, throughput: Throughput,
+               progress: bool) -> tuple[list[Callback], Any]:
+    """Throughput, checkpoints, early stopping, EMA, progress bar; and the best checkpoint."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
     ckpt_dir = work_dir / CHECKPOINTS
-    monitor = opts["monitor"] if val_loader is not None else None
     mode = "min" if monitor == "val_loss" else "max"
-    # every epoch: last.ckpt (what --resume reads); with a validation split also best.ckpt
+    # every epoch: last.ckpt (what --resume reads); with a validation split also best.ckpt.
+    # Under DDP only rank 0 writes them (Lightning); all ranks agree on the best epoch.
     last = ModelCheckpoint(dirpath=ckpt_dir, filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
                            save_top_k=1, every_n_epochs=1, enable_version_counter=False)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
                                  save_top_k=1, enable_version_counter=False) if monitor else None
-    extra: list[Callback] = [throughput, last, *([checkpoint] if checkpoint else []), *callbacks]
+    extra: list[Callback] = [throughput, last, *([checkpoint] if checkpoint else [])]
     if monitor and opts["patience"] > 0:
         extra.append(EarlyStopping(monitor=monitor, mode=mode, patience=opts["patience"]))
     if opts["ema"]:
@@ -307,27 +319,22 @@ def fit_network(net: torch.nn.Module, frozen: Sequence[torch.nn.Module], train: 
         extra.append(EMAWeightAveraging(decay=opts["ema_decay"]))
     if progress:
         extra.append(_progress_bar())
-    precision = resolve_precision(opts["precision"], opts["accelerator"])
-    if not torch.cuda.is_available() or opts["accelerator"] == "cpu":
-        torch.set_num_threads(max(1, n_jobs))
+    return extra, checkpoint
+
+
+def _trainer(opts: dict, callbacks: list[Callback], work_dir: Path, precision: str, progress: bool,
+             log_every: int) -> L.Trainer:
+    from lightning.pytorch.loggers import CSVLogger
+
     with _quiet_lightning():
-        trainer = L.Trainer(
+        return L.Trainer(
             max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
             num_nodes=opts["num_nodes"], strategy=opts["strategy"], precision=precision,
-            callbacks=extra, logger=CSVLogger(work_dir, name="logs"), default_root_dir=work_dir,
+            callbacks=callbacks, logger=CSVLogger(work_dir, name="logs"), default_root_dir=work_dir,
             enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-            log_every_n_steps=max(1, min(10, steps)),
-            gradient_clip_val=opts["clip_grad"] or None,
+            log_every_n_steps=log_every, gradient_clip_val=opts["clip_grad"] or None,
+            use_distributed_sampler=False,  # EpochSampler and Shard split the data themselves
         )
-    if resume is not None and not resume.is_file():
-        raise ConfigError(f"Cannot resume: checkpoint '{resume}' does not exist.")
-    with _quiet_lightning():
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None,
-                    weights_only=True)  # a checkpoint is data; never unpickle code from it
-    best_epoch = _restore_best(net, checkpoint) if monitor else None
-    stopped = trainer.current_epoch < opts["epochs"]
-    return FitResult(trainer.current_epoch, best_epoch, throughput.history, imbalance.method,
-                     precision, stopped)
 
 
 @contextlib.contextmanager
@@ -342,6 +349,8 @@ def _quiet_lightning():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resuming
+        # several processes: each runs fewer steps per epoch than the interval set for one
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         try:
             yield
         finally:
@@ -377,6 +386,6 @@ def describe(result: FitResult) -> dict[str, Any]:
     rates = [h["images_per_s"] for h in result.history if h.get("images_per_s")]
     return {"epochs": result.epochs, "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early, "imbalance": result.imbalance,
-            "precision": result.precision,
+            "precision": result.precision, "world_size": result.world_size,
             "train_images_per_s": round(float(np.median(rates)), 1) if rates else None,
             "history": result.history}

@@ -128,6 +128,7 @@ def open_study(storage: str, name: str, seed: int):
     import optuna
     import sqlalchemy.exc
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # imgcls says what matters itself
     engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(5):
         try:
@@ -178,12 +179,28 @@ def _runner(ds, base, out: Path, metric: str, deadline: float, families, progres
     backbones = tuple(b for b in BACKBONES if b != "small_cnn" and offline_available(b))
     if base.model.pretrained == "hub":
         backbones = tuple(b for b in BACKBONES if b != "small_cnn")
-    channels = 1 if ds.arrays is not None and ds.arrays[0].ndim == 2 else 3
-    facts = DataFacts(median_short_side(ds), channels, backbones)
-    if "probe" in families and not backbones:
-        warn("search: no pretrained backbone is available offline; probe trials are skipped")
+    facts = DataFacts(median_short_side(ds), _channels(ds), backbones)
+    if "probe" in families and not facts.probe_backbones:
+        warn("search: no linear-probe trials (no pretrained backbone offline, or images too small "
+             "for one)")
     return TrialRunner(ds, base, out, uuid.uuid4().hex[:8], metric, deadline,
-                       tuple(f for f in families if f != "probe" or backbones), facts, progress)
+                       tuple(f for f in families if f != "probe" or facts.probe_backbones), facts, progress)
+
+
+def _channels(ds, sample: int = 20) -> int:
+    """1 when a sample of the images is grey, else 3 (headers and a few decodes only)."""
+    import numpy as np
+
+    from ..data.decode import is_grey
+    from ..errors import ImageDecodeError
+
+    for i in np.unique(np.linspace(0, len(ds) - 1, min(sample, len(ds))).astype(int)):
+        try:
+            if not is_grey(ds.read(int(i), draft_size=64)):
+                return 3
+        except ImageDecodeError:
+            continue
+    return 1
 
 
 def _enqueue_defaults(study, families, facts) -> None:
@@ -198,11 +215,8 @@ def _enqueue_defaults(study, families, facts) -> None:
 
 
 def _optimize(study, runner, deadline: float, trials: int | None, progress: bool) -> None:
-    import optuna
-
     from .live import LiveBoard
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     timeout = max(0.0, deadline - time.monotonic())
     with LiveBoard(study, runner.metric, progress) as board:
         try:

@@ -112,5 +112,6 @@ def score_vs_time(table: pd.DataFrame, metric: str):
                 linewidth=1, label="best so far")
     ax.set_xlabel("minutes since the search started")
     ax.set_ylabel(f"validation {metric}")
-    ax.legend(loc="lower right", fontsize=8)
+    if len(done):
+        ax.legend(loc="lower right", fontsize=8)
     return fig

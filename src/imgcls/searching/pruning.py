@@ -15,12 +15,14 @@ class EpochReporter(Callback):
         self.trial, self.monitor, self.deadline = trial, monitor, deadline
         self.pruned = self.out_of_time = False
         self.last: float | None = None
+        self.epochs = 0
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         value = trainer.callback_metrics.get(self.monitor)
         if value is None or trainer.sanity_checking:
             return
         self.last = float(value)
+        self.epochs += 1
         self.trial.report(self.last, trainer.current_epoch)
         if self.trial.should_prune():
             self.pruned, trainer.should_stop = True, True

@@ -14,6 +14,7 @@ FAMILIES = ("classical", "probe", "finetune")
 ESTIMATORS = ("svm", "logistic_regression", "random_forest", "knn", "decision_tree")
 AUGMENTS = ("crop+hflip", "crop+hflip+vflip", "crop+hflip+vflip+jitter", "crop+rotate")
 SMALL_IMAGE = 64  # at or below: the small CNN from scratch, not a pretrained backbone
+NO_PROBE = 32  # at or below: a 224 px backbone would see a 7x upscale of nothing; no probe
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class DataFacts:
     @property
     def tiny(self) -> bool:
         return self.short_side <= SMALL_IMAGE
+
+    @property
+    def probe_backbones(self) -> tuple[str, ...]:
+        return () if self.short_side <= NO_PROBE else self.backbones
 
     def feature_sets(self) -> tuple[str, ...]:
         if self.short_side <= 32:
@@ -57,7 +62,7 @@ def suggest(trial, families: tuple[str, ...], facts: DataFacts) -> dict:
         else:
             trial.suggest_int("max_depth", 4, 32, log=True)
     elif family == "probe":
-        trial.suggest_categorical("probe_backbone", list(facts.backbones))
+        trial.suggest_categorical("probe_backbone", list(facts.probe_backbones))
         trial.suggest_float("probe_C", 1e-2, 1e1, log=True)
     else:
         trial.suggest_categorical("ft_backbone", list(facts.finetune_backbones()))
@@ -65,6 +70,7 @@ def suggest(trial, families: tuple[str, ...], facts: DataFacts) -> dict:
         trial.suggest_int("ft_epochs", 2, 8)
         trial.suggest_categorical("ft_augment", list(AUGMENTS))
         trial.suggest_categorical("ft_size", list(facts.finetune_sizes()))
+        trial.suggest_categorical("ft_tta", ["none", "hflip+vflip"])
     return dict(trial.params)
 
 
@@ -82,7 +88,7 @@ def to_overrides(params: dict) -> dict:
                 "model.params.C": params["probe_C"]}
     return {"model.name": params["ft_backbone"], "model.mode": "finetune", "train.lr": params["ft_lr"],
             "train.epochs": params["ft_epochs"], "model.augment": params["ft_augment"],
-            "model.image_size": params["ft_size"]}
+            "model.image_size": params["ft_size"], "train.tta": params.get("ft_tta", "none")}
 
 
 def first_trials(families: tuple[str, ...], facts: DataFacts) -> list[dict]:
@@ -93,12 +99,17 @@ def first_trials(families: tuple[str, ...], facts: DataFacts) -> list[dict]:
         trials += [{"family": "classical", "estimator": "svm", "features": best_features, "C": 10.0},
                    {"family": "classical", "estimator": "logistic_regression", "features": best_features,
                     "C": 1.0}]
-    if "probe" in families and facts.backbones:
-        trials.append({"family": "probe", "probe_backbone": facts.backbones[0], "probe_C": 1.0})
+    if "probe" in families and facts.probe_backbones:
+        trials.append({"family": "probe", "probe_backbone": facts.probe_backbones[0], "probe_C": 1.0})
     if "finetune" in families:
         tiny = facts.tiny or not facts.backbones
         trials.append({"family": "finetune", "ft_backbone": facts.finetune_backbones()[0],
                        "ft_lr": 3e-3 if tiny else 5e-4, "ft_epochs": 8 if tiny else 4,
                        "ft_augment": "crop+rotate" if tiny else "crop+hflip+vflip",
-                       "ft_size": facts.finetune_sizes()[-1] if tiny else 160})
+                       "ft_size": _closest(facts.finetune_sizes(), facts.short_side) if tiny else 160,
+                       "ft_tta": "none"})
     return trials
+
+
+def _closest(sizes: tuple[int, ...], side: int) -> int:
+    return min(sizes, key=lambda s: abs(s - side))

@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..config import RunConfig, cache_root, resolve_config, resolve_n_jobs
 from ..data import Dataset, ImageSpec, LoadedImages, load_images
 from ..evaluation import compute_metrics
@@ -62,7 +60,9 @@ class TrialRunner:
         trial.set_user_attr("worker", self.worker)
         trial.set_user_attr("overrides", overrides)
         left = self.deadline - time.monotonic()
-        expected = np.median(self._durations.get(family, [0.0]))
+        expected = min(self._durations.get(family, [0.0]))  # later trials reuse cached images
+        if left < MIN_SECONDS_LEFT:
+            trial.study.stop()  # the budget is spent: no more trials from this worker
         if left < MIN_SECONDS_LEFT or (family != "finetune" and expected > left):
             trial.set_user_attr("stopped", "budget")  # would not finish: give the time back
             raise optuna.TrialPruned("not enough budget left")
@@ -90,8 +90,11 @@ class TrialRunner:
         clf, loaded = self.fit(cfg, [reporter] if reporter else ())
         if reporter is not None and reporter.stopped:
             trial.set_user_attr("stopped", reporter.stopped)
-            trial.set_user_attr("last_value", reporter.last)
-            raise optuna.TrialPruned(f"stopped by the {reporter.stopped}")
+            trial.set_user_attr("epochs_done", reporter.epochs)
+            if reporter.stopped == "pruner" or reporter.last is None:
+                raise optuna.TrialPruned(f"stopped by the {reporter.stopped}")
+            # stopped by the budget after some epochs: its best epoch so far is a real model
+            # (restored by the trainer), so it competes on its validation score
         score = self.validation_score(clf, loaded)
         self._keep_if_best(trial.number, score, clf, cfg)
         return score
