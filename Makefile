@@ -26,8 +26,8 @@ demo: $(VENV)/.core-installed
 	@echo "Report: $(CURDIR)/runs/demo-digits/report.html"
 
 test: $(VENV)/.dev-installed
-	@sh tools/ensure-chromium.sh
-	@sh tools/ensure-postgres.sh
+	@sh tools/ensure-debian-package.sh /usr/bin/chromium chromium "the web page's browser test"
+	@sh tools/ensure-debian-package.sh '/usr/lib/postgresql/*/bin/initdb' postgresql "the PostgreSQL shared-study test"
 	$(BIN)/python -m pytest -m "not gpu" -q
 
 lint: $(VENV)/.dev-installed

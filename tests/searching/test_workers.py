@@ -55,10 +55,12 @@ def _pg_bin(name: str) -> str | None:
 
 @pytest.fixture
 def postgres_url():
-    """A throw-away PostgreSQL server on a free loopback port (tools/ensure-postgres.sh installs it)."""
+    """A throw-away PostgreSQL server on a free loopback port (`make test` installs PostgreSQL
+    with tools/ensure-debian-package.sh when it is missing)."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server programs are not installed (make test runs tools/ensure-postgres.sh)")
+        pytest.skip("PostgreSQL server programs are not installed "
+                    "(make test installs them with tools/ensure-debian-package.sh)")
     data = tempfile.mkdtemp(prefix="imgcls-pg-", dir="/tmp")
     as_user = []
     if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user

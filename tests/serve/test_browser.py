@@ -15,7 +15,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium "
-                                "(tools/ensure-chromium.sh installs it; `make test` runs that)")
+                                "(`make test` installs it with tools/ensure-debian-package.sh)")
 
 
 def free_port() -> int:
