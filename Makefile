@@ -39,6 +39,10 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/elpv_check.py
 	$(BIN)/python benchmarks/elpv_deep.py
 	$(BIN)/python benchmarks/finetune_speed.py
+	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/serve_load.py --run benchmarks/out/elpv-export-no-tta/model.onnx --requests 50 \
+	    --image "$$($(BIN)/python -c 'import elpv_dataset, os; print(os.path.dirname(elpv_dataset.__file__))')/data/images/cell0001.png"
+	$(BIN)/python benchmarks/ray_predict.py
 
 clean:
 	rm -rf runs .pytest_cache
