@@ -94,3 +94,14 @@ def test_workers_racing_to_create_a_new_database_all_get_the_study(postgres_url)
     with ThreadPoolExecutor(4) as pool:
         studies = list(pool.map(lambda seed: open_study(postgres_url, "race", seed), range(4)))
     assert {s._study_id for s in studies} == {studies[0]._study_id}
+
+
+def test_workers_racing_to_create_a_new_sqlite_file_all_get_the_study(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgcls.searching import open_study
+
+    storage = f"sqlite:///{tmp_path / 'race.db'}"
+    with ThreadPoolExecutor(4) as pool:
+        studies = list(pool.map(lambda seed: open_study(storage, "race", seed), range(4)))
+    assert {s._study_id for s in studies} == {studies[0]._study_id}

@@ -143,15 +143,26 @@ def open_study(storage: str, name: str, seed: int):
             pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1)
             return optuna.create_study(study_name=name, storage=rdb, sampler=sampler, pruner=pruner,
                                        direction="maximize", load_if_exists=True)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError) as exc:
+            if not _race(exc):
+                raise ConfigError(f"Cannot open the study storage {_safe_url(storage)}: {exc.orig}") from None
             if attempt == 4:
                 raise
             time.sleep(0.5 * (attempt + 1))
-        except sqlalchemy.exc.OperationalError as exc:
-            raise ConfigError(f"Cannot open the study storage {_safe_url(storage)}: {exc.orig}") from None
         except ImportError as exc:
             raise ConfigError(f"The storage {_safe_url(storage)} needs a database driver: {exc}. "
                               "For PostgreSQL: pip install 'imgcls[postgres]'.") from None
+
+
+def _race(exc) -> bool:
+    """A failure another worker caused by creating the same tables at the same moment."""
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.OperationalError):  # SQLite reports races this way
+        text = str(exc.orig).lower()
+        return "already exists" in text or "locked" in text
+    return True
 
 
 def _with_validation(ds, cfg):
