@@ -24,12 +24,20 @@ def assert_error(response, status, code, *words):
         assert word in error["message"], error["message"]
 
 
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
 @pytest.mark.parametrize(("writer", "status", "code", "words"), [
     (lambda p: write_empty(p / "empty.png"), 422, "empty_file", ["empty.png", "empty"]),
     (lambda p: write_text_as_png(p / "notes.png"), 415, "not_an_image", ["notes.png", "text"]),
     (lambda p: write_truncated_jpeg(p / "cut.jpg"), 422, "truncated_image", ["cut.jpg", "truncated"]),
     (lambda p: write_bomb_png(p / "bomb.png", 9000, 5000), 413, "too_many_pixels",
      ["bomb.png", "45,000,000"]),
+    # PostScript is never offered to Pillow's EPS reader, which would run Ghostscript on it
+    (lambda p: _write(p / "figure.png", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\nshowpage\n"),
+     415, "not_an_image", ["figure.png"]),
 ])
 def test_bad_files_name_the_file_and_the_problem(client, tmp_path, writer, status, code, words):
     assert_error(upload(client, writer(tmp_path)), status, code, *words)
