@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.loading import ImageSpec, prepare_image, to_channels
-from .errors import ConfigError, ImageDecodeError, ModelError
+from .data.loading import ImageSpec, prepare_image, read_prepared, to_channels
+from .errors import ConfigError, ModelError
 from .log import info
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -242,15 +242,8 @@ def iter_batches(predictor: Predictor, items: Sequence, read: Callable[[object, 
     Runtime and PyTorch release the GIL), the pool decodes the next two, so decoding hides
     behind inference.
     """
-    draft = predictor.spec.size if predictor.spec.roi == "none" else None
-
     def load(item) -> np.ndarray | str:
-        try:
-            return predictor.prepare(read(item, draft))
-        except ImageDecodeError as exc:
-            return exc.reason
-        except Exception as exc:  # noqa: BLE001 - one bad file never ends a job
-            return f"cannot decode: {type(exc).__name__}: {exc}"
+        return read_prepared(lambda draft: read(item, draft), predictor.spec, predictor.prepare)
 
     chunks = [list(items[s:s + batch_size]) for s in range(0, len(items), batch_size)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,15 +103,23 @@ def prepare_image(img: np.ndarray, spec: ImageSpec) -> np.ndarray:
     return to_channels(img, spec.channels) if spec.channels else img
 
 
-def _read_one(ds: Dataset, i: int, spec: ImageSpec) -> np.ndarray | str:
+def read_prepared(read: Callable[[int | None], np.ndarray], spec: ImageSpec,
+                  prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray | str:
+    """Decode one image with ``read(draft_size)`` and prepare it; a failure becomes its reason.
+
+    A ROI crop keeps part of the image, so it is decoded at full size, not a draft near ``size``.
+    """
     try:
-        # a ROI crop keeps part of the image: decode it at full size, not a draft near `size`
-        img = ds.read(i, draft_size=spec.size if spec.roi == "none" else None)
+        img = read(spec.size if spec.roi == "none" else None)
+        return prepare(img) if prepare is not None else prepare_image(img, spec)
     except ImageDecodeError as exc:
         return exc.reason
     except Exception as exc:  # noqa: BLE001 - one bad file never ends a run
         return f"cannot decode: {type(exc).__name__}: {exc}"
-    return prepare_image(img, spec)
+
+
+def _read_one(ds: Dataset, i: int, spec: ImageSpec) -> np.ndarray | str:
+    return read_prepared(lambda draft: ds.read(i, draft_size=draft), spec)
 
 
 def _stack(arrays: list[np.ndarray], spec: ImageSpec) -> np.ndarray:

@@ -8,7 +8,6 @@ needs besides the graph (classes, size, resize rule, ROI, versions).
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..inference import METADATA_KEY
+from ..ioutils import atomic_open
 
 INPUT, OUTPUT = "images", "probabilities"
 OPSET = 18
@@ -69,17 +69,8 @@ def set_metadata(model, metadata: dict) -> None:
 
 
 def _save_atomic(model, path: Path) -> None:
-    import onnx
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:  # graphs here stay far below protobuf's 2 GB limit
+        fh.write(model.SerializeToString())
 
 
 def _flush_every(n_images: int, batch_size: int) -> int | None:

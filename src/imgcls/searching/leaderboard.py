@@ -56,19 +56,25 @@ def budget_spent(table: pd.DataFrame) -> dict:
             "by_state": {s: int(n) for s, n in table["state"].value_counts().items()}}
 
 
-def print_leaderboard(table: pd.DataFrame, metric: str, top: int = 10) -> None:
-    from rich.console import Console
+def rich_table(table: pd.DataFrame, metric: str, title: str, top: int = 10, params: bool = True):
+    """The top rows of a leaderboard as a rich Table (the live view leaves out the settings)."""
     from rich.table import Table
 
-    view = Table("rank", "trial", "family", "model", f"val {metric}", "state", "seconds", "params",
-                 title=f"Leaderboard ({len(table)} trials)")
+    view = Table("rank", "trial", "family", "model", f"val {metric}", "state", "seconds",
+                 *(["params"] if params else []), title=title)
     for row in table.head(top).itertuples(index=False):
         score = "-" if pd.isna(row.val_score) else f"{row.val_score:.4f}"
         state = row.state + (f" ({row.stopped})" if row.stopped else "")
         seconds = "-" if pd.isna(row.seconds) else f"{row.seconds:.1f}"
         view.add_row(str(row.rank), str(row.trial), row.family, row.model, score, state, seconds,
-                     row.params)
-    Console(stderr=True).print(view)
+                     *([row.params] if params else []))
+    return view
+
+
+def print_leaderboard(table: pd.DataFrame, metric: str, top: int = 10) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(rich_table(table, metric, f"Leaderboard ({len(table)} trials)", top))
 
 
 def write_leaderboard(out: Path, table: pd.DataFrame, summary: dict) -> None:

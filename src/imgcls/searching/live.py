@@ -31,16 +31,9 @@ class LiveBoard:
             self._live.update(self._table())
 
     def _table(self):
-        from rich.table import Table
-
-        from .leaderboard import leaderboard
+        from .leaderboard import leaderboard, rich_table
 
         board = leaderboard(self.study)
         minutes = (time.monotonic() - self.started) / 60
-        view = Table("rank", "trial", "family", "model", f"val {self.metric}", "state", "seconds",
-                     title=f"imgcls search: {len(board)} trials, {minutes:.1f} min")
-        for row in board.head(self.top).itertuples(index=False):
-            score = "-" if row.val_score != row.val_score or row.val_score is None else f"{row.val_score:.4f}"
-            seconds = "-" if row.seconds is None or row.seconds != row.seconds else f"{row.seconds:.1f}"
-            view.add_row(str(row.rank), str(row.trial), row.family, row.model, score, row.state, seconds)
-        return view
+        return rich_table(board, self.metric, f"imgcls search: {len(board)} trials, {minutes:.1f} min",
+                          self.top, params=False)
