@@ -306,7 +306,7 @@ def write_run(run_dir: Path, cfg: RunConfig, clf: Classifier, ds: Dataset,
     atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
     atomic_write_text(run_dir / "skipped.csv", loaded.skipped.to_csv(index=False))
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-    write_report(run_dir / "report.html", metrics, predictions, ds, loaded, cfg)
+    write_report(run_dir / "report.html", metrics, predictions, ds, loaded, cfg, clf)
 
 
 def evaluate_run(run: str | Path, data: str | Path | None = None, *, split: str | None = None,
@@ -317,6 +317,39 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, *, split: str 
     opened = Run.open(run)
     clf = load_model(opened.path)
     cfg = opened.config
+    ds, split = evaluation_rows(cfg, data, split)
+    loaded = load_images(ds, clf.image_spec, resolve_n_jobs(cfg.n_jobs), cache_root(cfg), progress)
+    _report_skipped(loaded, ds)
+    proba = clf.predict_proba(loaded.images)
+    metrics = compute_metrics(ds.labels[loaded.rows], proba, clf.classes_)
+    out_dir = Path(out) if out else opened.path / f"eval-{ds.name}-{split}"
+    ds.table["split"] = split
+    rows = np.arange(len(loaded.rows))
+    predictions = predictions_table(ds, loaded, rows, proba, clf.classes_, split)
+    _write_evaluation(out_dir, metrics, predictions, ds, loaded, cfg, clf)
+    info(f"{split} accuracy {metrics['accuracy']:.4f} on {metrics['n']} images; "
+         f"report: {out_dir / 'report.html'}")
+    return metrics
+
+
+def evaluation_rows(cfg: RunConfig, data: str | Path | None = None,
+                    split: str | None = None) -> tuple[Dataset, str]:
+    """The rows a saved run is evaluated on, before any image is decoded.
+
+    Args:
+        cfg: The run's resolved config.
+        data: Other data (folder, manifest, built-in); None for the run's own data.
+        split: ``train``, ``val``, ``test`` or ``all``; default ``test`` for the run's own
+            data (split as at training) and ``all`` for other data.
+
+    Returns:
+        The dataset restricted to the split, and the split's name.
+
+    Example:
+        >>> ds, split = evaluation_rows(Run.open("runs/digits-svm").config)  # doctest: +SKIP
+        >>> split                                                          # doctest: +SKIP
+        'test'
+    """
     if data is None:
         ds = assign_splits(load_dataset(cfg.data), cfg.split)
         split = split or "test"
@@ -329,22 +362,11 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, *, split: str 
         ds = ds.subset(np.flatnonzero(ds.table["split"].to_numpy() == split))
         if len(ds) == 0:
             raise DataError(f"'{ds.name}' has no rows in split '{split}'.")
-    loaded = load_images(ds, clf.image_spec, resolve_n_jobs(cfg.n_jobs), cache_root(cfg), progress)
-    _report_skipped(loaded, ds)
-    proba = clf.predict_proba(loaded.images)
-    metrics = compute_metrics(ds.labels[loaded.rows], proba, clf.classes_)
-    out_dir = Path(out) if out else opened.path / f"eval-{ds.name}-{split}"
-    ds.table["split"] = split
-    rows = np.arange(len(loaded.rows))
-    predictions = predictions_table(ds, loaded, rows, proba, clf.classes_, split)
-    _write_evaluation(out_dir, metrics, predictions, ds, loaded, cfg)
-    info(f"{split} accuracy {metrics['accuracy']:.4f} on {metrics['n']} images; "
-         f"report: {out_dir / 'report.html'}")
-    return metrics
+    return ds, split
 
 
 def _write_evaluation(out_dir: Path, metrics: dict, predictions: pd.DataFrame, ds: Dataset,
-                      loaded: LoadedImages, cfg: RunConfig) -> None:
+                      loaded: LoadedImages, cfg: RunConfig, clf: Classifier) -> None:
     from .report import write_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -352,4 +374,4 @@ def _write_evaluation(out_dir: Path, metrics: dict, predictions: pd.DataFrame, d
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
     atomic_write_text(out_dir / "predictions.csv", predictions.to_csv(index=False))
     atomic_write_text(out_dir / "skipped.csv", loaded.skipped.to_csv(index=False))
-    write_report(out_dir / "report.html", result, predictions, ds, loaded, cfg)
+    write_report(out_dir / "report.html", result, predictions, ds, loaded, cfg, clf)
