@@ -23,6 +23,8 @@ _LAZY = {
     "predict": "imgcls.prediction",
     "export": "imgcls.exporting",
     "search": "imgcls.searching",
+    "explain": "imgcls.explaining",
+    "audit": "imgcls.auditing",
     "load_predictor": "imgcls.inference",
     "Predictor": "imgcls.inference",
     "load_dataset": "imgcls.data",

@@ -4,6 +4,8 @@
     imgcls evaluate RUN [DATA] [--split test|all]
     imgcls predict RUN PATH... [--top-k 3] [--output preds.csv] [--precision int8] [--engine ray]
     imgcls export RUN [--format onnx] [--quantize int8]
+    imgcls explain RUN [IMAGE...] [--method gradcam+lime] [--target LABEL] [--sanity]
+    imgcls audit RUN [DATA] --group-by COLUMN [--metric accuracy] [--max-gap 0.05]
     imgcls search DATA [--budget 10m] [--families classical,probe,finetune] [--storage URL]
     imgcls serve RUN... [--host 127.0.0.1] [--port 8000] [--api-key KEY]
     imgcls datasets | models | config [key=value ...]
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from .cli_review import audit_command, explain_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Image classification end to end: train, evaluate, predict.")
@@ -340,6 +344,11 @@ def serve(
     run_server(ServeConfig.from_options(models=runs, host=host, port=port, backend=backend,
                                         precision=precision, export=export, max_batch=max_batch,
                                         max_wait_ms=max_wait_ms, **options))
+
+
+# explain and audit live in cli_review.py (kept apart so each file stays readable)
+app.command("explain")(_library_call(explain_command))
+app.command("audit")(_library_call(audit_command))
 
 
 def main() -> None:

@@ -153,6 +153,39 @@ class CheckConfig(_Strict):
     test_fraction: float = Field(0.25, ge=0, lt=1, description="Split used to judge small classes.")
 
 
+class ExplainConfig(_Strict):
+    """Settings of `imgcls explain` and of the explained worst errors in a run's report."""
+
+    methods: str = Field(
+        "auto", description="Methods joined by '+', e.g. gradcam+lime; auto: every method the model's "
+        "school supports (see `imgcls explain --list`).")
+    lime_samples: int = Field(500, ge=10, description="Perturbed images LIME scores per explanation.")
+    shap_evals: int = Field(500, ge=10, description="Model evaluations the SHAP partition explainer may use.")
+    superpixels: int = Field(50, ge=2, description="SLIC segments LIME perturbs.")
+    ig_steps: int = Field(32, ge=2, description="Integrated Gradients: points on the path from the baseline.")
+    occlusion_window: float = Field(
+        0.125, gt=0, le=0.5, description="Occlusion: square patch side as a fraction of the image side.")
+    curve_steps: int = Field(20, ge=2, le=200, description="Deletion/insertion: points on each curve.")
+    report_errors: int = Field(
+        4, ge=0, le=32, description="Worst test errors explained in a run's report.html (0: none).")
+    seed: int = 0
+
+
+class AuditConfig(_Strict):
+    """Settings of `imgcls audit`: the per-group metric gate and its statistics."""
+
+    group_by: str = Field(description="Metadata column whose values are the groups.")
+    metric: str = Field(
+        "accuracy", description="Metric of the gate: accuracy, balanced_accuracy, precision, recall, "
+        "f1 (macro), or per class recall:LABEL, fpr:LABEL, fnr:LABEL, selection_rate:LABEL.")
+    max_gap: float = Field(0.05, ge=0, le=1, description="Largest allowed difference between groups.")
+    min_group_size: int = Field(
+        30, ge=1,
+        description="Groups (or group x class cells, at a third of this) below it are flagged small.")
+    n_boot: int = Field(1000, ge=0, description="Bootstrap resamples for the 95 % intervals (0: none).")
+    seed: int = 0
+
+
 class RunConfig(_Strict):
     """Everything one training run needs; saved as the run's config.yaml."""
 
@@ -161,6 +194,7 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     check: CheckConfig = Field(default_factory=CheckConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
     out: str | None = Field(None, description="Run folder; default runs/<data>-<model>[-N].")
     n_jobs: int = Field(0, description="Worker processes/threads; 0 means one per CPU core.")
     cache: bool = Field(True, description="Cache decoded images and features on disk.")

@@ -171,7 +171,8 @@ class SklearnClassifier(Classifier):
         """Standardise features, except raw pixels alone (shared units; scaling hurts there)."""
         return self.scaler == "standard" or (self.scaler == "auto" and self.features != "pixels")
 
-    def _features(self, images) -> np.ndarray:
+    def feature_matrix(self, images) -> np.ndarray:
+        """The feature vectors (N, D) the estimator sees, for images of any size."""
         prepared = self.prepare(images)
         return self.feature_set.transform(prepared, self.n_jobs, self.cache_dir, self.progress)
 
@@ -206,9 +207,9 @@ class SklearnClassifier(Classifier):
 
     def _training_features(self, images, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         prepared = self.prepare(images)
-        blocks = [self._features(prepared)]
+        blocks = [self.feature_matrix(prepared)]
         for name in parse_augment(self.augment):
-            blocks.append(self._features(np.ascontiguousarray(AUGMENTS[name](prepared))))
+            blocks.append(self.feature_matrix(np.ascontiguousarray(AUGMENTS[name](prepared))))
         return np.concatenate(blocks), np.tile(labels, len(blocks))
 
     def _folds(self, labels: np.ndarray, n_original: int) -> list | None:
@@ -244,7 +245,7 @@ class SklearnClassifier(Classifier):
     def predict_proba(self, images) -> np.ndarray:
         if not hasattr(self, "pipeline_"):
             raise ModelError("This model is not fitted yet; call fit() or load a saved model.")
-        return self.pipeline_.predict_proba(self._features(images))
+        return self.pipeline_.predict_proba(self.feature_matrix(images))
 
     def to_json(self) -> dict:
         return {

@@ -27,8 +27,9 @@ def render(template: str, **context) -> str:
 
 
 def worst_errors(predictions: pd.DataFrame, ds: Dataset, loaded: LoadedImages,
-                 limit: int = MAX_ERRORS) -> list[dict]:
-    """The most confident wrong predictions, each with a thumbnail."""
+                 limit: int = MAX_ERRORS, clf=None, explained: int = 0) -> list[dict]:
+    """The most confident wrong predictions, each with a thumbnail; with ``clf``, the first
+    ``explained`` of them also get a heat map of why the model predicted what it did."""
     wrong = predictions[(predictions["label"] != predictions["prediction"])
                         & (predictions["split"] == "test")]
     wrong = wrong.sort_values("confidence", ascending=False).head(limit)
@@ -38,8 +39,28 @@ def worst_errors(predictions: pd.DataFrame, ds: Dataset, loaded: LoadedImages,
         k = position.get(row.path)
         thumb = plots.thumbnail_uri(loaded.images[k]) if k is not None else None
         out.append({"path": row.path, "label": row.label, "prediction": row.prediction,
-                    "confidence": row.confidence, "thumbnail": thumb})
+                    "confidence": row.confidence, "thumbnail": thumb, "index": k})
+    if clf is not None and explained:
+        _explain_errors([e for e in out if e["index"] is not None][:explained], loaded, clf)
     return out
+
+
+def _explain_errors(errors: list[dict], loaded: LoadedImages, clf) -> None:
+    """Grad-CAM (networks) or occlusion (classical) overlays; a failure leaves the report whole."""
+    from ..explaining import error_overlays
+    from ..log import info
+
+    if not errors:
+        return
+    images = loaded.images[[e["index"] for e in errors]]
+    try:
+        overlays = error_overlays(clf, images, [str(e["prediction"]) for e in errors])
+    except Exception as exc:  # noqa: BLE001 - an explanation is extra; the report must still be written
+        info(f"report: worst errors not explained ({type(exc).__name__}: {exc})")
+        return
+    method = "Grad-CAM" if clf.school == "deep" else "occlusion"
+    for entry, uri in zip(errors, overlays, strict=True):
+        entry["explanation"], entry["method"] = uri, method
 
 
 def _split_counts(ds: Dataset) -> tuple[list[str], list[dict]]:
@@ -64,8 +85,9 @@ def _figures(test: dict) -> dict:
 
 
 def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Dataset,
-                 loaded: LoadedImages, cfg: RunConfig) -> Path:
-    """Write ``report.html`` for a run or an evaluation."""
+                 loaded: LoadedImages, cfg: RunConfig, clf=None) -> Path:
+    """Write ``report.html`` for a run or an evaluation; with the fitted ``clf``, the worst
+    errors (``cfg.explain.report_errors`` of them) carry heat maps."""
     test = metrics.get("test")
     splits, class_rows = _split_counts(ds)
     context = {
@@ -75,7 +97,8 @@ def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Datas
         "test": test,
         "val": metrics.get("val"),
         "figures": _figures(test) if test else {},
-        "errors": worst_errors(predictions, ds, loaded) if test else [],
+        "errors": worst_errors(predictions, ds, loaded, clf=clf,
+                               explained=cfg.explain.report_errors) if test else [],
         "dataset": ds.summary(),
         "splits": splits,
         "class_rows": class_rows,

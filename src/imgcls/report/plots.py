@@ -8,13 +8,13 @@ import io
 import numpy as np
 
 
-def new_figure(width: float, height: float):
+def new_figure(width: float, height: float, ncols: int = 1):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height), dpi=100)
+    return plt.subplots(1, ncols, figsize=(width, height), dpi=100)
 
 
 def to_data_uri(fig) -> str:

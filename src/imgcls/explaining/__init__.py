@@ -1,0 +1,279 @@
+"""Why did the model decide this? Attribution maps of single predictions, for either school,
+each scored for faithfulness against a random baseline.
+
+``explain`` writes, per image and method, a heat-map overlay PNG and the raw map (.npy),
+plus ``explain.json`` and an ``explain.html`` gallery with deletion / insertion areas per
+method. Classical runs also get permutation importance per feature group; deep runs can
+add the model-randomisation sanity check.
+
+Example:
+    >>> result = explain("runs/elpv", ["cell.png"], methods="gradcam+lime")   # doctest: +SKIP
+    >>> result.summary["gradcam"]["deletion_auc"]                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from ..config import ExplainConfig
+from ..errors import ConfigError, DataError
+from ..log import info
+from .methods import BASELINE, METHODS, Method, resolve_methods
+from .view import ModelView
+
+__all__ = ["explain", "list_methods", "ExplainResult", "error_overlays", "ModelView", "METHODS"]
+
+DEFAULT_ERRORS = 8
+SANITY_IMAGES = 8
+
+
+@dataclass
+class ExplainResult:
+    """What ``explain`` wrote: the folder, per-image results, per-method summary."""
+
+    path: Path
+    images: list[dict]
+    summary: dict[str, dict]
+    importance: list[dict] | None = None
+    sanity: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+
+def list_methods() -> list[Method]:
+    return [METHODS.get(n) for n in METHODS.names()]
+
+
+def explain(run: str | Path, images: list[str | Path] | None = None, *, methods: str | None = None,
+            target: str | None = None, out: str | Path | None = None, errors: int | None = None,
+            sanity: bool = False, backend: str = "auto", settings: dict[str, Any] | None = None,
+            progress: bool = True) -> ExplainResult:
+    """Explain predictions of a saved run and measure how faithful each explanation is.
+
+    Args:
+        run: Run folder written by ``imgcls train``.
+        images: Image files, folders, globs or a manifest; default: the run's worst test errors.
+        methods: ``auto`` (every method for the run's school) or names joined by '+'.
+        target: Class to explain; default the predicted class of each image.
+        out: Output folder; default ``RUN/explain``.
+        errors: Without ``images``, how many of the most confident test errors (default 8).
+        sanity: Deep runs: also run the model-randomisation check on the gradient methods.
+        backend: How black-box methods score images (``auto``: ONNX Runtime when exported).
+        settings: ``ExplainConfig`` fields, e.g. ``{"lime_samples": 200}``.
+
+    Example:
+        >>> explain("runs/digits-cnn", errors=4).summary.keys()       # doctest: +SKIP
+        dict_keys(['gradcam', 'integrated_gradients', 'occlusion', 'lime', 'shap', 'random'])
+    """
+    from ..inference import load_predictor
+    from ..models import load_model
+    from ..training import Run
+
+    opened = Run.open(run)
+    cfg = _settings(opened.config.explain, methods, settings)
+    clf = load_model(opened.path)
+    view = ModelView(clf, load_predictor(opened.path, backend=backend))
+    chosen = resolve_methods(cfg.methods, clf.school)
+    if sanity and clf.school != "deep":
+        raise ConfigError("The randomisation check needs a network; this run is classical.")
+    if target is not None:
+        view.target_index(target, np.zeros(len(view.classes)))
+    ds, rows = _inputs(opened, images, errors)
+    out_dir = Path(out) if out else opened.path / "explain"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    explained, prepared, skipped = _explain_all(view, ds, rows, chosen, target, cfg, out_dir, progress)
+    if not explained:
+        raise DataError(f"None of the {len(rows)} images could be read: "
+                        f"{skipped[0]['path']}: {skipped[0]['reason']}")
+    result = ExplainResult(out_dir, explained, summarise(explained), skipped=skipped)
+    if clf.school == "classical":
+        result.importance = _importance(opened, clf, cfg)
+    if sanity:
+        result.sanity = _sanity(view, prepared, chosen, cfg)
+    _write(result, opened, view, cfg, target)
+    return result
+
+
+def _settings(base: ExplainConfig, methods: str | None, settings: dict | None) -> ExplainConfig:
+    values = {**base.model_dump(), **(settings or {})}
+    if methods is not None:
+        values["methods"] = methods
+    try:
+        return ExplainConfig(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"The 'explain.{name}' parameter {err['msg'].lower()}. "
+                          f"Got {err.get('input')!r}.") from None
+
+
+def _inputs(opened, images, errors: int | None):
+    """The dataset to read and the rows to explain: given images, or the worst test errors."""
+    from ..prediction import as_dataset
+
+    if images:
+        if errors is not None:
+            raise ConfigError("Give images or --errors N, not both.")
+        ds = as_dataset(images)
+        return ds, list(range(len(ds)))
+    return _worst_errors(opened, DEFAULT_ERRORS if errors is None else errors)
+
+
+def _worst_errors(opened, limit: int):
+    import pandas as pd
+
+    from ..data import assign_splits, load_dataset
+
+    table_path = opened.path / "predictions.csv"
+    if not table_path.is_file():
+        raise DataError(f"'{opened.path}' has no predictions.csv; give the images to explain.")
+    table = pd.read_csv(table_path, dtype={"label": str, "prediction": str})
+    wrong = table[(table["split"] == "test") & (table["label"] != table["prediction"])]
+    wrong = wrong.sort_values("confidence", ascending=False).head(limit)
+    if wrong.empty:
+        raise DataError(f"'{opened.path}' made no errors on its test split; give the images to explain.")
+    ds = assign_splits(load_dataset(opened.config.data), opened.config.split)
+    index = {p: i for i, p in enumerate(ds.paths)}
+    rows = [index[p] for p in wrong["path"] if p in index]
+    if not rows:
+        raise DataError(f"The test errors of '{opened.path}' are no longer in its dataset.")
+    return ds, rows
+
+
+def _explain_all(view: ModelView, ds, rows: list[int], chosen: list[Method], target: str | None,
+                 cfg: ExplainConfig, out_dir: Path, progress: bool):
+    from ..data.loading import read_prepared
+    from ..progress import progress_bar
+
+    explained, prepared_images, skipped = [], [], []
+    methods = [*chosen, METHODS.get(BASELINE)]
+    with progress_bar(len(rows) * len(methods), "Explaining", progress) as advance:
+        for n, i in enumerate(rows):
+            image = read_prepared(lambda draft, i=i: ds.read(i, draft_size=draft), view.spec, view.prepare)
+            if isinstance(image, str):
+                skipped.append({"path": str(ds.paths[i]), "reason": image})
+                advance(len(methods))
+                continue
+            folder = out_dir / _folder_name(n, ds.paths[i])
+            explained.append(explain_image(view, image, methods, target, cfg, folder, advance))
+            explained[-1]["path"] = str(ds.paths[i])
+            if "label" in ds.table and str(ds.table["label"].iloc[i]):
+                explained[-1]["label"] = str(ds.table["label"].iloc[i])
+            prepared_images.append(image)
+    return explained, prepared_images, skipped
+
+
+def explain_image(view: ModelView, image: np.ndarray, methods: list[Method], target: str | None,
+                  cfg: ExplainConfig, folder: Path | None = None, advance=None) -> dict:
+    """Every method's map of one prepared image, its faithfulness and its time."""
+    from .faithfulness import faithfulness
+    from .gallery import overlay, write_npy, write_png
+
+    proba = view.proba(image)[0]
+    k = view.target_index(target, proba)
+    entry = {"prediction": view.classes[int(np.argmax(proba))], "probability": float(proba.max()),
+             "target": view.classes[k], "target_probability": float(proba[k]), "methods": {}}
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        entry["image"] = str(write_png(folder / "image.png", image).relative_to(folder.parent))
+    for m in methods:
+        started = time.perf_counter()
+        attribution = np.nan_to_num(np.asarray(m.attribute(view, image, k, cfg), dtype=np.float32))
+        seconds = time.perf_counter() - started
+        record = {"seconds": round(seconds, 3), **faithfulness(view, image, attribution, k,
+                                                                cfg.curve_steps, cfg.seed)}
+        if folder is not None:
+            record["png"] = str(write_png(folder / f"{m.name}.png", overlay(image, attribution))
+                                .relative_to(folder.parent))
+            record["npy"] = str(write_npy(folder / f"{m.name}.npy", attribution).relative_to(folder.parent))
+        entry["methods"][m.name] = record
+        if advance is not None:
+            advance(1)
+    return entry
+
+
+def _folder_name(n: int, path: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(path)).stem)[:60] or "image"
+    return f"{n:03d}-{stem}"
+
+
+def summarise(images: list[dict]) -> dict[str, dict]:
+    """Per method: mean seconds, mean deletion / insertion areas, and the share of images on
+    which it beats the random baseline (lower deletion area)."""
+    names = list(images[0]["methods"]) if images else []
+    summary = {}
+    for name in names:
+        recs = [img["methods"][name] for img in images if name in img["methods"]]
+        deletion = np.array([r["deletion_auc"] for r in recs])
+        random_deletion = np.array([img["methods"][BASELINE]["deletion_auc"] for img in images
+                                    if name in img["methods"]])
+        summary[name] = {
+            "n": len(recs),
+            "seconds": float(np.mean([r["seconds"] for r in recs])),
+            "deletion_auc": float(deletion.mean()), "deletion_auc_std": float(deletion.std()),
+            "insertion_auc": float(np.mean([r["insertion_auc"] for r in recs])),
+            "beats_random": float(np.mean(deletion < random_deletion)) if name != BASELINE else None,
+        }
+    return summary
+
+
+def _importance(opened, clf, cfg: ExplainConfig) -> list[dict]:
+    from ..config import cache_root, resolve_n_jobs
+    from ..data import assign_splits, load_dataset, load_images
+    from .importance import group_importance
+
+    ds = assign_splits(load_dataset(opened.config.data), opened.config.split)
+    split = "val" if (ds.table.get("split") == "val").any() else "test"
+    ds = ds.subset(np.flatnonzero(ds.table["split"].to_numpy() == split))
+    if len(ds) == 0:
+        return []
+    loaded = load_images(ds, clf.image_spec, resolve_n_jobs(opened.config.n_jobs),
+                         cache_root(opened.config), progress=False)
+    rows = group_importance(clf, loaded.images, ds.labels[loaded.rows], seed=cfg.seed)
+    return [{**r, "split": split, "n": len(loaded.rows)} for r in rows]
+
+
+def _sanity(view: ModelView, images: list[np.ndarray], chosen: list[Method], cfg: ExplainConfig
+            ) -> list[dict]:
+    from .sanity import GRADIENT_METHODS, randomisation_check
+
+    names = [m.name for m in chosen if m.name in GRADIENT_METHODS] or ["gradcam"]
+    return [randomisation_check(view, images[:SANITY_IMAGES], name, cfg, cfg.seed) for name in names]
+
+
+def _write(result: ExplainResult, opened, view: ModelView, cfg: ExplainConfig, target) -> None:
+    from .gallery import write_gallery
+
+    payload = {"run": str(opened.path), "model": {"family": view.clf.family, "school": view.school,
+                                                  "backend": view.predictor.backend},
+               "classes": view.classes, "target": target, "config": cfg.model_dump(),
+               "summary": result.summary, "images": result.images, "importance": result.importance,
+               "sanity": result.sanity, "skipped": result.skipped}
+    page = write_gallery(result.path, payload)
+    best = min((n for n in result.summary if n != BASELINE),
+               key=lambda n: result.summary[n]["deletion_auc"], default=None)
+    info(f"Explained {len(result.images)} image(s)" + (f"; most faithful: {best}" if best else "")
+         + f"; gallery: {page}")
+
+
+def error_overlays(clf, images: np.ndarray, predicted: list[str], cfg: ExplainConfig | None = None
+                   ) -> list[str]:
+    """Heat-map overlays (data URIs) of why ``clf`` predicted each label, for reports: Grad-CAM
+    for networks, occlusion for classical models (fast; no faithfulness curves)."""
+    from ..inference import ClassifierPredictor
+    from .gallery import overlay_uri
+
+    cfg = cfg or ExplainConfig()
+    view = ModelView(clf, ClassifierPredictor(clf))
+    attribute = METHODS.get("gradcam" if clf.school == "deep" else "occlusion").attribute
+    uris = []
+    for image, label in zip(images, predicted, strict=True):
+        prepared = view.prepare(image)
+        uris.append(overlay_uri(prepared, attribute(view, prepared, view.classes.index(label), cfg)))
+    return uris
