@@ -77,11 +77,12 @@ class TextureModel:
 
     school, family = "classical", "stub"
     classes_ = np.array(["flat", "textured"], dtype=object)
+    classes = list(classes_)
 
     def __init__(self) -> None:
         from imgcls.data.loading import ImageSpec
 
-        self.image_spec = ImageSpec(size=SIZE, channels=3)
+        self.image_spec = self.spec = ImageSpec(size=SIZE, channels=3)
 
     def prepare(self, image):
         return image

@@ -1,4 +1,5 @@
-"""The web page in a real browser: upload an image, see the top-k bars and the predicted label."""
+"""The web page in a real browser: upload images, see the top-k bars, the predicted label and
+the heat maps."""
 
 from __future__ import annotations
 
@@ -73,6 +74,10 @@ def test_upload_shows_top_k_bars(server_url, png_files, tmp_path):
             expect(top).to_have_text(expected, timeout=15_000)
             expect(page.locator(".card .bars").first.locator(".pred")).to_have_count(3)
             expect(page.locator("#status")).to_contain_text("Done")
+            page.get_by_label("Heat map").check()
+            expect(page.locator(".card img.heat")).to_have_count(3, timeout=20_000)
+            expect(page.locator(".card img.heat").first).to_be_visible()
+            expect(page.locator(".heat-note").first).to_contain_text("occlusion")
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
             page.get_by_role("tab", name="Camera").click()

@@ -28,7 +28,8 @@ from ..log import info
 from .methods import BASELINE, METHODS, Method, resolve_methods
 from .view import ModelView
 
-__all__ = ["explain", "list_methods", "ExplainResult", "error_overlays", "ModelView", "METHODS"]
+__all__ = ["explain", "list_methods", "ExplainResult", "error_overlays", "quick_method", "ModelView",
+           "METHODS"]
 
 DEFAULT_ERRORS = 8
 SANITY_IMAGES = 8
@@ -250,7 +251,7 @@ def _sanity(view: ModelView, images: list[np.ndarray], chosen: list[Method], cfg
 def _write(result: ExplainResult, opened, view: ModelView, cfg: ExplainConfig, target) -> None:
     from .gallery import write_gallery
 
-    payload = {"run": str(opened.path), "model": {"family": view.clf.family, "school": view.school,
+    payload = {"run": str(opened.path), "model": {"family": view.family, "school": view.school,
                                                   "backend": view.predictor.backend},
                "classes": view.classes, "target": target, "config": cfg.model_dump(),
                "summary": result.summary, "images": result.images, "importance": result.importance,
@@ -262,16 +263,21 @@ def _write(result: ExplainResult, opened, view: ModelView, cfg: ExplainConfig, t
          + f"; gallery: {page}")
 
 
+def quick_method(view: ModelView) -> Method:
+    """The fast map for reports and the web page: Grad-CAM for networks, occlusion otherwise."""
+    return METHODS.get("gradcam" if view.school == "deep" else "occlusion")
+
+
 def error_overlays(clf, images: np.ndarray, predicted: list[str], cfg: ExplainConfig | None = None
                    ) -> list[str]:
-    """Heat-map overlays (data URIs) of why ``clf`` predicted each label, for reports: Grad-CAM
-    for networks, occlusion for classical models (fast; no faithfulness curves)."""
+    """Heat-map overlays (data URIs) of why ``clf`` predicted each label, for reports
+    (:func:`quick_method`; no faithfulness curves)."""
     from ..inference import ClassifierPredictor
     from .gallery import overlay_uri
 
     cfg = cfg or ExplainConfig()
     view = ModelView(clf, ClassifierPredictor(clf))
-    attribute = METHODS.get("gradcam" if clf.school == "deep" else "occlusion").attribute
+    attribute = quick_method(view).attribute
     uris = []
     for image, label in zip(images, predicted, strict=True):
         prepared = view.prepare(image)

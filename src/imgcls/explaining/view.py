@@ -21,24 +21,30 @@ from ..errors import ConfigError
 
 @dataclass
 class ModelView:
-    """A loaded Classifier (``clf``) plus the Predictor used for black-box scoring."""
+    """The Predictor used for black-box scoring, plus the loaded Classifier (``clf``) when there
+    is one: gradient methods need its network. A bare ``.onnx`` file has none (``clf=None``)
+    and is explained as a black box, like a classical model."""
 
-    clf: object
+    clf: object | None
     predictor: object
     batch_size: int = 32
     _logits: object = field(default=None, repr=False)
 
     @property
     def classes(self) -> list[str]:
-        return [str(c) for c in self.clf.classes_]
+        return [str(c) for c in self.predictor.classes]
 
     @property
     def school(self) -> str:
-        return self.clf.school
+        return self.clf.school if self.clf is not None else "classical"
+
+    @property
+    def family(self) -> str:
+        return self.clf.family if self.clf is not None else getattr(self.predictor, "name", "model")
 
     @property
     def spec(self) -> ImageSpec:
-        return self.clf.image_spec
+        return self.predictor.spec
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """A decoded image -> the model's input as uint8 (H, W, 3)."""
@@ -66,7 +72,8 @@ class ModelView:
     def logits_module(self):
         """Deep models: float (N, 3, H, W) in 0-255 -> logits, in eval mode (one view, no TTA)."""
         if self.school != "deep":
-            raise ConfigError(f"'{self.clf.family}' is a classical model: gradient methods need a network.")
+            raise ConfigError(f"'{self.family}' is explained as a black box: gradient methods need a "
+                              "network (a deep run folder, not a classical model or a bare .onnx file).")
         if self._logits is None:
             from ..exporting.graph import inference_module
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import anyio.to_thread
@@ -18,9 +18,11 @@ from pydantic import SecretStr
 from ..config import ServeConfig
 from ..errors import ImgclsError
 from .errors import ApiError, documented
+from .heatmaps import HeatmapMaker
 from .schemas import (
     MAX_TOP_K,
     ErrorDetail,
+    ExplainResponse,
     ImageResult,
     ModelInfo,
     ModelList,
@@ -46,6 +48,7 @@ class ServerState:
     settings: ServeConfig
     store: ModelStore
     metrics: ServerMetrics
+    heatmaps: HeatmapMaker = field(default_factory=HeatmapMaker)
 
     def model(self, name: str | None, version: str | None = None) -> LoadedModel:
         """The model to answer with, or the API error saying why there is none."""
@@ -71,6 +74,8 @@ StateDep = Annotated[ServerState, Depends(get_state)]
 ModelName = Annotated[str, PathParam(description="A served model's name (see `GET /v1/models`).")]
 TopK = Annotated[int | None, Query(ge=1, le=MAX_TOP_K, description="Labels per image (default 3); "
                                    "a JSON body's `top_k` takes precedence.")]
+Target = Annotated[str | None, Query(max_length=256, description="Class to explain; default the "
+                                     "predicted one.")]
 Version = Annotated[str | None, Query(max_length=64, description="A loaded version of the model (see "
                                       "`versions` in `GET /v1/models`); default: the current one.")]
 
@@ -122,6 +127,15 @@ def build_router(settings: ServeConfig) -> APIRouter:
         """Like `POST /v1/predict`, with the model chosen by name, and optionally one of its loaded
         versions (the current one, or the previous one kept after a reload)."""
         return await predict(request, state, state.model(name, version), top_k)
+
+    @router.post("/models/{name}/explain", response_model=ExplainResponse, responses=predict_errors,
+                 openapi_extra=PREDICT_BODY, dependencies=protected,
+                 summary="Heat map of why a model chose a label")
+    async def explain_named(request: Request, state: StateDep, name: ModelName, target: Target = None,
+                            version: Version = None) -> ExplainResponse:
+        """One image in, a heat-map overlay out: Grad-CAM for networks, occlusion for classical
+        models and bare ONNX files (slower: seconds). `imgcls explain` gives every method."""
+        return await explain_one(request, state, state.model(name, version), target)
 
     @router.get("/models", response_model=ModelList, summary="List the served models")
     async def list_models(state: StateDep) -> ModelList:
@@ -203,6 +217,18 @@ async def predict(request: Request, state: ServerState, model: LoadedModel, top_
                     total=round((time.perf_counter() - started) * ms, 3))
     return PredictResponse(model=model.name, version=model.version, backend=model.predictor.backend,
                            results=results, timing_ms=timing)
+
+
+async def explain_one(request: Request, state: ServerState, model: LoadedModel, target: str | None
+                      ) -> ExplainResponse:
+    uploads, _ = await read_uploads(request, 1)
+    prepared = await anyio.to_thread.run_sync(prepare_uploads, uploads, model.predictor,
+                                              state.settings.max_pixels)
+    if isinstance(prepared[0], ErrorDetail):
+        raise all_failed(prepared)
+    explained = await anyio.to_thread.run_sync(state.heatmaps.explain, model, prepared[0], target)
+    return ExplainResponse(model=model.name, version=model.version, filename=uploads[0].filename,
+                           **explained)
 
 
 def check_probabilities(proba: np.ndarray, model: LoadedModel, n_images: int) -> np.ndarray:

@@ -55,6 +55,19 @@ class PredictResponse(BaseModel):
     timing_ms: Timing
 
 
+class ExplainResponse(BaseModel):
+    model: str
+    version: str
+    filename: str
+    method: str = Field(description="`gradcam` for networks, `occlusion` for classical models and "
+                        "bare ONNX files.")
+    label: str = Field(description="The class explained: `target`, or the predicted label.")
+    probability: float = Field(ge=0.0, le=1.0, description="The model's probability of `label`.")
+    heatmap: str = Field(description="PNG data URI at the model's input size: the image in grey, red "
+                         "where it supports `label`, blue where it speaks against it.")
+    seconds: float = Field(description="Time spent computing the map.")
+
+
 class ModelVersion(BaseModel):
     version: str
     backend: str
