@@ -39,7 +39,8 @@ def percent(x: float | None) -> str:
 def interval(ci: list | None) -> str:
     if not ci or None in ci:
         return ""
-    return f" (95 % interval {points(ci[0])} to {points(ci[1])})"
+    chance = "; it includes 0, so the gap may be chance" if ci[0] <= 0 else ""
+    return f" (95 % interval {points(ci[0])} to {points(ci[1])}{chance})"
 
 
 def support(name: str, record: dict) -> int:

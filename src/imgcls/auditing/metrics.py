@@ -164,21 +164,31 @@ def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict[str, 
     return out
 
 
-def _spread(by_group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Largest difference and smallest ratio between groups (last axis); NaN below 2 groups."""
-    defined = (~np.isnan(by_group)).sum(axis=-1) >= 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-        low, high = np.nanmin(by_group, axis=-1), np.nanmax(by_group, axis=-1)
-    difference = np.where(defined, high - low, np.nan)
-    ratio = np.where(defined, _ratio(low, high), np.nan)
-    return difference, ratio
+def _pair(point: np.ndarray) -> tuple[int, int] | None:
+    """Indices of the highest and lowest group of a metric's point estimates; None below 2."""
+    if (~np.isnan(point)).sum() < 2:
+        return None
+    return int(np.nanargmax(point)), int(np.nanargmin(point))
+
+
+def _pair_spread(by_group: np.ndarray, pair: tuple[int, int] | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Signed difference (high minus low group) and ratio (low over high) of one fixed pair of
+    groups in each resample. Recomputing the extremes in every resample would give an
+    interval of max - min, which is never below 0 and so could not say 'no real gap'."""
+    if pair is None:
+        nan = np.full(by_group.shape[:-1], np.nan)
+        return nan, nan
+    high, low = by_group[..., pair[0]], by_group[..., pair[1]]
+    return high - low, _ratio(low, high)
 
 
 def bootstrap_intervals(cm_by_group: np.ndarray, classes: Sequence[str], n_boot: int,
                         seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """95 % percentile intervals per metric of ``overall``, ``by_group``, ``difference`` and
     ``ratio`` (each an array whose first axis is low/high), from ``n_boot`` resamples of rows.
+    ``difference`` is that of the groups highest and lowest on the data itself, signed: an
+    interval reaching below 0 means the gap may be chance.
 
     Example:
         >>> cm = np.array([[[8, 2], [1, 9]], [[5, 5], [5, 5]]])
@@ -187,6 +197,7 @@ def bootstrap_intervals(cm_by_group: np.ndarray, classes: Sequence[str], n_boot:
         (2, 2)
     """
     counts = cm_by_group.ravel()
+    pairs = {name: _pair(values) for name, values in metrics_from_confusion(cm_by_group, classes).items()}
     rng = np.random.default_rng(seed)
     chunk = max(1, MAX_CELLS_PER_CHUNK // max(1, counts.size))
     samples: dict[str, dict[str, list]] = {}
@@ -196,7 +207,7 @@ def bootstrap_intervals(cm_by_group: np.ndarray, classes: Sequence[str], n_boot:
         by_group = metrics_from_confusion(draws, classes)
         overall = metrics_from_confusion(draws.sum(axis=1), classes)
         for name, values in by_group.items():
-            difference, ratio = _spread(values)
+            difference, ratio = _pair_spread(values, pairs[name])
             parts = {"overall": overall[name], "by_group": values, "difference": difference,
                      "ratio": ratio}
             for part, array in parts.items():
