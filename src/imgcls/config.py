@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -24,6 +24,18 @@ PIL_DEFAULT_MAX_PIXELS = 89_478_485
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    _key_prefix: ClassVar[str] = ""  # how users name the fields, e.g. 'explain.' in key=value overrides
+
+    @classmethod
+    def from_options(cls, **values: Any) -> Self:
+        """Validate like the constructor, raising ConfigError with the field's name."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = cls._key_prefix + ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"The '{field}' parameter {err['msg'].lower()}. "
+                              f"Got {err.get('input')!r}.") from None
 
 
 class DataConfig(_Strict):
@@ -155,6 +167,8 @@ class CheckConfig(_Strict):
 
 class ExplainConfig(_Strict):
     """Settings of `imgcls explain` and of the explained worst errors in a run's report."""
+
+    _key_prefix: ClassVar[str] = "explain."
 
     methods: str = Field(
         "auto", description="Methods joined by '+', e.g. gradcam+lime; auto: every method the model's "
@@ -355,14 +369,3 @@ class ServeConfig(_Strict):
     @classmethod
     def _blank_key_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
-
-    @classmethod
-    def from_options(cls, **values: Any) -> ServeConfig:
-        """Validate like the constructor, raising ConfigError with the field's name."""
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"The '{field}' parameter {err['msg'].lower()}. "
-                              f"Got {err.get('input')!r}.") from None

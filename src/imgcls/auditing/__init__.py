@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import AuditConfig
-from ..errors import ConfigError
 
 __all__ = ["AuditResult", "audit"]
 
@@ -87,8 +86,8 @@ def audit(run, data=None, *, group_by: str, metric: str = "accuracy", max_gap: f
     from .report import write_audit
     from .sources import load_rows
 
-    cfg = _validated(group_by=group_by, metric=metric, max_gap=max_gap, min_group_size=min_group_size,
-                     n_boot=n_boot, seed=seed)
+    cfg = AuditConfig.from_options(group_by=group_by, metric=metric, max_gap=max_gap,
+                                   min_group_size=min_group_size, n_boot=n_boot, seed=seed)
     opened = Run.open(run)
     classes = [str(c) for c in read_model_json(opened.path / "model")["classes"]]
     check_metric(cfg.metric, classes)
@@ -101,18 +100,6 @@ def audit(run, data=None, *, group_by: str, metric: str = "accuracy", max_gap: f
     info(f"audit {'PASS' if gate['passed'] else 'FAIL'}: {cfg.metric} gap {gap} between groups of "
          f"'{cfg.group_by}' (allowed {cfg.max_gap:g}); report: {html}")
     return AuditResult(out_dir, cfg.metric, gate["gap"], cfg.max_gap, gate["passed"], report)
-
-
-def _validated(**values) -> AuditConfig:
-    from pydantic import ValidationError
-
-    try:
-        return AuditConfig(**values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"The '{field}' parameter {err['msg'].lower()}. "
-                          f"Got {err.get('input')!r}.") from None
 
 
 def _default_out(run_dir: Path, data, dataset: str, group_by: str) -> Path:

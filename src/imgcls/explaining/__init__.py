@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from ..config import ExplainConfig
 from ..errors import ConfigError, DataError
@@ -105,13 +104,7 @@ def _settings(base: ExplainConfig, methods: str | None, settings: dict | None) -
     values = {**base.model_dump(), **(settings or {})}
     if methods is not None:
         values["methods"] = methods
-    try:
-        return ExplainConfig(**values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        name = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"The 'explain.{name}' parameter {err['msg'].lower()}. "
-                          f"Got {err.get('input')!r}.") from None
+    return ExplainConfig.from_options(**values)
 
 
 def _inputs(opened, images, errors: int | None):
