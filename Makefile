@@ -22,8 +22,10 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.core-installed
 	$(BIN)/imgcls train digits --model svm --out runs/demo-digits --overwrite
 	$(BIN)/imgcls predict runs/demo-digits --top-k 3 --limit 5 digits
+	$(BIN)/imgcls explain runs/demo-digits --errors 4 --quiet
 	@echo
 	@echo "Report: $(CURDIR)/runs/demo-digits/report.html"
+	@echo "Explanations of its worst errors: $(CURDIR)/runs/demo-digits/explain/explain.html"
 
 test: $(VENV)/.dev-installed
 	@sh tools/ensure-debian-package.sh /usr/bin/chromium chromium "the web page's browser test"

@@ -268,7 +268,7 @@ def error_overlays(clf, images: np.ndarray, predicted: list[str], cfg: ExplainCo
     from ..inference import ClassifierPredictor
     from .gallery import overlay_uri
 
-    cfg = cfg or ExplainConfig()
+    cfg = cfg or ExplainConfig(occlusion_window=0.25)  # a 7 x 7 grid: a report must stay quick
     view = ModelView(clf, ClassifierPredictor(clf))
     attribute = quick_method(view).attribute
     uris = []
