@@ -237,6 +237,18 @@ def test_explain_classical_run_adds_feature_group_importance(classical_run, spot
     assert "Feature groups" in (tmp_path / "ex" / "explain.html").read_text()
 
 
+def test_explain_still_works_when_the_training_data_has_moved(spot_folder, tmp_path):
+    import shutil
+
+    data = shutil.copytree(spot_folder, tmp_path / "data")
+    run = imgcls.train(str(data), model="logistic_regression", features="hist", out=tmp_path / "run",
+                       progress=False, overrides=[f"model.image_size={SIZE}"]).path
+    image = shutil.copy(data / "spot" / "00.png", tmp_path / "keep.png")
+    shutil.rmtree(data)
+    result = explain(run, [image], methods="occlusion", out=tmp_path / "ex", progress=False, settings=FAST)
+    assert result.importance is None and len(result.images) == 1
+
+
 def test_report_of_a_run_shows_explained_worst_errors(deep_run):
     import pandas as pd
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ExplainConfig
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, ImgclsError
 from ..log import info
 from .methods import BASELINE, METHODS, Method, resolve_methods
 from .view import ModelView
@@ -93,7 +93,10 @@ def explain(run: str | Path, images: list[str | Path] | None = None, *, methods:
                         f"{skipped[0]['path']}: {skipped[0]['reason']}")
     result = ExplainResult(out_dir, explained, summarise(explained), skipped=skipped)
     if clf.school == "classical":
-        result.importance = _importance(opened, clf, cfg)
+        try:
+            result.importance = _importance(opened, clf, cfg)
+        except ImgclsError as exc:  # the training data moved: the maps are still worth having
+            info(f"feature-group importance skipped: {exc}")
     if sanity:
         result.sanity = _sanity(view, prepared, chosen, cfg)
     _write(result, opened, view, cfg, target)
