@@ -45,6 +45,8 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/serve_load.py --run benchmarks/out/elpv-export-no-tta/model.onnx --requests 50 \
 	    --image "$$($(BIN)/python -c 'import elpv_dataset, os; print(os.path.dirname(elpv_dataset.__file__))')/data/images/cell0001.png"
 	$(BIN)/python benchmarks/ray_predict.py
+	$(BIN)/python benchmarks/explain_elpv.py
+	$(BIN)/python benchmarks/audit_elpv.py
 
 clean:
 	rm -rf runs .pytest_cache
