@@ -249,13 +249,25 @@ def test_explain_still_works_when_the_training_data_has_moved(spot_folder, tmp_p
     assert result.importance is None and len(result.images) == 1
 
 
-def test_report_of_a_run_shows_explained_worst_errors(deep_run):
+def test_report_of_a_run_shows_explained_worst_errors(deep_run, spot_folder, tmp_path):
     import pandas as pd
+
+    from imgcls.data import load_dataset, load_images
+    from imgcls.report import write_report
+    from imgcls.training import Run
 
     table = pd.read_csv(deep_run / "predictions.csv")
     wrong = ((table["split"] == "test") & (table["label"] != table["prediction"])).sum()
     html = (deep_run / "report.html").read_text()
-    assert html.count('class="explained"') == min(2, wrong)
+    assert html.count('class="explained"') == min(2, wrong)  # as trained (explain.report_errors=2)
+    # the same report with every test prediction made wrong: exactly 2 heat maps, beside errors
+    table.loc[table["split"] == "test", "label"] = table["prediction"].map({"spot": "plain", "plain": "spot"})
+    opened, clf = Run.open(deep_run), load_model(deep_run)
+    ds = load_dataset(str(spot_folder))
+    loaded = load_images(ds, clf.image_spec, progress=False)
+    report = write_report(tmp_path / "report.html", opened.metrics, table, ds, loaded, opened.config, clf)
+    html = report.read_text()
+    assert html.count('class="explained"') == 2 and html.count("Grad-CAM: why") == 2
 
 
 def test_error_overlays_are_images_for_both_schools(deep_run, classical_run):
