@@ -43,14 +43,9 @@ def write_npy(path: Path, array: np.ndarray) -> Path:
 
 def overlay_uri(image: np.ndarray, attribution: np.ndarray) -> str:
     """An overlay as a data: URI, for self-contained reports."""
-    import base64
-    import io
+    from ..report.plots import png_uri
 
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(overlay(image, attribution)).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_uri(overlay(image, attribution))
 
 
 def importance_plot(rows: list[dict]) -> str:

@@ -9,6 +9,7 @@ they explain both schools.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -62,9 +63,14 @@ def gradcam(view: ModelView, image: np.ndarray, target: int, cfg: ExplainConfig)
     return up[0, 0].numpy()
 
 
+_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> its Grad-CAM layer
+
+
 @contextlib.contextmanager
 def _gradcam_target(module, size: int) -> Iterator[object]:
-    layer = gradcam_layer(module, size)
+    if module not in _LAYERS:  # finding the layer costs a forward pass: once per network
+        _LAYERS[module] = (gradcam_layer(module, size),)
+    (layer,) = _LAYERS[module]
     if layer is not None:
         yield layer
         return

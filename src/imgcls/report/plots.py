@@ -84,6 +84,13 @@ def thumbnail_uri(img: np.ndarray, side: int = 96) -> str:
     scale = side / max(pil.size)
     resample = Image.NEAREST if scale > 2 else Image.BILINEAR
     pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), resample)
+    return png_uri(np.asarray(pil))
+
+
+def png_uri(img: np.ndarray) -> str:
+    """A PNG data URI of a uint8 image as it is."""
+    from PIL import Image
+
     buffer = io.BytesIO()
-    pil.save(buffer, format="PNG")
+    Image.fromarray(np.asarray(img)).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
