@@ -8,7 +8,8 @@ which the method beats random, and seconds per explanation on this machine. The 
 also gets the model-randomisation sanity check (Grad-CAM, Integrated Gradients).
 
     python benchmarks/explain_elpv.py [--deep runs/elpv-lite0] [--classical runs/elpv-svm]
-                                      [--n 50] [--n-classical 10]
+                                      [--n 50] [--n-classical 10] [--deep-methods gradcam+lime]
+                                      [--tag NAME]
 
 Runs missing on disk are trained first: `imgcls train elpv --model tf_efficientnet_lite0
 model.augment=crop+hflip+vflip train.tta=hflip+vflip` (about 7 minutes) and `imgcls train
@@ -95,20 +96,23 @@ def main() -> None:
     parser.add_argument("--n-classical", type=int, default=10)
     parser.add_argument("--deep-methods", default="gradcam+integrated_gradients+occlusion+lime+shap")
     parser.add_argument("--classical-methods", default="occlusion+lime+shap")
+    parser.add_argument("--tag", default="", help="Suffix of the output names, to keep an earlier run.")
     args = parser.parse_args()
+    tag = f"-{args.tag}" if args.tag else ""
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
     if args.n:
         ensure_run(args.deep, "tf_efficientnet_lite0", DEEP_RECIPE)
-        results["deep"] = measure(args.deep, args.n, args.deep_methods, True, "elpv-deep")
+        results["deep"] = measure(args.deep, args.n, args.deep_methods, True, f"elpv-deep{tag}")
         print_table("deep (EfficientNet-Lite0 fine-tune)", results["deep"])
     if args.n_classical:
         ensure_run(args.classical, "svm", [])
         results["classical"] = measure(args.classical, args.n_classical, args.classical_methods, False,
-                                       "elpv-classical")
+                                       f"elpv-classical{tag}")
         print_table("classical (SVM)", results["classical"])
-    (OUT / "explain_elpv.json").write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {OUT / 'explain_elpv.json'}")
+    path = OUT / f"explain_elpv{tag}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":
