@@ -278,6 +278,28 @@ def test_error_overlays_are_images_for_both_schools(deep_run, classical_run):
         assert len(uris) == 2 and all(u.startswith("data:image/png;base64,") for u in uris)
 
 
+def test_error_overlays_explain_the_prepared_image_as_it_is(spot_folder, tmp_path):
+    """A ROI model's loaded images are already cropped: cropping them again would explain
+    another picture."""
+    from imgcls.explaining.gallery import overlay_uri
+
+    run = imgcls.train(str(spot_folder), model="logistic_regression", features="hist", out=tmp_path / "roi",
+                       progress=False, overrides=[f"model.image_size={SIZE}", "model.roi=otsu"]).path
+    clf = load_model(run)
+    raw = np.full((SIZE, SIZE), 70, np.uint8)
+    raw[8:20, 8:20] = 200
+    raw[11:15, 11:15] = 255  # a dot inside the spot: a second Otsu crop would keep only the dot
+    prepared = clf.prepare([raw])[0]
+    image = ModelView.from_model_input(prepared)
+    view = ModelView(clf, ClassifierPredictor(clf))
+    assert not np.array_equal(view.prepare(prepared), image)  # a second crop changes the picture
+    cfg = ExplainConfig(occlusion_window=0.25)
+    label = str(clf.predict(prepared[None])[0])
+    occlusion = METHODS.get("occlusion").attribute(view, image, view.classes.index(label), cfg)
+    expected = overlay_uri(image, occlusion)
+    assert error_overlays(clf, prepared[None], [label]) == [expected]
+
+
 def test_bad_requests_are_clear_errors(deep_run, classical_run, tmp_path):
     with pytest.raises(ConfigError, match="not one of the model's classes"):
         explain(deep_run, [str(tmp_path)], target="nope", progress=False)

@@ -267,7 +267,8 @@ def quick_method(view: ModelView) -> Method:
 def error_overlays(clf, images: np.ndarray, predicted: list[str], cfg: ExplainConfig | None = None
                    ) -> list[str]:
     """Heat-map overlays (data URIs) of why ``clf`` predicted each label, for reports
-    (:func:`quick_method`; no faithfulness curves)."""
+    (:func:`quick_method`; no faithfulness curves). ``images`` are already prepared for
+    ``clf`` (a run's loaded images)."""
     from ..inference import ClassifierPredictor
     from .gallery import overlay_uri
 
@@ -276,6 +277,6 @@ def error_overlays(clf, images: np.ndarray, predicted: list[str], cfg: ExplainCo
     attribute = quick_method(view).attribute
     uris = []
     for image, label in zip(images, predicted, strict=True):
-        prepared = view.prepare(image)
+        prepared = view.from_model_input(image)
         uris.append(overlay_uri(prepared, attribute(view, prepared, view.classes.index(label), cfg)))
     return uris

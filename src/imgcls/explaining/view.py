@@ -48,7 +48,13 @@ class ModelView:
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """A decoded image -> the model's input as uint8 (H, W, 3)."""
-        return to_channels(self.predictor.prepare(np.asarray(image)), 3)
+        return self.from_model_input(self.predictor.prepare(np.asarray(image)))
+
+    @staticmethod
+    def from_model_input(image: np.ndarray) -> np.ndarray:
+        """An image already prepared for the model (resized, ROI-cropped) -> the (H, W, 3) form.
+        Preparing it again would crop a ROI model's image a second time."""
+        return to_channels(np.asarray(image), 3)
 
     def proba(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (N, K) for a stack of prepared (H, W, 3) images of any dtype."""
