@@ -66,3 +66,15 @@ def test_network_gets_gradcam_and_the_key_is_required(make_client, deep_run, png
                            headers={"X-API-Key": "k"})
     assert response.status_code == 200, response.text
     assert response.json()["method"] == "gradcam" and heatmap_image(response.json()).size == (32, 32)
+
+
+def test_views_of_reloaded_versions_are_dropped(shapes_run):
+    from imgcls.inference import load_predictor
+    from imgcls.serve.heatmaps import HeatmapMaker
+    from imgcls.serve.store import MAX_VERSIONS, LoadedModel
+
+    maker = HeatmapMaker()
+    predictor = load_predictor(shapes_run)
+    for version in ("v1", "v2", "v3"):
+        maker.view(LoadedModel("shapes", shapes_run, predictor, version, 0.0, batcher=None))
+    assert [k[1] for k in maker.views] == ["v2", "v3"][-MAX_VERSIONS:]

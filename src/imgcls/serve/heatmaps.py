@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ApiError
-from .store import LoadedModel
+from .store import MAX_VERSIONS, LoadedModel
 
 
 @dataclass
 class HeatmapMaker:
-    """Explanation views per loaded model version, built on first use."""
+    """Explanation views per loaded model version, built on first use; like the store, at most
+    ``MAX_VERSIONS`` per model name are kept."""
 
     views: dict[tuple[str, str], tuple[object, threading.Lock]] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
@@ -32,17 +33,21 @@ class HeatmapMaker:
         with self.guard:
             if key not in self.views:
                 self.views[key] = (ModelView(_classifier(model), model.predictor), threading.Lock())
+                same_name = [k for k in self.views if k[0] == model.name]
+                for old in same_name[:-MAX_VERSIONS]:  # reloaded away: free its network
+                    del self.views[old]
             return self.views[key]
 
     def explain(self, model: LoadedModel, image: np.ndarray, target: str | None) -> dict:
-        """Blocking (run it in a thread): the overlay and what it explains."""
+        """Blocking (run it in a thread): the overlay of ``image``, already prepared by the
+        model's predictor, and what it explains."""
         from ..config import ExplainConfig
         from ..errors import ConfigError
         from ..explaining import quick_method
         from ..explaining.gallery import overlay_uri
 
         view, lock = self.view(model)
-        prepared = view.prepare(image)
+        prepared = view.from_model_input(image)
         proba = view.proba(prepared)[0]
         try:
             k = view.target_index(target, proba)
