@@ -32,7 +32,7 @@ def plain_finetune_throughput(task: str, steps: int = 15, batch: int = 32) -> di
     import torch.nn.functional as F
 
     from imgcls.data import ImageSpec, load_dataset, load_images
-    from imgcls.models.pretrained import load_lite0
+    from imgcls.models.deep.pretrained import load_lite0
 
     ds = load_dataset(task)
     images = load_images(ds, ImageSpec(size=224, channels=3), n_jobs=2, progress=False).images
@@ -67,7 +67,7 @@ def plain_probe(task: str) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
     from imgcls.data import load_dataset
-    from imgcls.models.pretrained import load_lite0
+    from imgcls.models.deep.pretrained import load_lite0
 
     ds = load_dataset(task)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0).eval()

@@ -40,22 +40,20 @@ def ensure_run(path: Path, model: str, overrides: list[str]) -> Path:
 
 def test_sample(run: Path, n: int, seed: int = 0) -> list[str]:
     """Absolute paths of ``n`` test images of the run's split, a seeded random sample."""
-    from imgcls.data import assign_splits, load_dataset
-    from imgcls.training import Run
+    from imgcls import Run
 
-    cfg = Run.open(run).config
-    ds = assign_splits(load_dataset(cfg.data), cfg.split)
+    ds = Run.open(run).dataset()
     test = np.flatnonzero(ds.table["split"].to_numpy() == "test")
     picked = np.random.default_rng(seed).choice(test, size=min(n, len(test)), replace=False)
     return [str(ds.file_path(int(i))) for i in sorted(picked)]
 
 
 def measure(run: Path, n: int, methods: str, sanity: bool, name: str) -> dict:
-    import imgcls.explaining as ex
+    import imgcls
 
     images = test_sample(run, n)
     started = time.perf_counter()
-    result = ex.explain(run, images, methods=methods, out=OUT / f"explain-{name}", sanity=sanity,
+    result = imgcls.explain(run, images, methods=methods, out=OUT / f"explain-{name}", sanity=sanity,
                         progress=False)
     wall = time.perf_counter() - started
     random_deletion = result.summary["random"]["deletion_auc"]

@@ -62,11 +62,11 @@ def flops_per_image(module, size: int) -> float:
 
 def model_rows(run: Path, no_tta: Path, seconds: float, threads: int) -> tuple[list[dict], dict]:
     import imgcls
-    from imgcls.exporting.graph import inference_module
-    from imgcls.inference import OnnxPredictor
+    from imgcls.deploy.exporting.graph import inference_module
+    from imgcls.deploy.predictors import OnnxPredictor
 
     clf = imgcls.load_model(run)
-    clf.train_options["tta"] = "none"  # one forward pass per image in every row
+    clf.set_tta("none")  # one forward pass per image in every row
     module = inference_module(clf)  # uint8 NHWC -> probabilities, exactly what the export holds
     size = clf.image_spec.size
     flops = flops_per_image(module, size)
@@ -171,7 +171,7 @@ def job_rows(run: Path, no_tta: Path) -> list[dict]:
 def decode_only(model: Path, folder: Path) -> dict:
     """The same job with a model that costs nothing: the rate decoding alone allows."""
     import imgcls
-    from imgcls.inference import Predictor, load_predictor
+    from imgcls import Predictor, load_predictor
 
     real = load_predictor(model)
 
@@ -192,7 +192,7 @@ def decode_only(model: Path, folder: Path) -> dict:
 
 def ensure_exports(run: Path, no_tta: Path) -> None:
     import imgcls
-    from imgcls.exporting import export
+    from imgcls import export
 
     if not (run / "model").is_dir():
         print(f"{run} missing: training the ELPV fine-tune recipe first", flush=True)
@@ -204,7 +204,7 @@ def ensure_exports(run: Path, no_tta: Path) -> None:
 
 
 def main() -> None:
-    from imgcls.inference import default_threads
+    from imgcls.deploy.predictors import default_threads
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,7 +1,7 @@
 import pytest
 
 from imgcls.config import RunConfig, config_to_yaml, parse_overrides, resolve_config
-from imgcls.errors import ConfigError
+from imgcls.core.errors import ConfigError
 
 
 def test_defaults_then_overrides_are_typed():

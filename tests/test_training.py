@@ -8,8 +8,8 @@ import pytest
 
 import imgcls
 from helpers import file_hashes, write_bomb_png, write_empty, write_text_as_png, write_truncated_jpeg
-from imgcls.errors import ConfigError, DataError
-from imgcls.training import Run
+from imgcls.core.errors import ConfigError, DataError
+from imgcls.runs import Run
 
 
 @pytest.fixture
@@ -116,11 +116,11 @@ def test_evaluate_reproduces_the_test_split_and_accepts_other_data(shapes_folder
     run = imgcls.train(str(shapes_folder), model="logistic_regression", features="edges",
                        out=tmp_path / "run", progress=False)
     again = imgcls.evaluate(run.path, progress=False)
-    assert again["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
-    assert again["n"] == run.metrics["test"]["n"]
+    assert again.metrics["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+    assert again.metrics["n"] == run.metrics["test"]["n"] and again.split == "test"
     other = imgcls.evaluate(run.path, str(shapes_folder), out=tmp_path / "ev", progress=False)
-    assert other["n"] == 36
-    assert (tmp_path / "ev" / "report.html").is_file()
+    assert other.metrics["n"] == 36 and other.split == "all"
+    assert other.report == tmp_path / "ev" / "report.html" and other.report.is_file()
 
 
 def test_digits_svm_reaches_reference_accuracy(tmp_path):

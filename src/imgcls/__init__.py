@@ -5,7 +5,7 @@ Importing ``imgcls`` is light: heavy libraries load when a function needs them.
 Example:
     >>> import imgcls
     >>> run = imgcls.train("digits", model="svm")            # doctest: +SKIP
-    >>> run.metrics["accuracy"]                              # doctest: +SKIP
+    >>> run.metrics["test"]["accuracy"]                      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,39 +13,52 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from .core.version import __version__
 
+# public name -> (module, attribute): the verbs, their results, and the pieces to build on
 _LAZY = {
-    "train": "imgcls.training",
-    "Run": "imgcls.training",
-    "evaluate": "imgcls.evaluation",
-    "compute_metrics": "imgcls.evaluation",
-    "predict": "imgcls.prediction",
-    "export": "imgcls.exporting",
-    "search": "imgcls.searching",
-    "explain": "imgcls.explaining",
-    "audit": "imgcls.auditing",
-    "load_predictor": "imgcls.inference",
-    "Predictor": "imgcls.inference",
-    "load_dataset": "imgcls.data",
-    "Dataset": "imgcls.data",
-    "ImageSpec": "imgcls.data",
-    "load_images": "imgcls.data",
-    "assign_splits": "imgcls.data",
-    "create_model": "imgcls.models",
-    "load_model": "imgcls.models",
-    "list_models": "imgcls.models",
-    "Classifier": "imgcls.models",
-    "FeatureSet": "imgcls.features",
-    "RunConfig": "imgcls.config",
-    "resolve_config": "imgcls.config",
-    "list_datasets": "imgcls.data.builtins",
-    "ImgclsError": "imgcls.errors",
-    "check": "imgcls.checks",
-    "ServeConfig": "imgcls.config",
-    "create_app": "imgcls.serve",
-    "run_server": "imgcls.serve",
-    "CheckReport": "imgcls.checks",
+    # verbs
+    "check": ("imgcls.checks", "check"),
+    "train": ("imgcls.training", "train"),
+    "evaluate": ("imgcls.evaluation", "evaluate"),
+    "predict": ("imgcls.deploy.prediction", "predict"),
+    "export": ("imgcls.deploy.exporting", "export"),
+    "explain": ("imgcls.review.explaining", "explain"),
+    "audit": ("imgcls.review.auditing", "audit"),
+    "search": ("imgcls.searching", "search"),
+    "run_server": ("imgcls.serve", "run_server"),
+    "create_app": ("imgcls.serve", "create_app"),
+    # their results
+    "CheckReport": ("imgcls.checks", "CheckReport"),
+    "Run": ("imgcls.runs", "Run"),
+    "EvaluationResult": ("imgcls.evaluation", "EvaluationResult"),
+    "ExportResult": ("imgcls.deploy.exporting", "ExportResult"),
+    "ExplainResult": ("imgcls.review.explaining", "ExplainResult"),
+    "AuditResult": ("imgcls.review.auditing", "AuditResult"),
+    "SearchResult": ("imgcls.searching", "SearchResult"),
+    # building blocks
+    "load_dataset": ("imgcls.data", "load_dataset"),
+    "list_datasets": ("imgcls.data.builtins", "list_datasets"),
+    "Dataset": ("imgcls.data", "Dataset"),
+    "ImageSpec": ("imgcls.data", "ImageSpec"),
+    "prepare_images": ("imgcls.data", "prepare_images"),
+    "load_images": ("imgcls.data", "load_images"),
+    "create_model": ("imgcls.models", "create_model"),
+    "list_models": ("imgcls.models", "list_models"),
+    "load_model": ("imgcls.runs", "load_run_model"),
+    "Classifier": ("imgcls.models", "Classifier"),
+    "Runtime": ("imgcls.models", "Runtime"),
+    "load_predictor": ("imgcls.deploy.loading", "load_predictor"),
+    "Predictor": ("imgcls.deploy.predictors", "Predictor"),
+    "compute_metrics": ("imgcls.evaluation.metrics", "compute_metrics"),
+    # configuration and errors
+    "RunConfig": ("imgcls.config", "RunConfig"),
+    "ServeConfig": ("imgcls.config", "ServeConfig"),
+    "resolve_config": ("imgcls.config", "resolve_config"),
+    "ImgclsError": ("imgcls.core.errors", "ImgclsError"),
+    "ConfigError": ("imgcls.core.errors", "ConfigError"),
+    "DataError": ("imgcls.core.errors", "DataError"),
+    "ModelError": ("imgcls.core.errors", "ModelError"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -53,8 +66,8 @@ __all__ = sorted(_LAZY) + ["__version__"]
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = getattr(module, name)
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'imgcls' has no attribute '{name}'")

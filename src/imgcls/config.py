@@ -16,8 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from .errors import ConfigError
-from .registry import did_you_mean
+from .core.errors import ConfigError
+from .core.registry import did_you_mean
 
 PIL_DEFAULT_MAX_PIXELS = 89_478_485
 
@@ -105,6 +105,8 @@ class ModelConfig(_Strict):
 
 class TrainConfig(_Strict):
     """How deep models are fine-tuned (Lightning): schedule, regularisation, devices."""
+
+    _key_prefix: ClassVar[str] = "train."
 
     epochs: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         "auto", description="Passes over the training data; auto by model.")

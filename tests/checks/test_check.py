@@ -25,7 +25,7 @@ EXPECTED = {  # file -> check that must flag it
 
 @pytest.fixture
 def defect_report(defect_manifest, tmp_path):
-    return check(str(defect_manifest), out_dir=tmp_path / "out", progress=False)
+    return check(str(defect_manifest), out=tmp_path / "out", progress=False)
 
 
 def test_every_defect_is_found_under_its_check(defect_report):
@@ -48,7 +48,7 @@ def test_severities(defect_report):
 
 
 def test_clean_dataset_has_no_errors_or_warnings(clean_folder, tmp_path):
-    report = check(str(clean_folder), out_dir=tmp_path / "out", progress=False)
+    report = check(str(clean_folder), out=tmp_path / "out", progress=False)
     bad = [f for f in report.issues if f.severity in ("error", "warning")]
     assert bad == []
     assert report.exit_code("warning") == 0
@@ -66,13 +66,13 @@ def test_outputs_and_exit_codes(defect_report, tmp_path):
 
 def test_user_files_are_never_changed(defect_manifest, tmp_path):
     before = file_hashes(defect_manifest.parent)
-    check(str(defect_manifest), out_dir=tmp_path / "o", write_manifest=tmp_path / "c.csv", progress=False)
+    check(str(defect_manifest), out=tmp_path / "o", write_manifest=tmp_path / "c.csv", progress=False)
     assert file_hashes(defect_manifest.parent) == before
 
 
 def test_clean_manifest_trains(defect_manifest, tmp_path):
     clean = defect_manifest.parent / "clean.csv"
-    check(str(defect_manifest), out_dir=tmp_path / "o", write_manifest=clean, progress=False,
+    check(str(defect_manifest), out=tmp_path / "o", write_manifest=clean, progress=False,
           overrides=["check.labels=false"])
     table = pd.read_csv(clean)
     kept = set(table["path"])
@@ -88,7 +88,7 @@ def test_clean_manifest_trains(defect_manifest, tmp_path):
 def test_second_check_reads_only_new_files(clean_folder, tmp_path, monkeypatch):
     from PIL import Image
 
-    check(str(clean_folder), out_dir=tmp_path / "a", progress=False, overrides=["check.labels=false"])
+    check(str(clean_folder), out=tmp_path / "a", progress=False, overrides=["check.labels=false"])
     Image.new("RGB", (64, 64), (10, 200, 30)).save(clean_folder / "dots" / "new.png")
     read = []
     import imgcls.checks.inspect as inspect_module
@@ -96,7 +96,7 @@ def test_second_check_reads_only_new_files(clean_folder, tmp_path, monkeypatch):
     original = inspect_module.inspect_row
     monkeypatch.setattr(inspect_module, "inspect_row",
                         lambda ds, i: (read.append(ds.paths[i]), original(ds, i))[1])
-    check(str(clean_folder), out_dir=tmp_path / "b", progress=False, overrides=["check.labels=false"])
+    check(str(clean_folder), out=tmp_path / "b", progress=False, overrides=["check.labels=false"])
     assert read == ["dots/new.png"]
 
 
@@ -128,6 +128,6 @@ def test_label_issues_from_a_given_run(clean_folder, tmp_path):
                        out=tmp_path / "run", progress=False)
     rng = __import__("numpy").random.default_rng(99)
     Image.fromarray(colourise(stripes(rng), rng)).save(clean_folder / "dots" / "odd_one.png")
-    report = check(str(clean_folder), out_dir=tmp_path / "o", run=run.path, progress=False)
+    report = check(str(clean_folder), out=tmp_path / "o", run=run.path, progress=False)
     flagged = {f.path for f in report.by_check("label_issue")}
     assert "dots/odd_one.png" in flagged

@@ -21,8 +21,8 @@ from helpers import (
     write_truncated_jpeg,
 )
 from imgcls.config import PIL_DEFAULT_MAX_PIXELS
+from imgcls.core.errors import ImageDecodeError, ImgclsError
 from imgcls.data.decode import decode_image, is_grey, is_image_name, to_uint8_array
-from imgcls.errors import ImageDecodeError, ImgclsError
 
 
 def _decode_error(path, **kwargs) -> ImageDecodeError:

@@ -14,9 +14,10 @@ from helpers import (
     write_text_as_png,
     write_truncated_jpeg,
 )
+from imgcls.data import ImageSpec, load_images
 from imgcls.data.builtins import make_shapes
 from imgcls.data.dataset import Dataset
-from imgcls.data.loading import ImageSpec, load_images, prepare_image, resize_image, to_channels
+from imgcls.data.prepare import prepare_image, resize_image, to_channels
 from imgcls.data.sources import load_dataset
 
 # Distinct colours so every stacked image can be traced back to its file.

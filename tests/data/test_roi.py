@@ -3,7 +3,7 @@
 import numpy as np
 
 from imgcls.data import ImageSpec
-from imgcls.data.loading import prepare_image
+from imgcls.data.prepare import prepare_image
 from imgcls.data.roi import crop_to_foreground, foreground_box
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from helpers import write_solid
 from imgcls.config import DataConfig
+from imgcls.core.errors import DataError
 from imgcls.data.builtins import SHAPE_CLASSES, make_shapes, write_image_folder
 from imgcls.data.dataset import Dataset
 from imgcls.data.sources import from_folder, load_dataset
-from imgcls.errors import DataError
 
 # ---------------------------------------------------------------- folders
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from imgcls.config import SplitConfig
+from imgcls.core.errors import DataError
 from imgcls.data.dataset import SPLITS, Dataset
 from imgcls.data.sources import load_dataset
 from imgcls.data.splits import assign_splits
-from imgcls.errors import DataError
 
 
 def _dataset(labels, **columns) -> Dataset:

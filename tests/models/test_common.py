@@ -1,12 +1,46 @@
-"""One conformance suite over every registered model family (scikit-learn's test_common idea)."""
+"""One conformance suite over every registered model family, deep ones included (tiny images,
+one epoch): scikit-learn's test_common idea."""
 
 import json
 
 import numpy as np
 import pytest
 
-from imgcls.errors import ConfigError, ModelError
-from imgcls.models import MODELS, Classifier, create_model, load_model
+from imgcls.core.errors import ConfigError, ModelError
+from imgcls.data import prepare_images
+from imgcls.models import (
+    CAPABILITIES,
+    FEATURE_GROUPS,
+    GRADIENTS,
+    MODELS,
+    TEST_TIME_VIEWS,
+    VALIDATION,
+    Classifier,
+    create_model,
+    load_model,
+)
+
+TINY_TRAIN = {"epochs": 1, "batch_size": 8, "head_init": "random", "freeze": 0}
+
+
+def variants():
+    """(family, options) for every registered family; a backbone twice (fine-tune, probe)."""
+    out = []
+    for name in MODELS.names():
+        family = MODELS.get(name)
+        if family.school == "classical":
+            out.append((name, {"features": "hog+color", "image_size": 32}))
+            continue
+        pretrained = "auto" if family.facts().get("offline_weights") else "none"
+        out.append((name, {"image_size": 32, "pretrained": pretrained, "augment": "none",
+                           "train": TINY_TRAIN}))
+        if name != "small_cnn":
+            out.append((name, {"mode": "linear-probe", "image_size": 32, "pretrained": pretrained}))
+    return out
+
+
+VARIANTS = variants()
+IDS = [f"{name}-{options.get('mode', 'fit')}" for name, options in VARIANTS]
 
 
 @pytest.fixture(scope="module")
@@ -17,23 +51,70 @@ def data(shapes_small):
     return images, shapes_small.labels
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS.names() if MODELS.get(n).school == "classical"])
-def test_fit_predict_save_load_round_trip(name, data, tmp_path):
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
+def test_every_family_keeps_the_contract(name, options, data, tmp_path):
     images, labels = data
-    model = create_model(name, features="hog+color", image_size=32)
-    assert isinstance(model, Classifier)
+    model = create_model(name, **options)
+    assert isinstance(model, Classifier) and model.family == name
+    assert model.capabilities <= set(CAPABILITIES)
+    # parameters only: a copy made from get_params has the same parameters (sklearn's clone)
+    from sklearn.base import clone
+
+    assert clone(model).get_params() == model.get_params()
     assert model.fit(images, labels) is model
     assert model.classes_.tolist() == ["circle", "square", "triangle"]
     proba = model.predict_proba(images)
-    assert proba.shape == (len(images), 3)
-    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert proba.shape == (len(images), 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert (model.predict(images) == model.classes_[proba.argmax(axis=1)]).all()
     folder = model.save(tmp_path / "model")
     meta = json.loads((folder / "model.json").read_text())
     assert meta["family"] == name and meta["classes"] == model.classes_.tolist()
     loaded = load_model(folder)
-    assert type(loaded) is type(model)
-    assert np.allclose(loaded.predict_proba(images), proba)
+    assert type(loaded) is type(model) and loaded.image_spec == model.image_spec
+    assert np.allclose(loaded.predict_proba(images), proba, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
+def test_declared_capabilities_are_real(name, options, data):
+    import torch
+
+    images, labels = data
+    model = create_model(name, **options).fit(images, labels)
+    if model.supports(GRADIENTS):
+        logits = model.network()(torch.from_numpy(images[:2]).permute(0, 3, 1, 2).float())
+        assert tuple(logits.shape) == (2, 3)
+    else:
+        with pytest.raises(ModelError, match="without a network"):
+            model.network()
+    if model.supports(FEATURE_GROUPS):
+        groups = model.feature_groups()
+        width = model.feature_matrix(images[:2]).shape[1]
+        assert sum(g.stop - g.start for g in groups.values()) == width
+    if model.supports(TEST_TIME_VIEWS):
+        assert model.set_tta("hflip+vflip").test_time_flips() == ((3,), (2,))
+    if model.supports(VALIDATION):
+        assert model.fit(images[::2], labels[::2], val=(images[1::2], labels[1::2])) is model
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
+def test_unprepared_images_are_refused_with_the_way_out(name, options, data):
+    images, labels = data
+    model = create_model(name, **options)
+    big = images.repeat(2, axis=1).repeat(2, axis=2)
+    with pytest.raises(ModelError, match="prepare_images"):
+        model.fit(big, labels)
+    model.fit(prepare_images(list(big), model.image_spec), labels)
+    assert model.predict_proba(prepare_images(list(big[:4]), model.image_spec)).shape == (4, 3)
+
+
+def test_constructors_store_parameters_and_fit_validates(data):
+    images, labels = data
+    for family in ("svm", "small_cnn"):
+        cls = MODELS.get(family).cls
+        model = cls(family=family, augment="mirror")  # no error: constructors only store
+        assert model.get_params()["augment"] == "mirror"
+        with pytest.raises(ConfigError, match="model.augment"):
+            model.fit(images, labels)
 
 
 @pytest.mark.parametrize("name", ["svm", "random_forest", "logistic_regression"])
@@ -43,11 +124,11 @@ def test_learns_the_shapes(name, data):
     assert (model.predict(images[1::2]) == labels[1::2]).mean() >= 0.75
 
 
-def test_images_of_other_sizes_and_modes_are_prepared(data):
+def test_images_of_other_sizes_and_modes_go_through_the_prepare_step(data):
     images, labels = data
     model = create_model("logistic_regression", features="hog", image_size=32).fit(images, labels)
     big_grey = [np.asarray(img[..., 0]).repeat(2, 0).repeat(2, 1) for img in images[:4]]
-    assert model.predict_proba(big_grey).shape == (4, 3)
+    assert model.predict_proba(prepare_images(big_grey, model.image_spec)).shape == (4, 3)
 
 
 def test_unknown_family_and_bad_params_are_config_errors(data):

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from imgcls.models.finetune import macro_f1
-from imgcls.models.sampling import EpochSampler, Shard
+from imgcls.models.deep.sampling import EpochSampler, Shard
+from imgcls.models.deep.trainer import macro_f1
 
 # a validation split: best.ckpt, early stopping and sharded validation run too
 TINY = ["train.accelerator=cpu", "train.epochs=2", "model.image_size=32", "split.val=0.2"]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from helpers import dots, stripes
-from imgcls.errors import ConfigError
+from imgcls.core.errors import ConfigError
 from imgcls.models import create_model, load_model
-from imgcls.models.augment import build_augment, parse_deep_augment, tta_views
-from imgcls.models.finetune import resolve_imbalance, warmup_cosine
-from imgcls.models.sampling import EpochSampler
+from imgcls.models.deep.augment import build_augment, parse_deep_augment, tta_views
+from imgcls.models.deep.sampling import EpochSampler
+from imgcls.models.deep.trainer import resolve_imbalance, warmup_cosine
 
 FAST = {"epochs": 6, "batch_size": 8, "warmup_epochs": 0.5}
 
@@ -47,9 +47,11 @@ def test_small_cnn_learns_and_round_trips(data, tmp_path):
     assert meta["mode"] == "finetune" and meta["fit"]["epochs"] == FAST["epochs"]
     again = load_model(folder)
     assert np.allclose(again.predict_proba(images), proba, atol=1e-5)
-    # any size and channel count goes through the same preprocessing
+    # any size and channel count goes through the one prepare step
+    from imgcls.data import prepare_images
+
     colour = np.repeat(textures(2, size=50, seed=2)[0][..., None], 3, axis=3)
-    assert again.predict_proba(list(colour)).shape == (4, 2)
+    assert again.predict_proba(prepare_images(list(colour), again.image_spec)).shape == (4, 2)
 
 
 def test_frozen_groups_do_not_change(data):
@@ -71,8 +73,8 @@ def test_frozen_groups_do_not_change(data):
 
 def test_validation_keeps_the_best_epoch_and_logs(data, tmp_path):
     images, labels = data
-    model = create_model("small_cnn", image_size=32, work_dir=tmp_path,
-                         train={**FAST, "epochs": 4, "patience": 2, "ema": True})
+    model = create_model("small_cnn", image_size=32, train={**FAST, "epochs": 4, "patience": 2, "ema": True})
+    model.set_runtime(work_dir=tmp_path)
     model.fit(images, labels, val=textures(6, seed=3))
     summary = model.fit_summary_
     assert summary["best_epoch"] is not None and 0 <= summary["best_epoch"] < 4

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import skops.io as sio
 
-from imgcls.errors import ModelError
+from imgcls.core.errors import ModelError
 from imgcls.models import create_model, load_model
 
 

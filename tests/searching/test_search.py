@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import imgcls
-from imgcls.errors import ConfigError
+from imgcls.core.errors import ConfigError
 from imgcls.searching import parse_budget, parse_families, search
 
 
@@ -65,8 +65,9 @@ def test_leaderboard_lists_every_trial_best_first(digits_search):
 def test_selection_uses_validation_only_and_the_winner_is_a_normal_run(digits_search):
     result, scored = digits_search
     from imgcls.config import SplitConfig
+    from imgcls.data import assign_splits
 
-    ds = imgcls.assign_splits(imgcls.load_dataset("digits"), SplitConfig())
+    ds = assign_splits(imgcls.load_dataset("digits"), SplitConfig())
     n, n_test = len(ds), int((ds.table["split"] == "test").sum())
     assert scored and all(size < n - n_test for size in scored)  # never the test split
     assert len(set(scored)) == 1  # the same validation images for every trial

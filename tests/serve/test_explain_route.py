@@ -69,7 +69,7 @@ def test_network_gets_gradcam_and_the_key_is_required(make_client, deep_run, png
 
 
 def test_views_of_reloaded_versions_are_dropped(shapes_run):
-    from imgcls.inference import load_predictor
+    from imgcls.deploy.loading import load_predictor
     from imgcls.serve.heatmaps import HeatmapMaker
     from imgcls.serve.store import MAX_VERSIONS, LoadedModel
 

@@ -141,7 +141,7 @@ def test_run_server_refuses_to_start_when_a_model_fails(shapes_run, tmp_path, mo
 
     from imgcls.cli import app
     from imgcls.config import ServeConfig
-    from imgcls.errors import ModelError
+    from imgcls.core.errors import ModelError
     from imgcls.serve import run_server
 
     broken = tmp_path / "broken"
@@ -187,7 +187,7 @@ def test_serve_command_passes_every_option(monkeypatch):
 @pytest.mark.parametrize("bad", [{"max_batch": 0}, {"backend": "tpu"}, {"models": []}])
 def test_bad_settings_are_config_errors(bad):
     from imgcls.config import ServeConfig
-    from imgcls.errors import ConfigError
+    from imgcls.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="parameter"):
         ServeConfig.from_options(**({"models": ["x"]} | bad))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from imgcls.data.decode import decode_image
-from imgcls.inference import load_predictor
+from imgcls.deploy.loading import load_predictor
 
 
 def files_of(paths):

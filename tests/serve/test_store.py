@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgcls.errors import ConfigError, ModelError
+from imgcls.core.errors import ConfigError, ModelError
 from imgcls.serve.store import (
     ModelSource,
     ModelStore,
@@ -232,8 +232,8 @@ def test_requests_on_a_dropped_version_still_finish(tmp_path):
 
 
 def test_threads_are_shared_among_the_models(shapes_run, two_class_run, monkeypatch):
-    from imgcls import inference
     from imgcls.config import ServeConfig
+    from imgcls.deploy import predictors as inference
     from imgcls.serve import store as store_module
 
     monkeypatch.setattr(inference, "default_threads", lambda: 8)

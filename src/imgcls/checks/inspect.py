@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import ImageDecodeError
+from ..core.io import atomic_open
+from ..core.progress import progress_bar
 from ..data.dataset import Dataset
 from ..data.decode import decode_with_info, is_grey
-from ..errors import ImageDecodeError
-from ..ioutils import atomic_open
-from ..progress import progress_bar
 
 THUMB = 64
 INSPECT_VERSION = "2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.features import FeatureSet
 from .findings import Finding
 
 
@@ -14,8 +15,6 @@ def out_of_fold_probabilities(thumbs: np.ndarray, labels: np.ndarray, seed: int 
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    from ..features import FeatureSet
 
     classes, counts = np.unique(labels, return_counts=True)
     folds = min(5, int(counts.min())) if len(classes) > 1 else 0

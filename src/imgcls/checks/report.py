@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.io import atomic_write_text
 from ..data.dataset import Dataset
-from ..ioutils import atomic_write_text
+from ..report.plots import thumbnail_uri
+from ..report.render import render
 from .findings import SEVERITIES, Finding
 
 MAX_THUMBS_PER_CHECK = 48
@@ -22,9 +24,6 @@ def write_json(path: Path, summary: dict, issues: list[Finding]) -> None:
 
 
 def write_html(path: Path, summary: dict, issues: list[Finding], ds: Dataset, thumbs: np.ndarray) -> None:
-    from ..report.html import render
-    from ..report.plots import thumbnail_uri
-
     row_of = {p: i for i, p in enumerate(ds.paths)}
     sections = []
     by_check: dict[str, list[Finding]] = {}

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from ..config import CheckConfig, SplitConfig, cache_root, resolve_config, resolve_n_jobs
-from ..data import Dataset, assign_splits, load_dataset
-from ..errors import ConfigError, DataError
-from ..log import info, warn
-from . import report as out
+from ..core.errors import ConfigError, DataError
+from ..core.log import info, warn
+from ..data import Dataset, assign_splits, load_dataset, load_images
+from ..runs import Run
+from . import report as pages
 from .duplicates import ContentMatch, exact_groups, near_groups
 from .findings import SEVERITIES, Finding, at_least
 from .inspect import inspect_dataset
@@ -47,14 +48,14 @@ class CheckReport:
         return [f for f in self.issues if f.check == check]
 
 
-def check(data: str | Path | Dataset, *, out_dir: str | Path | None = None,
+def check(data: str | Path | Dataset, *, out: str | Path | None = None,
           overrides: Sequence[str] | Mapping[str, Any] = (), write_manifest: str | Path | None = None,
           run: str | Path | None = None, n_jobs: int = 0, progress: bool = True) -> CheckReport:
     """Inspect every image, then report file, duplicate, quality, class and label problems.
 
     Args:
         data: Folder, manifest, built-in name or Dataset. Never modified.
-        out_dir: Where check.json and check.html go; default ``checks/<dataset>``; None
+        out: Where check.json and check.html go; default ``checks/<dataset>``; None
             with a Dataset writes nothing.
         overrides: ``check.*`` and ``data.*`` keys, e.g. ``check.near_threshold=6``.
         write_manifest: Also write a clean CSV manifest here.
@@ -78,8 +79,8 @@ def check(data: str | Path | Dataset, *, out_dir: str | Path | None = None,
                "label_seconds": time.perf_counter() - analysed}
     summary = _summary(ds, records, issues, facts, timings)
     result = CheckReport(summary, issues, None, groups)
-    if out_dir is not None or not given_dataset:
-        result.out = Path(out_dir) if out_dir else Path("checks") / ds.name
+    if out is not None or not given_dataset:
+        result.out = Path(out) if out else Path("checks") / ds.name
         _write_outputs(result, ds, thumbs)
     if write_manifest is not None:
         _write_clean_manifest(Path(write_manifest), ds, result, records, ccfg.keep)
@@ -124,10 +125,7 @@ def _label_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, jobs: 
 
 
 def _run_label_findings(ds: Dataset, run: str | Path, jobs: int, cache) -> list[Finding]:
-    from ..data import load_images
-    from ..models import load_model
-
-    model = load_model(run)
+    model = Run.open(run).model
     loaded = load_images(ds, model.image_spec, jobs, cache, progress=False)
     classes = [str(c) for c in model.classes_]
     labels = ds.labels[loaded.rows].astype(str)
@@ -140,7 +138,7 @@ def _run_label_findings(ds: Dataset, run: str | Path, jobs: int, cache) -> list[
 
 
 def _summary(ds: Dataset, records, issues, facts, timings) -> dict:
-    summary = out.summary_facts(ds, records)
+    summary = pages.summary_facts(ds, records)
     summary.update(facts)
     summary["severity_counts"] = {s: sum(f.severity == s for f in issues) for s in SEVERITIES}
     summary["check_counts"] = dict(Counter(f.check for f in issues))
@@ -151,15 +149,15 @@ def _summary(ds: Dataset, records, issues, facts, timings) -> dict:
 
 def _write_outputs(result: CheckReport, ds: Dataset, thumbs: np.ndarray) -> None:
     result.out.mkdir(parents=True, exist_ok=True)
-    out.write_json(result.out / "check.json", result.summary, result.issues)
-    out.write_html(result.out / "check.html", result.summary, result.issues, ds, thumbs)
+    pages.write_json(result.out / "check.json", result.summary, result.issues)
+    pages.write_html(result.out / "check.html", result.summary, result.issues, ds, thumbs)
 
 
 def _write_clean_manifest(path: Path, ds: Dataset, result: CheckReport, records, keep: str) -> None:
     if ds.arrays is not None:
         raise DataError(f"'{ds.name}' is a built-in in-memory dataset; a manifest needs files.")
-    rows = out.clean_rows(ds, result.issues, result.groups, records, keep)
-    escaping = out.write_manifest(path, ds, rows)
+    rows = pages.clean_rows(ds, result.issues, result.groups, records, keep)
+    escaping = pages.write_manifest(path, ds, rows)
     info(f"clean manifest: {len(rows)} of {len(ds)} images -> {path}")
     if escaping:
         warn(f"{escaping} paths lie outside {path.parent}; train with data.allow_outside_root=true "

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..registry import Registry
+from ..core.errors import DataError
+from ..core.registry import Registry
 from .dataset import Dataset
 
 

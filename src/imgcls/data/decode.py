@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import PIL_DEFAULT_MAX_PIXELS
-from ..errors import ImageDecodeError
+from ..core.errors import ImageDecodeError
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico".split()

@@ -1,4 +1,4 @@
-"""Decode and resize a dataset once, in parallel, into one uint8 array (cached on disk).
+"""Decode and prepare a dataset once, in parallel, into one uint8 stack (cached on disk).
 
 Example:
     >>> from imgcls.data import load_dataset
@@ -11,36 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ImageDecodeError
-from ..ioutils import atomic_open, atomic_write_text
-from ..progress import progress_bar
+from ..core.io import atomic_open, atomic_write_text
+from ..core.progress import progress_bar
 from .dataset import Dataset
-from .decode import is_grey
-from .roi import crop_to_foreground
+from .prepare import ImageSpec, read_prepared, stack_prepared
 
 LOADER_VERSION = "2"  # 2: crop cuts the centre square before resizing
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    """What a model expects: a square ``size``, ``channels`` (1 grey, 3 RGB), a resize rule and
-    an optional region-of-interest crop applied before resizing."""
-
-    size: int
-    channels: int | None = None  # None: 1 if every image is grey, else 3
-    resize: str = "squash"
-    roi: str = "none"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -55,80 +38,10 @@ class LoadedImages:
     def channels(self) -> int:
         return 1 if self.images.ndim == 3 else self.images.shape[-1]
 
-
-def resize_image(img: np.ndarray, size: int, rule: str = "squash") -> np.ndarray:
-    """Resize to ``size`` x ``size``: squash (stretch), crop (centre) or pad (letterbox).
-
-    ``crop`` cuts the centre square before resizing, so a very thin image never becomes a
-    huge intermediate (a 20000 x 2 strip would otherwise be scaled to 2.2M x 224 pixels).
-    """
-    import cv2
-
-    h, w = img.shape[:2]
-    if rule == "crop":
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        img, h, w = img[top : top + side, left : left + side], side, side
-    if rule == "pad":
-        scale = size / max(h, w)
-        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    else:
-        new_w, new_h = size, size
-    if (new_h, new_w) != (h, w):
-        shrink = new_h * new_w < h * w
-        img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    if rule == "pad":
-        canvas = np.zeros((size, size, *img.shape[2:]), dtype=img.dtype)
-        top, left = (size - new_h) // 2, (size - new_w) // 2
-        canvas[top : top + new_h, left : left + new_w] = img
-        img = canvas
-    return np.ascontiguousarray(img)
-
-
-def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
-    """Grey (H, W) <-> RGB (H, W, 3), using ITU-R 601 luma for colour to grey."""
-    if channels == 1 and img.ndim == 3:
-        import cv2
-
-        return img[..., 0].copy() if is_grey(img) else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    if channels == 3 and img.ndim == 2:
-        return np.repeat(img[..., None], 3, axis=2)
-    return img
-
-
-def prepare_image(img: np.ndarray, spec: ImageSpec) -> np.ndarray:
-    if spec.roi != "none":
-        img = crop_to_foreground(img, spec.roi)
-    img = resize_image(img, spec.size, spec.resize)
-    return to_channels(img, spec.channels) if spec.channels else img
-
-
-def read_prepared(read: Callable[[int | None], np.ndarray], spec: ImageSpec,
-                  prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray | str:
-    """Decode one image with ``read(draft_size)`` and prepare it; a failure becomes its reason.
-
-    A ROI crop keeps part of the image, so it is decoded at full size, not a draft near ``size``.
-    """
-    try:
-        img = read(spec.size if spec.roi == "none" else None)
-        return prepare(img) if prepare is not None else prepare_image(img, spec)
-    except ImageDecodeError as exc:
-        return exc.reason
-    except Exception as exc:  # noqa: BLE001 - one bad file never ends a run
-        return f"cannot decode: {type(exc).__name__}: {exc}"
-
-
-def _read_one(ds: Dataset, i: int, spec: ImageSpec) -> np.ndarray | str:
-    return read_prepared(lambda draft: ds.read(i, draft_size=draft), spec)
-
-
-def _stack(arrays: list[np.ndarray], spec: ImageSpec) -> np.ndarray:
-    channels = spec.channels
-    if not arrays:
-        return np.zeros((0, spec.size, spec.size, *([3] if channels == 3 else [])), np.uint8)
-    if channels is None:
-        channels = 1 if all(is_grey(a) for a in arrays) else 3
-    return np.stack([to_channels(a, channels) for a in arrays])
+    def split_rows(self, ds: Dataset, split: str) -> np.ndarray:
+        """Positions in ``images`` of the decoded images of one split of ``ds``."""
+        splits = ds.table["split"].to_numpy()[self.rows]
+        return np.flatnonzero(splits == split)
 
 
 def load_images(
@@ -138,7 +51,7 @@ def load_images(
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> LoadedImages:
-    """Decode, resize and stack every image of ``ds``; unreadable files go to ``skipped``."""
+    """Decode and prepare every image of ``ds``; unreadable files go to ``skipped``."""
     key = _cache_key(ds, spec) if cache_dir else None
     if key and (cached := _read_cache(Path(cache_dir), key)) is not None:
         return cached
@@ -146,14 +59,15 @@ def load_images(
     with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool, progress_bar(
         len(ds), f"Decoding {ds.name}", progress
     ) as advance:
-        for result in pool.map(lambda i: _read_one(ds, i, spec), range(len(ds)), chunksize=16):
+        read = lambda i: read_prepared(lambda draft: ds.read(i, draft_size=draft), spec)  # noqa: E731
+        for result in pool.map(read, range(len(ds)), chunksize=16):
             results.append(result)
             advance(1)
     ok = [i for i, r in enumerate(results) if not isinstance(r, str)]
     bad = [i for i, r in enumerate(results) if isinstance(r, str)]
     skipped = pd.DataFrame({"path": [ds.paths[i] for i in bad],
                             "reason": [results[i] for i in bad]})
-    loaded = LoadedImages(_stack([results[i] for i in ok], spec),
+    loaded = LoadedImages(stack_prepared([results[i] for i in ok], spec),
                           np.asarray(ok, dtype=int), skipped)
     if key:
         _write_cache(Path(cache_dir), key, loaded)

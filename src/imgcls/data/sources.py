@@ -15,7 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import DataConfig
-from ..errors import DataError
+from ..core.errors import DataError
+from ..core.registry import did_you_mean
+from .builtins import DATASETS
 from .dataset import SPLITS, Dataset, natural_key
 from .decode import is_image_name
 
@@ -31,8 +33,6 @@ def load_dataset(source: str | Path | DataConfig, **options) -> Dataset:
         source: Folder path, ``.csv``/``.parquet`` manifest, built-in name, or a DataConfig.
         **options: DataConfig fields, e.g. ``allow_outside_root=True``.
     """
-    from .builtins import DATASETS
-
     cfg = source if isinstance(source, DataConfig) else DataConfig(source=str(source), **options)
     path = Path(cfg.source).expanduser()
     if path.is_dir():
@@ -44,8 +44,6 @@ def load_dataset(source: str | Path | DataConfig, **options) -> Dataset:
     elif cfg.source in DATASETS:
         ds = DATASETS.get(cfg.source).load()
     else:
-        from ..registry import did_you_mean
-
         hint = did_you_mean(cfg.source, DATASETS.names())
         raise DataError(
             f"'{cfg.source}' is neither an existing folder or manifest nor a built-in dataset.{hint}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import SplitConfig
-from ..errors import DataError
+from ..core.errors import DataError
 from .dataset import Dataset
 
 

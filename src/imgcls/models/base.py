@@ -1,52 +1,198 @@
-"""The one Classifier interface both schools implement, and the registry of model families.
+"""The one Classifier interface every model family implements, whatever its school.
+
+A Classifier follows scikit-learn's estimator contract: ``__init__`` only stores its
+parameters (``get_params`` / ``set_params`` / ``sklearn.base.clone`` work), ``fit``
+validates them and returns ``self``, learned state ends in ``_``. How a model *runs* (worker
+threads, caches, progress bars, a work folder for checkpoints, extra training callbacks) is
+not a parameter: it is a :class:`Runtime`, set with ``set_runtime`` and never saved.
+
+Models consume prepared stacks: uint8 (N, size, size[, C]) made by
+:func:`imgcls.data.prepare_images` from the model's ``image_spec``; they never resize.
+
+Callers ask what a model can do (``model.supports(GRADIENTS)``), never which school it is.
 
 Example:
-    >>> model = create_model("svm", features="pixels", image_size=8)    # doctest: +SKIP
-    >>> model.fit(images, labels).predict(images[:3])                   # doctest: +SKIP
+    >>> from imgcls.models import create_model
+    >>> model = create_model("svm", features="pixels", image_size=8)
+    >>> model.supports(GRADIENTS), model.get_params()["features"]
+    (False, 'pixels')
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..data.loading import ImageSpec, prepare_image
-from ..errors import ModelError
-from ..registry import Registry
+from ..core.errors import ConfigError, ModelError
+from ..core.version import __version__
+from ..data.prepare import ImageSpec
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from ..data.facts import DataFacts
 
 MODEL_JSON = "model.json"
 FORMAT_VERSION = 1
 
+# What a family can do; callers ask these, never the school.
+GRADIENTS = "gradients"            # a differentiable network: Grad-CAM, Integrated Gradients, sanity check
+ONNX = "onnx"                      # exports to ONNX with its preprocessing inside
+VALIDATION = "validation"          # fit(val=...) uses a validation split (early stopping, best epoch)
+EPOCHS = "epochs"                  # trains in epochs that callbacks see (search pruning, budgets)
+RESUME = "resume"                  # checkpoints every epoch; an interrupted fit resumes
+FEATURE_GROUPS = "feature_groups"  # named groups of feature columns: permutation importance per group
+TEST_TIME_VIEWS = "tta"            # averages flipped views at prediction (train.tta)
+CAPABILITIES = (GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, FEATURE_GROUPS, TEST_TIME_VIEWS)
 
-class Classifier(ABC):
-    """``fit`` / ``predict_proba`` / ``predict`` over uint8 images, ``save`` / ``load`` as a folder.
 
-    Images are a stack (N, H, W[, C]) or a list of arrays of any size; each model
-    resizes them to its ``image_spec`` first. Learned state ends in ``_``.
+@dataclass(frozen=True)
+class Runtime:
+    """How a model runs, not what it is: never a parameter, never saved.
+
+    Attributes:
+        n_jobs: Worker threads / processes for features, embeddings and networks.
+        cache_dir: Where features and embeddings are cached by content; None: no cache.
+        progress: Draw progress bars on stderr.
+        work_dir: Fine-tuning's checkpoints and logs (a temporary folder when None).
+        resume: A checkpoint to continue fine-tuning from.
+        callbacks: Extra Lightning callbacks (e.g. a search's epoch reporter).
     """
 
-    school: ClassVar[str]
+    n_jobs: int = 1
+    cache_dir: Path | None = None
+    progress: bool = False
+    work_dir: Path | None = None
+    resume: Path | None = None
+    callbacks: tuple = ()
+
+
+class Classifier(ABC):
+    """``fit`` / ``predict_proba`` / ``predict`` over prepared uint8 stacks, ``save`` / ``load``
+    as a folder; see the module docstring for the contract."""
+
+    school: ClassVar[str] = "custom"  # for people (listings, reports); never branched on
+    backend: ClassVar[str] = "python"  # what runs it in-process, e.g. sklearn or torch
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    family: str
     classes_: np.ndarray
-    image_spec: ImageSpec
+    runtime: Runtime = Runtime()
+    global_rank_: int = 0  # under DDP only rank 0's fit writes results
+
+    # ----- parameters (scikit-learn's contract) ---------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [p.name for p in signature.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Classifier:
+        names = self._param_names()
+        for name, value in params.items():
+            if name not in names:
+                raise ModelError(f"'{name}' is not a parameter of {type(self).__name__}; "
+                                 f"parameters: {', '.join(names)}.")
+            setattr(self, name, value)
+        return self
+
+    def validate(self) -> Classifier:
+        """Check the parameters; raises ConfigError naming the bad one. ``fit`` calls it."""
+        return self
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def set_runtime(self, runtime: Runtime | None = None, **changes: Any) -> Classifier:
+        """Set how the model runs (threads, caches, progress...); returns self."""
+        self.runtime = replace(runtime or self.runtime, **changes)
+        return self
+
+    # ----- what it is built from ------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def from_config(cls, family: str, cfg: RunConfig, facts: DataFacts) -> Classifier:
+        """An unfitted model of ``family`` as ``cfg.model`` (and ``cfg.train``) describe it;
+        ``facts`` resolve the ``auto`` choices (image size)."""
+
+    @property
+    @abstractmethod
+    def image_spec(self) -> ImageSpec:
+        """What prepared images look like for this model."""
+
+    @property
+    def accepted_channels(self) -> tuple[int, ...]:
+        channels = self.image_spec.channels
+        return (channels,) if channels else (1, 3)
+
+    def check_input(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """The prepared stack as an array; a clear error when it is not prepared for this model."""
+        stack = images if isinstance(images, np.ndarray) else (
+            np.stack([np.asarray(i) for i in images]) if len(images) else np.zeros((0, 1, 1), np.uint8))
+        if len(stack) == 0:
+            return stack
+        size = self.image_spec.size
+        channels = 1 if stack.ndim == 3 else stack.shape[-1] if stack.ndim == 4 else None
+        accepted = self.accepted_channels
+        if stack.dtype != np.uint8 or stack.shape[1:3] != (size, size) or channels not in accepted:
+            want = " or ".join(f"(N, {size}, {size}{'' if c == 1 else f', {c}'})" for c in accepted)
+            raise ModelError(f"Images must be prepared for this model first: uint8 {want}; got "
+                             f"{stack.dtype} {stack.shape}. Use imgcls.prepare_images(images, "
+                             "model.image_spec).")
+        return stack
+
+    # ----- learning and predicting ----------------------------------------------------
+    @abstractmethod
+    def fit(self, images: np.ndarray, labels: Sequence[str], val: tuple | None = None) -> Classifier:
+        """Learn from a prepared stack and its labels; ``val`` = (images, labels) is used by
+        families that support VALIDATION and ignored by the others. Returns self."""
 
     @abstractmethod
-    def fit(self, images: np.ndarray | Sequence[np.ndarray], labels: Sequence[str]) -> Classifier:
-        """Learn from images and their labels; returns self."""
-
-    @abstractmethod
-    def predict_proba(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (N, n_classes), columns ordered as ``classes_``."""
 
-    def predict(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    def predict(self, images: np.ndarray) -> np.ndarray:
         proba = self.predict_proba(images)
         return self.classes_[np.argmax(proba, axis=1)]
+
+    @property
+    def fit_timings(self) -> dict:
+        return dict(getattr(self, "fit_timings_", {}))
+
+    # ----- capability hooks: implemented by the families that declare them -----------
+    def network(self):
+        """GRADIENTS / ONNX: a torch module, uint8 or 0-255 float (N, C, H, W) -> logits, in
+        eval mode (one view, no test-time augmentation)."""
+        raise ModelError(f"'{self.family}' is a {self.school} model without a network, so it cannot be "
+                         "exported to ONNX or explained by gradients; `imgcls predict` and `imgcls serve` "
+                         "run it directly.")
+
+    @property
+    def tta(self) -> str:
+        """TEST_TIME_VIEWS: the views averaged at prediction (none, hflip, hflip+vflip)."""
+        return "none"
+
+    def set_tta(self, tta: str) -> Classifier:
+        """TEST_TIME_VIEWS: average these views at prediction from now on; returns self."""
+        raise ModelError(f"'{self.family}' averages no test-time views.")
+
+    def test_time_flips(self) -> tuple[tuple[int, ...], ...]:
+        """TEST_TIME_VIEWS: the flips (tensor dims of NCHW) averaged with the plain view."""
+        return ()
+
+    # ----- artifacts --------------------------------------------------------------------
+    @abstractmethod
+    def to_json(self) -> dict:
+        """What ``model.json`` holds (also the ``model`` section of a run's metrics)."""
 
     @abstractmethod
     def save(self, path: str | Path) -> Path:
@@ -57,46 +203,9 @@ class Classifier(ABC):
     def load(cls, path: str | Path) -> Classifier:
         """Read a folder written by ``save`` without running code from it."""
 
-    def prepare(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Resize and convert images to this model's ``image_spec``; returns a stack."""
-        spec = self.image_spec
-        if isinstance(images, np.ndarray) and images.ndim >= 3 and images.dtype == np.uint8:
-            expected = (spec.size, spec.size) + (() if spec.channels == 1 else (3,))
-            if images.shape[1:] == expected:
-                return images
-        return np.stack([prepare_image(np.asarray(img), spec) for img in images])
-
-
-@dataclass(frozen=True)
-class ModelFamily:
-    name: str
-    description: str
-    cls: type[Classifier]
-
-    @property
-    def school(self) -> str:
-        return self.cls.school
-
-
-MODELS: Registry[ModelFamily] = Registry("model")
-
-
-def create_model(name: str, **options: Any) -> Classifier:
-    """Create an unfitted model of a registered family.
-
-    Args:
-        name: Family name, see ``list_models()``.
-        **options: Family options, e.g. ``features="hog+lbp"``, ``params={"C": 10}``.
-
-    Example:
-        >>> create_model("random_forest", features="hog", image_size=64).school
-        'classical'
-    """
-    return MODELS.get(name).cls(family=name, **options)
-
-
-def list_models() -> list[ModelFamily]:
-    return [MODELS.get(n) for n in MODELS.names()]
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise ModelError("This model is not fitted yet; call fit() or load a saved model.")
 
 
 def read_model_json(path: str | Path) -> dict:
@@ -114,22 +223,20 @@ def read_model_json(path: str | Path) -> dict:
     return meta
 
 
-def load_model(path: str | Path) -> Classifier:
-    """Load a model folder (or a run folder holding ``model/``) of either school."""
-    folder = Path(path)
-    if (folder / "model" / MODEL_JSON).is_file():
-        folder = folder / "model"
-    meta = read_model_json(folder)
-    family = meta.get("family")
-    if family not in MODELS:
-        raise ModelError(f"'{folder}' holds an unknown model family {family!r}.")
-    return MODELS.get(family).cls.load(folder)
+def write_model_json(folder: Path, meta: dict) -> None:
+    (folder / MODEL_JSON).write_text(json.dumps(meta, indent=2))
+
+
+def check_labels(labels: Sequence[str]) -> np.ndarray:
+    """Labels as strings; ConfigError unless there are at least two classes."""
+    labels = np.asarray(labels, dtype=object).astype(str)
+    if len(np.unique(labels)) < 2:
+        raise ConfigError(f"Training needs at least 2 classes; got only {np.unique(labels).tolist()}.")
+    return labels
 
 
 def versions() -> dict[str, str]:
     import sklearn
-
-    from .. import __version__
 
     return {"imgcls": __version__, "python": platform.python_version(),
             "numpy": np.__version__, "scikit-learn": sklearn.__version__}

@@ -14,28 +14,32 @@ Example:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..data.loading import ImageSpec
-from ..errors import ConfigError, ModelError
-from ..features import FeatureSet
-from ..ioutils import atomic_dir
+from ..core.errors import ConfigError, ModelError
+from ..core.io import atomic_dir
+from ..core.log import info
+from ..data.features import FeatureSet, auto_features
+from ..data.prepare import ImageSpec
 from .base import (
+    FEATURE_GROUPS,
     FORMAT_VERSION,
     MODEL_JSON,
-    MODELS,
     Classifier,
-    ModelFamily,
+    check_labels,
     read_model_json,
     versions,
+    write_model_json,
 )
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from ..data.facts import DataFacts
 
 SKOPS_FILE = "model.skops"
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
@@ -100,6 +104,7 @@ ESTIMATORS: dict[str, tuple[Callable, str]] = {
     "knn": (_knn, "k-nearest neighbours (k=5, distance-weighted)"),
 }
 SVM_C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
+MAX_AUTO_SIZE = 150  # image_size=auto: the data's median short side, at most this
 
 # Label-preserving copies added to the training rows (on stacks of shape (N, H, W[, C])).
 AUGMENTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -119,47 +124,73 @@ def parse_augment(spec: str) -> list[str]:
 
 
 class SklearnClassifier(Classifier):
-    """Features from :mod:`imgcls.features`, then ``StandardScaler`` and an estimator."""
+    """Features from :mod:`imgcls.data.features`, then ``StandardScaler`` and an estimator.
+
+    Args:
+        family: Estimator, one of ``ESTIMATORS`` (the family's name).
+        features: Extractors joined by '+', or ``auto`` (chosen from size and channels at fit).
+        image_size: Side of the square images the features are computed on.
+        channels: 1 or 3; None takes the data's own at fit.
+    """
 
     school: ClassVar[str] = "classical"
+    backend: ClassVar[str] = "sklearn"
+    capabilities: ClassVar[frozenset[str]] = frozenset({FEATURE_GROUPS})
 
-    def __init__(self, family: str = "svm", features: str = "hog+lbp+hist",
-                 image_size: int = 128, channels: int | None = None, resize: str = "squash",
+    def __init__(self, family: str = "svm", features: str = "auto", image_size: int = 128,
+                 channels: int | None = None, resize: str = "squash", roi: str = "none",
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
                  scaler: str = "auto", augment: str = "none",
-                 feature_params: dict[str, dict] | None = None, seed: int = 0,
-                 n_jobs: int = 1, cache_dir: Path | None = None, progress: bool = False,
-                 roi: str = "none") -> None:
-        if family not in ESTIMATORS:
-            raise ConfigError(f"'{family}' is not a classical model; use one of {list(ESTIMATORS)}.")
+                 feature_params: dict[str, dict] | None = None, seed: int = 0) -> None:
         self.family = family
         self.features = features
-        self.image_spec = ImageSpec(size=int(image_size), channels=channels, resize=resize, roi=roi)
+        self.image_size = image_size
+        self.channels = channels
+        self.resize = resize
+        self.roi = roi
         self.class_weight = class_weight
-        if scaler not in ("auto", "standard", "none"):
-            raise ConfigError(f"The 'model.scaler' parameter must be auto, standard or none. "
-                              f"Got {scaler!r}.")
+        self.params = params
         self.scaler = scaler
         self.augment = augment
-        parse_augment(augment)
-        self.params = dict(params or {})
-        self.feature_params = dict(feature_params or {})
+        self.feature_params = feature_params
         self.seed = seed
-        self.n_jobs, self.cache_dir, self.progress = n_jobs, cache_dir, progress
+
+    @classmethod
+    def from_config(cls, family: str, cfg: RunConfig, facts: DataFacts) -> SklearnClassifier:
+        m = cfg.model
+        size = min(MAX_AUTO_SIZE, facts.short_side) if m.image_size == "auto" else m.image_size
+        return cls(family, m.features, int(size), None, m.resize, m.roi, m.class_weight, dict(m.params),
+                   m.scaler, m.augment, dict(m.feature_params), cfg.split.seed)
+
+    def validate(self) -> SklearnClassifier:
+        if self.family not in ESTIMATORS:
+            raise ConfigError(f"'{self.family}' is not a classical model; use one of {list(ESTIMATORS)}.")
+        if self.scaler not in ("auto", "standard", "none"):
+            raise ConfigError(f"The 'model.scaler' parameter must be auto, standard or none. "
+                              f"Got {self.scaler!r}.")
+        parse_augment(self.augment)
+        if self.features != "auto":
+            FeatureSet(self.features, self.feature_params or {})
+        return self
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        return ImageSpec(size=int(self.image_size), channels=getattr(self, "channels_", self.channels),
+                         resize=self.resize, roi=self.roi)
 
     @property
     def feature_set(self) -> FeatureSet:
-        return FeatureSet(self.features, self.feature_params)
+        return FeatureSet(getattr(self, "features_", self.features), self.feature_params or {})
 
     def build_pipeline(self, params: dict | None = None):
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         make, _ = ESTIMATORS[self.family]
-        params = {k: v for k, v in (self.params if params is None else params).items()
+        params = {k: v for k, v in (self.params or {} if params is None else params).items()
                   if v != "auto"}
         if self.family == "random_forest":
-            params.setdefault("n_jobs", self.n_jobs)
+            params.setdefault("n_jobs", self.runtime.n_jobs)
         try:
             estimator = make(params, self.class_weight, self.seed)
         except TypeError as exc:
@@ -169,29 +200,40 @@ class SklearnClassifier(Classifier):
     @property
     def scales(self) -> bool:
         """Standardise features, except raw pixels alone (shared units; scaling hurts there)."""
-        return self.scaler == "standard" or (self.scaler == "auto" and self.features != "pixels")
+        features = getattr(self, "features_", self.features)
+        return self.scaler == "standard" or (self.scaler == "auto" and features != "pixels")
 
-    def feature_matrix(self, images) -> np.ndarray:
-        """The feature vectors (N, D) the estimator sees, for images of any size."""
-        prepared = self.prepare(images)
-        return self.feature_set.transform(prepared, self.n_jobs, self.cache_dir, self.progress)
+    def feature_matrix(self, images: np.ndarray) -> np.ndarray:
+        """The feature vectors (N, D) the estimator sees, for a prepared stack."""
+        rt = self.runtime
+        return self.feature_set.transform(self.check_input(images), rt.n_jobs, rt.cache_dir, rt.progress)
 
-    def fit(self, images, labels: Sequence[str]) -> SklearnClassifier:
-        labels = np.asarray(labels, dtype=object).astype(str)
-        if self.image_spec.channels is None:
-            first = np.asarray(images[0])
-            channels = 1 if first.ndim == 2 else 3
-            self.image_spec = replace(self.image_spec, channels=channels)
-        if len(np.unique(labels)) < 2:
-            raise ConfigError("Training needs at least 2 classes; got only "
-                              f"{np.unique(labels).tolist()}.")
+    def feature_groups(self) -> dict[str, slice]:
+        """FEATURE_GROUPS: which columns of ``feature_matrix`` each extractor fills."""
+        spec = self.image_spec
+        blank = np.zeros((spec.size, spec.size) + (() if spec.channels == 1 else (3,)), np.uint8)
+        return self.feature_set.groups(blank)
+
+    def predict_features(self, X: np.ndarray) -> np.ndarray:
+        """Labels the estimator gives feature vectors (for permutation importance)."""
+        return self.pipeline_.predict(X)
+
+    def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> SklearnClassifier:
+        self.validate()
+        labels = check_labels(labels)
+        stack = self.check_input(images)
+        self.channels_ = self.channels or (1 if stack.ndim == 3 else 3)
+        self.features_ = self.features
+        if self.features == "auto":
+            self.features_ = auto_features(int(self.image_size), self.channels_)
+            info(f"model.features=auto -> {self.features_}")
         n_original = len(labels)
         started = time.perf_counter()
-        X, labels = self._training_features(images, labels)
+        X, labels = self._training_features(stack, labels)
         features_seconds = time.perf_counter() - started
         folds = self._folds(labels, n_original)
-        params = self.params
-        if self.family == "svm" and self.params.get("C", "auto") == "auto":
+        params = self.params or {}
+        if self.family == "svm" and params.get("C", "auto") == "auto":
             params = self._tune_svm_c(X, labels, folds)
         pipeline = self.build_pipeline(params)
         if self.family == "svm" and folds is not None:
@@ -205,11 +247,10 @@ class SklearnClassifier(Classifier):
                              "estimator_seconds": round(time.perf_counter() - started - features_seconds, 3)}
         return self
 
-    def _training_features(self, images, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        prepared = self.prepare(images)
-        blocks = [self.feature_matrix(prepared)]
+    def _training_features(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        blocks = [self.feature_matrix(images)]
         for name in parse_augment(self.augment):
-            blocks.append(self.feature_matrix(np.ascontiguousarray(AUGMENTS[name](prepared))))
+            blocks.append(self.feature_matrix(np.ascontiguousarray(AUGMENTS[name](images))))
         return np.concatenate(blocks), np.tile(labels, len(blocks))
 
     def _folds(self, labels: np.ndarray, n_original: int) -> list | None:
@@ -231,12 +272,13 @@ class SklearnClassifier(Classifier):
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC
 
+        given = self.params or {}
         if folds is None:
-            return {**self.params, "C": 10.0}
-        rest = {k: v for k, v in self.params.items() if k != "C"}
+            return {**given, "C": 10.0}
+        rest = {k: v for k, v in given.items() if k != "C"}
         svc = SVC(**{"gamma": "scale", "class_weight": self.class_weight, **rest})
         pipe = make_pipeline(StandardScaler(), svc) if self.scales else make_pipeline(svc)
-        n_jobs = self.n_jobs if X.size > 2_000_000 else 1  # process start-up beats small grids
+        n_jobs = self.runtime.n_jobs if X.size > 2_000_000 else 1  # process start-up beats small grids
         grid = GridSearchCV(pipe, {"svc__C": list(SVM_C_GRID)}, n_jobs=n_jobs, cv=folds)
         grid.fit(X, labels)
         self.tuned_ = {"C": grid.best_params_["svc__C"], "cv_accuracy": float(grid.best_score_)}
@@ -251,8 +293,8 @@ class SklearnClassifier(Classifier):
         return {
             "format_version": FORMAT_VERSION, "school": self.school, "family": self.family,
             "classes": [str(c) for c in self.classes_], "image_spec": self.image_spec.to_dict(),
-            "features": self.features, "feature_params": self.feature_params,
-            "class_weight": self.class_weight, "params": self.params, "scaler": self.scaler,
+            "features": self.features_, "feature_params": self.feature_params or {},
+            "class_weight": self.class_weight, "params": self.params or {}, "scaler": self.scaler,
             "augment": self.augment,
             "seed": self.seed,
             "tuned": getattr(self, "tuned_", None), "weights": SKOPS_FILE, "versions": versions(),
@@ -263,7 +305,7 @@ class SklearnClassifier(Classifier):
 
         with atomic_dir(path) as tmp:
             sio.dump(self.pipeline_, tmp / SKOPS_FILE)
-            (tmp / MODEL_JSON).write_text(json.dumps(self.to_json(), indent=2))
+            write_model_json(tmp, self.to_json())
         return Path(path)
 
     @classmethod
@@ -271,9 +313,9 @@ class SklearnClassifier(Classifier):
         meta = read_model_json(path)
         spec = meta["image_spec"]
         model = cls(meta["family"], meta["features"], spec["size"], spec["channels"],
-                    spec["resize"], meta["class_weight"], meta["params"], meta["scaler"],
-                    meta.get("augment", "none"), meta["feature_params"], meta.get("seed", 0),
-                    roi=spec.get("roi", "none"))
+                    spec["resize"], spec.get("roi", "none"), meta["class_weight"], meta["params"],
+                    meta["scaler"], meta.get("augment", "none"), meta["feature_params"], meta.get("seed", 0))
+        model.channels_, model.features_ = spec["channels"], meta["features"]
         model.pipeline_ = load_skops(Path(path) / SKOPS_FILE)
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         if [str(c) for c in model.pipeline_.classes_] != meta["classes"]:
@@ -302,5 +344,5 @@ def load_skops(path: Path):
         raise ModelError(f"Cannot load '{path}': {exc}") from None
 
 
-for _name, (_, _description) in ESTIMATORS.items():
-    MODELS.add(_name, ModelFamily(_name, _description, SklearnClassifier))
+# The classical families: (name, description) of each estimator; registered in families.py.
+FAMILIES = [(name, description) for name, (_, description) in ESTIMATORS.items()]

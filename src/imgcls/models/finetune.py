@@ -1,391 +1,320 @@
-"""Fine-tuning with Lightning: AdamW, warm-up + cosine, label smoothing, MixUp/CutMix, EMA,
-early stopping, a checkpoint every epoch, resumable, on any Lightning device.
+"""Fine-tuning: a timm backbone or the small CNN trained end to end with Lightning (see
+:mod:`imgcls.models.deep.trainer`), early stopping on a validation split, resumable.
 
-Images stay decoded and resized in memory as uint8 (grey as one channel); each epoch only
-augments and runs the network. Shuffling and augmentation are seeded per epoch, so a run
-resumed from a checkpoint continues exactly as the uninterrupted run would have.
+Saved as ``model.json`` + ``model.safetensors``, the normalisation inside the network, so
+the weights never lose their mean and std; loading needs no training code.
 
-Several processes (``train.strategy=ddp``, torchrun, SLURM): every process runs this with
-all the images in memory; the samplers of :mod:`imgcls.models.sampling` give each one its
-own shard of every epoch, and validation metrics are computed from counts summed over all
-processes.
+Example:
+    >>> model = FinetuneClassifier("small_cnn", image_size=32, train={"epochs": 2})  # doctest: +SKIP
+    >>> model.fit(images, labels, val=(val_images, val_labels)).predict(images[:4])   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import math
-import time
-import warnings
+import json
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import lightning as L
 import numpy as np
-import torch
-import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader
 
-from ..errors import ConfigError
-from ..log import info
-from .augment import build_mix
-from .sampling import EpochSampler, Shard, TensorImages
+from ..config import TrainConfig
+from ..core.errors import ConfigError, ModelError
+from ..core.io import atomic_dir
+from ..core.log import info
+from ..data.prepare import ImageSpec
+from .base import (
+    EPOCHS,
+    FORMAT_VERSION,
+    GRADIENTS,
+    ONNX,
+    RESUME,
+    TEST_TIME_VIEWS,
+    VALIDATION,
+    Classifier,
+    check_labels,
+    read_model_json,
+    versions,
+    write_model_json,
+)
+from .deep.augment import build_augment, parse_deep_augment, tta_flips
+from .deep.catalog import BACKBONES, SMALL_CNN, auto_image_size
+from .deep.pretrained import load_pretrained
 
-CHECKPOINTS = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from ..data.facts import DataFacts
+
+MODE = "finetune"
+WEIGHTS = "model.safetensors"
+PREDICT_BATCH = 64
+# Chosen on ELPV and digits (docs/benchmarks.md); train.epochs / train.lr override them.
+AUTO_EPOCHS = {"pretrained": 6, "scratch": 40}
+AUTO_LR = {"pretrained": 5e-4, "scratch": 3e-3}
 
 
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, H, W, C) -> (N, C, H, W) without copying more than once."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+class FinetuneClassifier(Classifier):
+    """A network and its classification head, trained end to end.
 
-
-@dataclass
-class Imbalance:
-    method: str
-    ratio: float
-    class_weights: torch.Tensor | None = None
-    sample_weights: torch.Tensor | None = None
-
-
-def resolve_imbalance(method: str, y: torch.Tensor, n_classes: int) -> Imbalance:
-    """Counts -> ratio; auto picks square-root loss weights from a 3:1 ratio up, else nothing.
-
-    Measured on ELPV 4-class (14:1): full inverse-frequency weights made fine-tuning put
-    every functional cell into the rarest class within two epochs (accuracy 0.19);
-    square-root weights keep the push towards rare classes without that collapse.
+    Args:
+        family: A backbone of :data:`imgcls.models.deep.catalog.BACKBONES`.
+        pretrained: auto (offline weights), none, hub, or a weights file; small_cnn: none.
+        params: ``C`` of the logistic regression that initialises the head (LP-FT).
+        augment: Training transforms joined by '+', or auto.
+        train: :class:`imgcls.config.TrainConfig` fields (epochs, lr, tta, ...).
     """
-    counts = torch.bincount(y, minlength=n_classes).float()
-    ratio = float(counts.max() / counts.clamp(min=1).min())
-    chosen = method if method != "auto" else ("sqrt" if ratio >= 3 else "none")
-    if method == "auto":
-        info(f"train.imbalance=auto -> {chosen} (largest/smallest class = {ratio:.1f})")
-    inverse = counts.sum() / (n_classes * counts.clamp(min=1))
-    if chosen == "weights":
-        return Imbalance(chosen, ratio, class_weights=inverse)
-    if chosen == "sqrt":
-        return Imbalance(chosen, ratio, class_weights=inverse.sqrt() / inverse.sqrt().mean())
-    if chosen == "sampler":
-        return Imbalance(chosen, ratio, sample_weights=inverse[y])
-    return Imbalance(chosen, ratio)
 
+    school: ClassVar[str] = "deep"
+    backend: ClassVar[str] = "torch"
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, TEST_TIME_VIEWS})
 
-def warmup_cosine(warmup_steps: int, total_steps: int):
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    def __init__(self, family: str = "tf_efficientnet_lite0", image_size: int = 224,
+                 resize: str = "squash", roi: str = "none", pretrained: str = "auto",
+                 class_weight: str | None = None, params: dict[str, Any] | None = None,
+                 augment: str = "auto", train: dict[str, Any] | None = None, seed: int = 0) -> None:
+        self.family = family
+        self.image_size = image_size
+        self.resize = resize
+        self.roi = roi
+        self.pretrained = pretrained
+        self.class_weight = class_weight
+        self.params = params
+        self.augment = augment
+        self.train = train
+        self.seed = seed
 
-    return factor
+    @classmethod
+    def from_config(cls, family: str, cfg: RunConfig, facts: DataFacts) -> FinetuneClassifier:
+        m = cfg.model
+        size = auto_image_size(family, facts.short_side) if m.image_size == "auto" else m.image_size
+        return cls(family, int(size), m.resize, m.roi, m.pretrained, m.class_weight, dict(m.params),
+                   m.augment, cfg.train.model_dump(), cfg.split.seed)
 
+    @property
+    def source(self) -> str:
+        """Where the starting weights come from: the small CNN always starts from scratch."""
+        return "none" if self.family == SMALL_CNN else self.pretrained
 
-class FinetuneModule(L.LightningModule):
-    def __init__(self, net: torch.nn.Module, frozen: Sequence[torch.nn.Module], opts: dict,
-                 n_classes: int, class_weights: torch.Tensor | None, steps_per_epoch: int,
-                 seed: int) -> None:
-        super().__init__()
-        self.net, self.frozen, self.opts, self.seed = net, list(frozen), opts, seed
-        self.n_classes, self.steps_per_epoch = n_classes, steps_per_epoch
-        self.register_buffer("class_weights", class_weights, persistent=False)
-        self.mix = build_mix(opts["mixup"], opts["cutmix"], n_classes)
-        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    @property
+    def train_options(self) -> dict[str, Any]:
+        return TrainConfig.from_options(**(self.train or {})).model_dump()
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in self.frozen:
-            module.eval()
+    def validate(self) -> FinetuneClassifier:
+        if self.family not in BACKBONES:
+            raise ConfigError(f"'{self.family}' is not a deep model; use one of {list(BACKBONES)}.")
+        if self.family == SMALL_CNN and self.pretrained not in ("auto", "none"):
+            raise ConfigError("small_cnn trains from scratch; model.pretrained must be auto or none.")
+        parse_deep_augment(self.augment, self.source != "none")
+        self.train_options  # noqa: B018 - raises ConfigError on a bad train.* value
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    @property
+    def image_spec(self) -> ImageSpec:
+        return ImageSpec(size=int(self.image_size), channels=3, resize=self.resize, roi=self.roi)
 
-    def on_train_epoch_start(self) -> None:
-        # mixing, dropout: drawn from (seed, epoch), and apart on each process
-        torch.manual_seed(self.seed * 100_003 + self.current_epoch + 7_919 * self.global_rank)
-        for module in self.frozen:  # Lightning may set modes itself; frozen BN stays frozen
-            module.eval()
+    @property
+    def accepted_channels(self) -> tuple[int, ...]:
+        return (1, 3)  # a grey stack stays one channel; the network expands it
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        x, target = x.float(), y
-        if self.mix is not None:
-            x, target = self.mix(x, y)
-        loss = F.cross_entropy(self.net(x), target, weight=self.class_weights,
-                               label_smoothing=self.opts["label_smoothing"])
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y),
-                 sync_dist=True)  # the epoch mean over every process
-        return loss
+    def resolved_options(self) -> dict[str, Any]:
+        opts = self.train_options
+        kind = "scratch" if self.source == "none" else "pretrained"
+        if opts["epochs"] == "auto":
+            opts["epochs"] = AUTO_EPOCHS[kind]
+        if opts["lr"] == "auto":
+            opts["lr"] = AUTO_LR[kind]
+        if self.class_weight == "balanced" and opts["imbalance"] == "auto":
+            opts["imbalance"] = "weights"  # model.class_weight means the same for both schools
+        return opts
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        x, y = batch
-        keep = y >= 0  # -1: padding that evens out the processes' shards
-        self._val_outputs.append((self.net(x.float()).float()[keep], y[keep]))
+    def _build(self, n_classes: int, pretrained: bool = True):
+        """The network wrapped with its normalisation; with ``pretrained`` its weights loaded."""
+        import torch
 
-    def on_validation_epoch_end(self) -> None:
-        if not self._val_outputs:
-            return
-        logits = torch.cat([o[0] for o in self._val_outputs])
-        y = torch.cat([o[1] for o in self._val_outputs])
-        self._val_outputs.clear()
-        # sums over every process's shard, so the metrics are those of the whole split
-        loss = F.cross_entropy(logits, y, reduction="sum") if len(y) else logits.new_zeros(())
-        confusion = torch.bincount(y * self.n_classes + logits.argmax(1),
-                                   minlength=self.n_classes**2).reshape(self.n_classes, -1)
-        totals = self.trainer.strategy.reduce(torch.cat([loss.reshape(1), confusion.flatten().float()]),
-                                              reduce_op="sum")
-        confusion = totals[1:].reshape(self.n_classes, -1)
-        n = confusion.sum().clamp(min=1)
-        for name, value in (("val_loss", totals[0] / n), ("val_accuracy", confusion.diagonal().sum() / n),
-                            ("val_macro_f1", macro_f1(confusion))):
-            # the same on every process; sync_dist only says so to Lightning
-            self.log(name, value, prog_bar=name == "val_accuracy", sync_dist=True)
+        from .deep.networks import Preprocessed, build_network
 
-    def configure_optimizers(self):
-        decay, no_decay = [], []
-        for p in self.net.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on biases and norms
-        groups = [{"params": decay, "weight_decay": self.opts["weight_decay"]},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=self.opts["lr"])
-        # per device: Lightning splits the loader across devices (DDP)
-        total = int(self.trainer.estimated_stepping_batches)
-        per_epoch = max(1, total // self.opts["epochs"])
-        warmup = max(1, round(self.opts["warmup_epochs"] * per_epoch))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        net, mean, std = build_network(self.family, n_classes, int(self.image_size))
+        net = net.to(memory_format=torch.channels_last)  # weights too, not only the input
+        if pretrained:
+            self.weights_ = ("none (random initialisation)" if self.family == SMALL_CNN
+                             else load_pretrained(net, self.family, self.source))
+        return Preprocessed(net, mean, std)
 
+    def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> FinetuneClassifier:
+        """Train on a prepared stack; ``val`` = (images, labels) enables early stopping."""
+        import lightning as L
 
-def macro_f1(confusion: torch.Tensor) -> torch.Tensor:
-    """Macro F1 over the classes that occur in the labels or predictions (as scikit-learn's
-    ``f1_score(average="macro", zero_division=0)``); rows are labels, columns predictions."""
-    tp = confusion.diagonal()
-    support, predicted = confusion.sum(1), confusion.sum(0)
-    present = (support + predicted) > 0
-    f1 = 2 * tp / (support + predicted).clamp(min=1)
-    return f1[present].mean() if present.any() else f1.new_zeros(())
+        from .deep.networks import auto_freeze, batch_norms, freeze_groups, to_tensor
+        from .deep.trainer import describe, fit_network
 
+        self.validate()
+        labels = check_labels(labels)
+        self.classes_ = np.unique(labels).astype(object)
+        index = {c: k for k, c in enumerate(self.classes_)}
+        opts = self.resolved_options()
+        rt = self.runtime
+        L.seed_everything(self.seed, verbose=False)
+        self.net_ = self._build(len(self.classes_))
+        freeze = opts["freeze"]
+        if freeze == "auto":
+            freeze = auto_freeze(self.net_.net) if self.source != "none" else 0
+            info(f"train.freeze=auto -> {freeze} leading layer group(s) frozen")
+        self.frozen_groups_ = int(freeze)
+        frozen = freeze_groups(self.net_.net, self.frozen_groups_)
+        if opts["freeze_bn"] == "auto":
+            opts["freeze_bn"] = self.source != "none"
+        if opts["freeze_bn"]:
+            frozen += batch_norms(self.net_.net)
+        x = to_tensor(self.check_input(images))
+        y = _label_tensor(labels, index)
+        val_pair = None
+        if val is not None and len(val[1]):
+            val_labels = np.asarray(val[1], dtype=object).astype(str)
+            known = np.isin(val_labels, self.classes_)
+            val_pair = (to_tensor(self.check_input(val[0])[known]), _label_tensor(val_labels[known], index))
+        head_seconds = self._init_head(opts, x, y)
+        transform = build_augment(self.augment, int(self.image_size), x.shape[1], self.source != "none")
+        with tempfile.TemporaryDirectory(prefix="imgcls-fit-") as tmp:
+            work = Path(rt.work_dir) if rt.work_dir else Path(tmp)
+            result = fit_network(self.net_, frozen, (x, y), val_pair, len(self.classes_), opts,
+                                 transform, self.seed, work, rt.resume, rt.progress,
+                                 rt.n_jobs, rt.callbacks)
+        self.fit_summary_ = {**describe(result), "head_init_seconds": head_seconds}
+        self.global_rank_ = result.global_rank  # under DDP, only rank 0's results are written
+        self.options_ = opts
+        self.fit_timings_ = {"train_images_per_s": self.fit_summary_["train_images_per_s"],
+                             "epochs": result.epochs}
+        self.net_.eval()
+        return self
 
-@dataclass
-class StepTimes:
-    data: float = 0.0
-    forward: float = 0.0
-    backward: float = 0.0
-    total: float = 0.0
-    images: int = 0
+    def _init_head(self, opts: dict, x, y) -> float | None:
+        """LP-FT (Kumar et al., 2022): fit the head on frozen embeddings first, so that
+        fine-tuning starts from a good classifier instead of distorting the features to
+        fit a random one. Measured on ELPV: see docs/benchmarks.md."""
+        import time
 
+        import torch
+        from sklearn.linear_model import LogisticRegression
 
-class Throughput(Callback):
-    """Training images/s per epoch (progress bar, logs); with ``profile`` also the images/s
-    each of data loading, forward and backward alone would allow. With several processes
-    the epoch figures are summed over them (the progress bar shows this process's)."""
+        from .deep.networks import set_linear_head
 
-    def __init__(self, profile: bool) -> None:
-        self.profile = profile
-        self.history: list[dict] = []
-        self._t = StepTimes()
-        self._last_end = self._start = self._fwd_end = self._bwd_start = 0.0
+        method = opts["head_init"]
+        if self.runtime.resume is not None:  # the checkpoint brings its own head
+            return None
+        if method == "auto":
+            method = "random" if self.source == "none" else "probe"
+            info(f"train.head_init=auto -> {method}")
+        if method != "probe":
+            return None
+        if self.family == SMALL_CNN:
+            raise ConfigError("train.head_init=probe needs a pretrained timm model, not small_cnn.")
+        started = time.perf_counter()
+        torch.set_num_threads(max(1, self.runtime.n_jobs))
+        net = self.net_.eval()
+        with torch.inference_mode():
+            feats = torch.cat([net.embed(x[s:s + PREDICT_BATCH]) for s in range(0, len(x), PREDICT_BATCH)])
+        C = float((self.params or {}).get("C", 1.0))
+        probe = LogisticRegression(C=C, max_iter=3000).fit(feats.float().numpy(), y.numpy())
+        set_linear_head(net.net, probe.coef_, probe.intercept_)
+        net.train()  # Lightning keeps the modes it finds; frozen groups go back to eval each epoch
+        return round(time.perf_counter() - started, 2)
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._t = StepTimes()
-        self._last_end = time.perf_counter()
+    def predict_proba(self, images) -> np.ndarray:
+        import torch
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._start = time.perf_counter()
-        self._t.data += self._start - self._last_end
-        self._t.images += len(batch[1])
+        from .deep.networks import to_tensor
 
-    def on_before_backward(self, trainer, pl_module, loss) -> None:
-        self._bwd_start = time.perf_counter()
-        self._t.forward += self._bwd_start - self._start
+        self._check_fitted()
+        prepared = self.check_input(images)
+        torch.set_num_threads(max(1, self.runtime.n_jobs))
+        net = self.net_.eval()
+        flips = self.test_time_flips()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(prepared), PREDICT_BATCH):
+                x = to_tensor(prepared[start:start + PREDICT_BATCH])
+                proba = net(x).float().softmax(1)
+                for dims in flips:
+                    proba = proba + net(x.flip(dims)).float().softmax(1)
+                out.append((proba / (1 + len(flips))).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
 
-    def on_after_backward(self, trainer, pl_module) -> None:
-        self._t.backward += time.perf_counter() - self._bwd_start
+    def network(self):
+        self._check_fitted()
+        return self.net_.eval()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        now = time.perf_counter()
-        self._t.total += now - self._last_end
-        self._last_end = now
-        if self._t.total > 0:
-            pl_module.log("img_s", self._t.images / self._t.total, prog_bar=True, on_step=True,
-                          on_epoch=False, batch_size=1)
+    @property
+    def tta(self) -> str:
+        return self.train_options["tta"]
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        t = self._t
-        mine = [t.images] + [t.images / s if s > 0 else 0.0 for s in (t.total, t.data, t.forward, t.backward)]
-        summed = trainer.strategy.reduce(torch.tensor(mine, device=pl_module.device),
-                                         reduce_op="sum").tolist()
-        rate = lambda k: round(summed[k], 1) if summed[k] > 0 else None  # noqa: E731
-        row = {"epoch": trainer.current_epoch, "images": int(summed[0]), "images_per_s": rate(1)}
-        if self.profile:
-            row.update(data_images_per_s=rate(2), forward_images_per_s=rate(3), backward_images_per_s=rate(4))
-            info(f"epoch {trainer.current_epoch}: {row['images_per_s']} img/s; alone, data "
-                 f"{row['data_images_per_s']}, forward {row['forward_images_per_s']}, backward "
-                 f"{row['backward_images_per_s']} img/s")
-        pl_module.log("train_img_s", float(row["images_per_s"] or 0), on_epoch=True, sync_dist=True)
-        self.history.append(row)
+    def set_tta(self, tta: str) -> FinetuneClassifier:
+        self.train = {**self.train_options, "tta": tta}
+        self.validate()
+        return self
 
+    def test_time_flips(self) -> tuple[tuple[int, ...], ...]:
+        return tta_flips(self.tta)
 
-@dataclass
-class FitResult:
-    epochs: int
-    best_epoch: int | None
-    history: list[dict] = field(default_factory=list)
-    imbalance: str = "none"
-    precision: str = "32-true"
-    stopped_early: bool = False
-    world_size: int = 1  # processes that trained together (DDP)
-    global_rank: int = 0  # this process's; only rank 0 writes results
+    def to_json(self) -> dict:
+        import timm
+        import torch
 
+        return {
+            "format_version": FORMAT_VERSION, "school": self.school, "family": self.family,
+            "mode": MODE, "classes": [str(c) for c in self.classes_],
+            "image_spec": self.image_spec.to_dict(), "input": "uint8 (N, C, H, W), C = 1 or 3",
+            "mean": [round(v, 6) for v in (self.net_.mean.flatten() / 255).tolist()],
+            "std": [round(v, 6) for v in (self.net_.std.flatten() / 255).tolist()],
+            "pretrained": self.weights_, "pretrained_option": self.pretrained,
+            "class_weight": self.class_weight, "params": self.params or {},
+            "augment": self.augment, "train": self.train_options, "seed": self.seed,
+            "weights": [WEIGHTS],
+            "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
+            "frozen_groups": self.frozen_groups_, "resolved": _jsonable(self.options_),
+            "fit": _jsonable(self.fit_summary_),
+        }
 
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """auto: bf16 mixed on a GPU that has it, fp16 mixed on an older GPU, fp32 elsewhere (on
-    CPUs bf16 autocast measured slower: 31.4 against 39.0 img/s, benchmarks/finetune_speed.py)."""
-    if precision != "auto":
-        return precision
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
 
+        meta = self.to_json()
+        with atomic_dir(path) as tmp:
+            state = {k: v.detach().contiguous() for k, v in self.net_.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS))
+            write_model_json(tmp, meta)
+        return Path(path)
 
-def fit_network(net: torch.nn.Module, frozen: Sequence[torch.nn.Module], train: tuple,
-                val: tuple | None, n_classes: int, opts: dict, transform, seed: int,
-                work_dir: Path, resume: Path | None = None, progress: bool = False,
-                n_jobs: int = 1, callbacks: Sequence[Callback] = ()) -> FitResult:
-    """Train ``net`` in place on (uint8 NCHW tensor, int labels) pairs; returns what happened.
+    @classmethod
+    def load(cls, path: str | Path) -> FinetuneClassifier:
+        from safetensors.torch import load_file
 
-    Under DDP every process calls this; the result says which process it was.
-    """
-    x_train, y_train = train
-    imbalance = resolve_imbalance(opts["imbalance"], y_train, n_classes)
-    monitor = opts["monitor"] if val is not None and len(val[1]) else None
-    throughput = Throughput(opts["profile"])
-    extra, checkpoint = _callbacks(opts, work_dir, monitor, throughput, progress)
-    batch_size = min(opts["batch_size"], len(y_train))
-    precision = resolve_precision(opts["precision"], opts["accelerator"])
-    trainer = _trainer(opts, [*extra, *callbacks], work_dir, precision, progress,
-                       log_every=max(1, min(10, len(y_train) // batch_size)))
-    rank, world = trainer.global_rank, trainer.world_size  # known before the processes start
-    if not torch.cuda.is_available() or opts["accelerator"] == "cpu":  # share the cores
-        torch.set_num_threads(max(1, n_jobs // max(1, trainer.num_devices)))
-    sampler = EpochSampler(len(y_train), seed, imbalance.sample_weights, rank, world)
-    batch_size = min(batch_size, len(sampler))
-    train_loader = DataLoader(TensorImages(x_train, y_train, transform), batch_size=batch_size,
-                              sampler=sampler, drop_last=len(sampler) > batch_size,
-                              generator=torch.Generator().manual_seed(seed))  # not the global RNG
-    val_loader = None
-    if monitor:
-        val_loader = DataLoader(TensorImages(*val), batch_size=max(64, batch_size),
-                                sampler=Shard(len(val[1]), rank, world))
-    module = FinetuneModule(net, frozen, opts, n_classes, imbalance.class_weights,
-                            len(train_loader), seed)
-    if resume is not None and not resume.is_file():
-        raise ConfigError(f"Cannot resume: checkpoint '{resume}' does not exist.")
-    with _quiet_lightning():
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None,
-                    weights_only=True)  # a checkpoint is data; never unpickle code from it
-    # rank 0 saved best.ckpt (possibly on its own machine); only its weights are written out
-    best_epoch = _restore_best(net, checkpoint) if checkpoint and trainer.is_global_zero else None
-    stopped = trainer.current_epoch < opts["epochs"]
-    return FitResult(trainer.current_epoch, best_epoch, throughput.history, imbalance.method,
-                     precision, stopped, trainer.world_size, trainer.global_rank)
-
-
-def _callbacks(opts: dict, work_dir: Path, monitor: str | None, throughput: Throughput,
-               progress: bool) -> tuple[list[Callback], Any]:
-    """Throughput, checkpoints, early stopping, EMA, progress bar; and the best checkpoint."""
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-
-    ckpt_dir = work_dir / CHECKPOINTS
-    mode = "min" if monitor == "val_loss" else "max"
-    # every epoch: last.ckpt (what --resume reads); with a validation split also best.ckpt.
-    # Under DDP only rank 0 writes them (Lightning); all ranks agree on the best epoch.
-    last = ModelCheckpoint(dirpath=ckpt_dir, filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
-                           save_top_k=1, every_n_epochs=1, enable_version_counter=False)
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
-                                 save_top_k=1, enable_version_counter=False) if monitor else None
-    extra: list[Callback] = [throughput, last, *([checkpoint] if checkpoint else [])]
-    if monitor and opts["patience"] > 0:
-        extra.append(EarlyStopping(monitor=monitor, mode=mode, patience=opts["patience"]))
-    if opts["ema"]:
-        from lightning.pytorch.callbacks import EMAWeightAveraging
-
-        extra.append(EMAWeightAveraging(decay=opts["ema_decay"]))
-    if progress:
-        extra.append(_progress_bar())
-    return extra, checkpoint
-
-
-def _trainer(opts: dict, callbacks: list[Callback], work_dir: Path, precision: str, progress: bool,
-             log_every: int) -> L.Trainer:
-    from lightning.pytorch.loggers import CSVLogger
-
-    with _quiet_lightning():
-        return L.Trainer(
-            max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
-            num_nodes=opts["num_nodes"], strategy=opts["strategy"], precision=precision,
-            callbacks=callbacks, logger=CSVLogger(work_dir, name="logs"), default_root_dir=work_dir,
-            enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-            log_every_n_steps=log_every, gradient_clip_val=opts["clip_grad"] or None,
-            use_distributed_sampler=False,  # EpochSampler and Shard split the data themselves
-        )
-
-
-@contextlib.contextmanager
-def _quiet_lightning():
-    """Lightning's banner lines (devices found, tips) and a deprecation warning it raises
-    itself add nothing for a user of imgcls; real warnings and errors still show."""
-    logger = logging.getLogger("lightning.pytorch")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resuming
-        # several processes: each runs fewer steps per epoch than the interval set for one
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        folder = Path(path)
+        meta = read_model_json(folder)
+        spec = meta["image_spec"]
+        model = cls(meta["family"], spec["size"], spec["resize"], spec.get("roi", "none"),
+                    meta.get("pretrained_option", "auto"), meta["class_weight"], meta["params"],
+                    meta.get("augment", "auto"), meta.get("train"), meta.get("seed", 0))
+        model.weights_ = meta["pretrained"]
+        model.classes_ = np.asarray(meta["classes"], dtype=object)
         try:
-            yield
-        finally:
-            logger.setLevel(level)
+            state = load_file(str(folder / WEIGHTS))
+            model.net_ = model._build(len(model.classes_), pretrained=False)
+            model.net_.load_state_dict(state)
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise ModelError(f"'{folder}': {WEIGHTS} cannot be loaded: {exc}") from None
+        model.net_.eval()
+        model.frozen_groups_ = meta.get("frozen_groups", 0)
+        model.options_, model.fit_summary_ = meta.get("resolved", {}), meta.get("fit", {})
+        return model
 
 
-def _progress_bar():
-    from lightning.pytorch.callbacks import RichProgressBar
+def _label_tensor(labels: np.ndarray, index: dict):
+    import torch
 
-    shown = ("train_loss_step", "img_s", "val_accuracy", "val_macro_f1")
-
-    class Bar(RichProgressBar):
-        def get_metrics(self, trainer, pl_module):
-            metrics = super().get_metrics(trainer, pl_module)
-            return {k.removesuffix("_step"): v for k, v in metrics.items() if k in shown}
-
-    return Bar(leave=True)
+    return torch.tensor([index[v] for v in labels], dtype=torch.long)
 
 
-def _restore_best(net: torch.nn.Module, checkpoint) -> int | None:
-    """Load the best validation checkpoint's weights into ``net`` (only tensors are read)."""
-    path = checkpoint.best_model_path
-    if not path or not Path(path).is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    prefix = "net."
-    net.load_state_dict({k[len(prefix):]: v for k, v in state["state_dict"].items()
-                         if k.startswith(prefix)})
-    return int(state.get("epoch", -1))
-
-
-def describe(result: FitResult) -> dict[str, Any]:
-    rates = [h["images_per_s"] for h in result.history if h.get("images_per_s")]
-    return {"epochs": result.epochs, "best_epoch": result.best_epoch,
-            "stopped_early": result.stopped_early, "imbalance": result.imbalance,
-            "precision": result.precision, "world_size": result.world_size,
-            "train_images_per_s": round(float(np.median(rates)), 1) if rates else None,
-            "history": result.history}
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

@@ -25,10 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
-from ..ioutils import atomic_write_text
-from ..log import info, warn
-from .space import FAMILIES
+from ..config import resolve_config
+from ..core.errors import ConfigError, DataError
+from ..core.io import atomic_write_text
+from ..core.log import info, warn
+from ..data import assign_splits, carve_validation, describe, load_dataset
+from ..models.deep.catalog import BACKBONES, SMALL_CNN
+from ..models.deep.pretrained import offline_available
+from ..runs import Run
+from .leaderboard import budget_spent, leaderboard, print_leaderboard, write_leaderboard
+from .live import LiveBoard
+from .space import FAMILIES, SpaceFacts, first_trials
+from .trials import METRICS, TrialRunner
+from .winner import write_best
 
 DEFAULT_VAL = 0.2
 STUDY_FILE = "study.db"
@@ -41,7 +50,7 @@ class SearchResult:
     out: Path
     leaderboard: Any  # pandas.DataFrame
     summary: dict
-    best_run: Any = None  # imgcls.training.Run
+    best_run: Run | None = None
 
 
 def parse_budget(budget: str | float | int) -> float:
@@ -89,16 +98,11 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
         trials: Stop after this many trials of this worker (default: only the budget).
         overrides: ``key=value`` config overrides shared by every trial (data, split, ...).
     """
-    from .trials import METRICS
-
     seconds = parse_budget(budget)
     families = parse_families(families)
     if metric not in METRICS:
         raise ConfigError(f"The 'metric' parameter must be one of {list(METRICS)}. Got {metric!r}.")
     deadline = time.monotonic() + seconds
-    from ..config import resolve_config
-    from ..data import load_dataset
-
     base = resolve_config(None, overrides if isinstance(overrides, Mapping) else list(overrides))
     base = resolve_config(base, {"data.source": str(data)})
     ds = _with_validation(load_dataset(base.data), base)
@@ -167,8 +171,6 @@ def _race(exc) -> bool:
 
 def _with_validation(ds, cfg):
     """Assign splits; carve a stratified validation split out of train when there is none."""
-    from ..data import assign_splits, carve_validation
-
     val = cfg.split.val or DEFAULT_VAL
     split = cfg.split.model_copy(update={"val": val})
     ds = assign_splits(ds, split)
@@ -181,16 +183,11 @@ def _with_validation(ds, cfg):
 
 
 def _runner(ds, base, out: Path, metric: str, deadline: float, families, progress: bool):
-    from ..models.deep import BACKBONES
-    from ..models.pretrained import offline_available
-    from ..training import median_short_side
-    from .space import DataFacts
-    from .trials import TrialRunner
-
-    backbones = tuple(b for b in BACKBONES if b != "small_cnn" and offline_available(b))
+    backbones = tuple(b for b in BACKBONES if b != SMALL_CNN and offline_available(b))
     if base.model.pretrained == "hub":
-        backbones = tuple(b for b in BACKBONES if b != "small_cnn")
-    facts = DataFacts(median_short_side(ds), _channels(ds), backbones)
+        backbones = tuple(b for b in BACKBONES if b != SMALL_CNN)
+    data = describe(ds, channels=True)
+    facts = SpaceFacts(data.short_side, data.channels, backbones)
     if "probe" in families and not facts.probe_backbones:
         warn("search: no linear-probe trials (no pretrained backbone offline, or images too small "
              "for one)")
@@ -198,26 +195,8 @@ def _runner(ds, base, out: Path, metric: str, deadline: float, families, progres
                        tuple(f for f in families if f != "probe" or facts.probe_backbones), facts, progress)
 
 
-def _channels(ds, sample: int = 20) -> int:
-    """1 when a sample of the images is grey, else 3 (headers and a few decodes only)."""
-    import numpy as np
-
-    from ..data.decode import is_grey
-    from ..errors import ImageDecodeError
-
-    for i in np.unique(np.linspace(0, len(ds) - 1, min(sample, len(ds))).astype(int)):
-        try:
-            if not is_grey(ds.read(int(i), draft_size=64)):
-                return 3
-        except ImageDecodeError:
-            continue
-    return 1
-
-
 def _enqueue_defaults(study, families, facts) -> None:
     """Queue the known-good defaults once per study (a resumed or second worker skips them)."""
-    from .space import first_trials
-
     if study.user_attrs.get("defaults_enqueued"):
         return
     study.set_user_attr("defaults_enqueued", True)
@@ -226,8 +205,6 @@ def _enqueue_defaults(study, families, facts) -> None:
 
 
 def _optimize(study, runner, deadline: float, trials: int | None, progress: bool) -> None:
-    from .live import LiveBoard
-
     timeout = max(0.0, deadline - time.monotonic())
     with LiveBoard(study, runner.metric, progress) as board:
         try:
@@ -239,9 +216,6 @@ def _optimize(study, runner, deadline: float, trials: int | None, progress: bool
 
 
 def _finish(study, runner, ds, base, out: Path, metric: str, seconds: float, families) -> SearchResult:
-    from .leaderboard import budget_spent, leaderboard, print_leaderboard, write_leaderboard
-    from .winner import write_best
-
     table = leaderboard(study)
     summary = {"study": study.study_name, "metric": metric, "budget_seconds": seconds,
                "families": list(families), "trials": len(table), "worker": runner.worker,

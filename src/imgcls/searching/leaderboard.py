@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..ioutils import atomic_write_text
+from ..core.io import atomic_write_text
+from ..report.plots import new_figure, to_data_uri
 
 COLUMNS = ["rank", "trial", "family", "model", "val_score", "state", "stopped", "seconds", "finished_s",
            "worker", "params", "error"]
@@ -83,8 +84,6 @@ def write_leaderboard(out: Path, table: pd.DataFrame, summary: dict) -> None:
 
 
 def _html(table: pd.DataFrame, summary: dict) -> str:
-    from ..report.plots import to_data_uri
-
     picture = to_data_uri(score_vs_time(table, summary["metric"]))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
@@ -107,8 +106,6 @@ def _cell(value) -> str:
 
 def score_vs_time(table: pd.DataFrame, metric: str):
     """Each finished trial's validation score at the time it finished, and the best so far."""
-    from ..report.plots import new_figure
-
     fig, ax = new_figure(7, 3.6)
     done = table.dropna(subset=["val_score", "finished_s"]).sort_values("finished_s")
     for family, group in done.groupby("family"):

@@ -18,7 +18,7 @@ NO_PROBE = 32  # at or below: a 224 px backbone would see a 7x upscale of nothin
 
 
 @dataclass(frozen=True)
-class DataFacts:
+class SpaceFacts:
     """What the space depends on: the images' median short side and channel count."""
 
     short_side: int
@@ -46,7 +46,7 @@ class DataFacts:
         return (32, 48, 64) if self.tiny or not self.backbones else (128, 160, 192, 224)
 
 
-def suggest(trial, families: tuple[str, ...], facts: DataFacts) -> dict:
+def suggest(trial, families: tuple[str, ...], facts: SpaceFacts) -> dict:
     """Sample one configuration; returns the trial's parameters as a flat dict."""
     family = trial.suggest_categorical("family", list(families))
     if family == "classical":
@@ -91,7 +91,7 @@ def to_overrides(params: dict) -> dict:
             "model.image_size": params["ft_size"], "train.tta": params.get("ft_tta", "none")}
 
 
-def first_trials(families: tuple[str, ...], facts: DataFacts) -> list[dict]:
+def first_trials(families: tuple[str, ...], facts: SpaceFacts) -> list[dict]:
     """Known-good defaults, cheapest first: they run before the sampler explores."""
     trials = []
     if "classical" in families:

@@ -13,12 +13,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import RunConfig, cache_root, resolve_config, resolve_n_jobs
+from ..config import RunConfig, cache_root, config_to_yaml, resolve_config, resolve_n_jobs
+from ..core.io import atomic_write_text
+from ..core.log import info
 from ..data import Dataset, ImageSpec, LoadedImages, load_images
-from ..evaluation import compute_metrics
-from ..ioutils import atomic_write_text
-from ..log import info
-from .space import to_overrides
+from ..evaluation.metrics import compute_metrics
+from ..models import EPOCHS, Runtime
+from ..training import fit, fit_ready_model
+from .space import suggest, to_overrides
 
 METRICS = {"accuracy": ("accuracy",), "macro_f1": ("macro", "f1"),
            "balanced_accuracy": ("balanced_accuracy",)}
@@ -52,8 +54,6 @@ class TrialRunner:
     def __call__(self, trial) -> float:
         import optuna
 
-        from .space import suggest
-
         params = suggest(trial, self.families, self.facts)
         family = params["family"]
         overrides = to_overrides(params)
@@ -82,12 +82,7 @@ class TrialRunner:
         import optuna
 
         cfg = resolve_config(self.base, overrides)
-        reporter = None
-        if family == "finetune":
-            from .pruning import EpochReporter
-
-            reporter = EpochReporter(trial, MONITOR[self.metric], self.deadline)
-        clf, loaded = self.fit(cfg, [reporter] if reporter else ())
+        clf, loaded, reporter = self.fit(cfg, trial)
         if reporter is not None and reporter.stopped:
             trial.set_user_attr("stopped", reporter.stopped)
             trial.set_user_attr("epochs_done", reporter.epochs)
@@ -99,27 +94,26 @@ class TrialRunner:
         self._keep_if_best(trial.number, score, clf, cfg)
         return score
 
-    def fit(self, cfg: RunConfig, callbacks=()) -> tuple:
-        """Train ``cfg``'s model on the train split (fine-tuning also watches val); returns
-        the model and the loaded images."""
-        from ..models import MODELS
-        from ..training import image_spec_for, make_model, split_rows
+    def fit(self, cfg: RunConfig, trial=None) -> tuple:
+        """Train ``cfg``'s model on the train split (a model that uses a validation split also
+        watches val); returns the model, the loaded images and, for a model that trains in
+        epochs under a ``trial``, the reporter that told Optuna each epoch's score."""
+        # early stopping and the best epoch follow the searched metric
+        cfg = resolve_config(cfg, {"train.monitor": MONITOR[self.metric]})
+        runtime = Runtime(resolve_n_jobs(self.base.n_jobs), cache_root(self.base), False)
+        clf = fit_ready_model(cfg, self.ds, runtime, quiet=True)
+        reporter = None
+        if trial is not None and clf.supports(EPOCHS):
+            from .pruning import EpochReporter
 
-        finetune = MODELS.get(cfg.model.name).school == "deep" and cfg.model.mode == "finetune"
-        if finetune:  # early stopping and the best epoch follow the searched metric
-            cfg = resolve_config(cfg, {"train.monitor": MONITOR[self.metric]})
-        loaded = self.images(image_spec_for(self.ds, cfg, quiet=True))
-        clf = make_model(cfg, loaded, False, callbacks=callbacks)
-        train, val = split_rows(self.ds, loaded, "train"), split_rows(self.ds, loaded, "val")
-        labels = self.ds.labels[loaded.rows]
-        fit_args = {"val": (loaded.images[val], labels[val])} if finetune else {}
-        clf.fit(loaded.images[train], labels[train], **fit_args)
-        return clf, loaded
+            reporter = EpochReporter(trial, MONITOR[self.metric], self.deadline)
+            clf.set_runtime(callbacks=(reporter,))
+        loaded = self.images(clf.image_spec.with_channels(None))
+        fit(clf, self.ds, loaded)
+        return clf, loaded, reporter
 
     def validation_score(self, clf, loaded: LoadedImages) -> float:
-        from ..training import split_rows
-
-        val = split_rows(self.ds, loaded, "val")
+        val = loaded.split_rows(self.ds, "val")
         labels = self.ds.labels[loaded.rows][val]
         return score_of(compute_metrics(labels, clf.predict_proba(loaded.images[val]), clf.classes_),
                         self.metric)
@@ -137,8 +131,6 @@ class TrialRunner:
         best = json.loads(record.read_text()) if record.is_file() else None
         if best is not None and best["score"] >= score:
             return
-        from ..config import config_to_yaml
-
         clf.save(folder / "model")
         atomic_write_text(folder / "config.yaml", config_to_yaml(cfg))
         atomic_write_text(record, json.dumps({"trial": number, "score": score}))

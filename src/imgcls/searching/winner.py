@@ -6,7 +6,12 @@ import json
 import time
 from pathlib import Path
 
-from ..log import info
+from ..config import resolve_config
+from ..core.log import info
+from ..evaluation.scoring import evaluate_splits, split_predictions
+from ..models import load_model
+from ..runs import MODEL_DIR, Run
+from ..training import save_run
 
 BEST = "best"
 
@@ -17,28 +22,24 @@ def write_best(study, best, runner, ds, base, out: Path):
     The model a worker kept for that trial is reused when it is on this filesystem (any
     worker's); otherwise the trial's configuration is trained again, with its seed.
     """
-    from ..config import resolve_config
-    from ..models import load_model
-    from ..training import Run, evaluate_splits, write_run
-
     started = time.perf_counter()
     cfg = resolve_config(base, best.user_attrs.get("overrides", {}))
     kept = _kept_model(out, best.number)
     if kept is not None:
         clf = load_model(kept)
-        from ..training import image_spec_for
-
-        loaded = runner.images(image_spec_for(ds, cfg, quiet=True))
+        loaded = runner.images(clf.image_spec.with_channels(None))
     else:
         info(f"search: the model of trial {best.number} is not on this machine; training it again")
-        clf, loaded = runner.fit(cfg)
+        clf, loaded, _ = runner.fit(cfg)
     cfg = resolve_config(cfg, {"out": str(out / BEST)})
     metrics = evaluate_splits(clf, ds, loaded)  # val and, once, test
+    predictions = split_predictions(metrics, ds, loaded, clf.classes_)
     metrics.update(timings={"total_seconds": round(time.perf_counter() - started, 3)},
                    dataset=ds.summary(), model=clf.to_json(), checks=[],
                    search={"study": study.study_name, "trial": best.number, "val_score": best.value})
-    write_run(out / BEST, cfg, clf, ds, loaded, metrics)
-    return Run(out / BEST, cfg, metrics, clf)
+    run = Run(out / BEST, cfg, metrics, out / BEST / MODEL_DIR)
+    save_run(run, clf, metrics, predictions, ds, loaded)
+    return run
 
 
 def _kept_model(out: Path, number: int) -> Path | None:

@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from .. import __version__
 from ..config import ServeConfig
+from ..core.version import __version__
 from .errors import install_handlers
 from .routes import ServerState, StateDep, build_router
 from .schemas import Health, Readiness

@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import ExplainConfig
+from ..core.errors import ConfigError
+from ..models import GRADIENTS
+from ..review.explaining import ModelView, quick_method
+from ..review.explaining.gallery import overlay_uri
+from ..runs import Run
 from .errors import ApiError
 from .store import MAX_VERSIONS, LoadedModel
 
@@ -27,8 +33,6 @@ class HeatmapMaker:
     guard: threading.Lock = field(default_factory=threading.Lock)
 
     def view(self, model: LoadedModel):
-        from ..explaining import ModelView
-
         key = (model.name, model.version)
         with self.guard:
             if key not in self.views:
@@ -41,11 +45,6 @@ class HeatmapMaker:
     def explain(self, model: LoadedModel, image: np.ndarray, target: str | None) -> dict:
         """Blocking (run it in a thread): the overlay of ``image``, already prepared by the
         model's predictor, and what it explains."""
-        from ..config import ExplainConfig
-        from ..errors import ConfigError
-        from ..explaining import quick_method
-        from ..explaining.gallery import overlay_uri
-
         view, lock = self.view(model)
         prepared = view.from_model_input(image)
         proba = view.proba(prepared)[0]
@@ -63,10 +62,9 @@ class HeatmapMaker:
 
 
 def _classifier(model: LoadedModel):
-    """The saved Classifier of a run or model folder; None for a bare .onnx file."""
+    """The saved Classifier of a run or model folder when it has a network (Grad-CAM); None for
+    a bare .onnx file or a model explained as a black box through the served predictor."""
     if model.path.suffix == ".onnx" or not model.path.is_dir():
         return None
-    from ..models import load_model
-
-    clf = load_model(model.path)
-    return clf if clf.school == "deep" else None
+    clf = Run.open(model.path).model
+    return clf if clf.supports(GRADIENTS) else None

@@ -16,7 +16,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import SecretStr
 
 from ..config import ServeConfig
-from ..errors import ImgclsError
+from ..core.errors import ImgclsError
 from .errors import ApiError, documented
 from .heatmaps import HeatmapMaker
 from .schemas import (
@@ -34,7 +34,7 @@ from .schemas import (
 )
 from .store import LoadedModel, ModelStore, NotLoaded, UnknownModel, UnknownVersion
 from .telemetry import ServerMetrics
-from .uploads import all_failed, prepare_uploads, read_uploads
+from .uploads import all_failed, decode_uploads, read_uploads
 
 DEFAULT_TOP_K = 3
 
@@ -194,7 +194,7 @@ async def predict(request: Request, state: ServerState, model: LoadedModel, top_
     """Answer with ``model``: this version serves the whole request, even across a reload."""
     started = time.perf_counter()
     uploads, body_top_k = await read_uploads(request, state.settings.max_images_per_request)
-    prepared = await anyio.to_thread.run_sync(prepare_uploads, uploads, model.predictor,
+    prepared = await anyio.to_thread.run_sync(decode_uploads, uploads, model.predictor,
                                               state.settings.max_pixels)
     decoded = time.perf_counter()
     errors = [p for p in prepared if isinstance(p, ErrorDetail)]
@@ -222,7 +222,7 @@ async def predict(request: Request, state: ServerState, model: LoadedModel, top_
 async def explain_one(request: Request, state: ServerState, model: LoadedModel, target: str | None
                       ) -> ExplainResponse:
     uploads, _ = await read_uploads(request, 1)
-    prepared = await anyio.to_thread.run_sync(prepare_uploads, uploads, model.predictor,
+    prepared = await anyio.to_thread.run_sync(decode_uploads, uploads, model.predictor,
                                               state.settings.max_pixels)
     if isinstance(prepared[0], ErrorDetail):
         raise all_failed(prepared)

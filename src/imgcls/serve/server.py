@@ -9,8 +9,8 @@ from __future__ import annotations
 import ipaddress
 
 from ..config import ServeConfig
-from ..errors import ModelError
-from ..log import info, warn
+from ..core.errors import ModelError
+from ..core.log import info, warn
 from .app import create_app
 from .store import ModelStore
 

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import threading
@@ -29,12 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import inference
 from ..config import ServeConfig
-from ..errors import ConfigError, ModelError
-from ..inference import Predictor, load_predictor
-from ..log import info, warn
-from ..registry import did_you_mean
+from ..core.errors import ConfigError, ModelError
+from ..core.log import info, warn
+from ..core.registry import did_you_mean
+from ..deploy import predictors
+from ..deploy.loading import load_predictor
+from ..deploy.predictors import Predictor
+from ..runs import Run
 from .batching import MicroBatcher
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -107,29 +108,21 @@ def model_version(path: Path) -> str:
     """A short sha256 of the model's files: the same string `imgcls predict` and exports use."""
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    from ..exporting import model_digest
-
-    return model_digest(path)[:12]
+    return Run.open(path).model_digest()[:12]
 
 
 def run_test_metrics(path: Path) -> dict[str, float] | None:
     """The scalar test metrics of the run holding ``path`` (``RUN/metrics.json``), if any."""
-    for folder in (path, path.parent, path.parent.parent):
-        file = folder / "metrics.json"
-        if folder.is_dir() and file.is_file():
-            try:
-                test = json.loads(file.read_text()).get("test") or {}
-            except (OSError, ValueError, AttributeError):
-                return None
-            if not isinstance(test, dict):
-                return None
-            flat = {k: v for k, v in test.items() if _finite_number(v)}
-            for group in ("macro", "weighted"):
-                values = test.get(group)
-                if isinstance(values, dict):
-                    flat.update({f"{group}_{k}": v for k, v in values.items() if _finite_number(v)})
-            return flat or None
-    return None
+    run = Run.containing(path)
+    test = run.metrics.get("test") if run is not None else None
+    if not isinstance(test, dict):
+        return None
+    flat = {k: v for k, v in test.items() if _finite_number(v)}
+    for group in ("macro", "weighted"):
+        values = test.get(group)
+        if isinstance(values, dict):
+            flat.update({f"{group}_{k}": v for k, v in values.items() if _finite_number(v)})
+    return flat or None
 
 
 def _finite_number(value: object) -> bool:
@@ -296,4 +289,4 @@ def model_threads(threads: int | None, n_models: int) -> int | None:
     """
     if threads is not None or n_models <= 1:
         return threads
-    return max(1, inference.default_threads() // n_models)
+    return max(1, predictors.default_threads() // n_models)

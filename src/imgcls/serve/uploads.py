@@ -20,9 +20,10 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..core.errors import ImageDecodeError
 from ..data.decode import decode_with_info
-from ..errors import ImageDecodeError
-from ..inference import Predictor
+from ..data.prepare import prepare_image
+from ..deploy.predictors import Predictor
 from .errors import DECODE_STATUS, ApiError
 from .schemas import ErrorDetail, PredictJSONRequest
 
@@ -117,7 +118,7 @@ def clean_filename(name: str | None, fallback: str) -> str:
     return base or fallback
 
 
-def prepare_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int | None
+def decode_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int | None
                     ) -> list[np.ndarray | ErrorDetail]:
     """Decode and prepare each upload (blocking: run it in a thread); failures name the file."""
     draft = predictor.spec.size if predictor.spec.roi == "none" else None
@@ -128,7 +129,7 @@ def prepare_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int
             continue
         try:
             image, _ = decode_with_info(up.filename, data=up.data, max_pixels=max_pixels, draft_size=draft)
-            out.append(predictor.prepare(image))
+            out.append(prepare_image(image, predictor.spec))
         except ImageDecodeError as exc:
             code = DECODE_STATUS.get(exc.kind, (422, "corrupt_image"))[1]
             out.append(ErrorDetail(code=code, message=f"{up.filename}: {exc.reason}"))

@@ -1,0 +1,49 @@
+"""Commands about data: `imgcls check` (every problem before training) and `imgcls datasets`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import Overrides, print_rows
+
+
+def check(
+    data: Annotated[str, typer.Argument(help="Folder, CSV/Parquet manifest or built-in dataset.")],
+    overrides: Overrides = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
+    fail_on: Annotated[str | None, typer.Option(help="Exit 1 on findings this severe: error or warning.")
+                       ] = None,
+    write_manifest: Annotated[Path | None, typer.Option(help="Write a clean CSV manifest here.")] = None,
+    keep: Annotated[str | None, typer.Option(help="Duplicate kept in the manifest: first or largest.")
+                    ] = None,
+    labels: Annotated[bool, typer.Option(help="Run the label-issue pass.")] = True,
+    run: Annotated[Path | None, typer.Option(help="Use this run's model for the label-issue pass.")
+                   ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Find unreadable files, duplicates, leakage, outliers, imbalance and label errors."""
+    from ..checks import check as run_check
+    from ..checks.report import print_summary
+
+    items = list(overrides or []) + [f"check.labels={str(labels).lower()}"]
+    if keep:
+        items.append(f"check.keep={keep}")
+    if fail_on not in (None, "error", "warning"):
+        raise typer.BadParameter("use error or warning", param_hint="--fail-on")
+    report = run_check(data, out=out, overrides=items, write_manifest=write_manifest, run=run,
+                       progress=not quiet)
+    print_summary(report.summary, report.issues)
+    typer.echo(f"Report: {report.out / 'check.html'}", err=True)
+    raise typer.Exit(report.exit_code(fail_on))
+
+
+def datasets() -> None:
+    """List the built-in datasets."""
+    from ..data.builtins import list_datasets
+
+    print_rows(["name", "available", "description"],
+               [[d["name"], "yes" if d["available"] else "no (package missing)", d["description"]]
+                for d in list_datasets()])

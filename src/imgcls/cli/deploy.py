@@ -1,0 +1,135 @@
+"""Commands that put a model to work: `imgcls predict`, `imgcls export`, `imgcls serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..core.errors import ConfigError
+from .common import print_rows
+
+
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run or model folder, or an exported .onnx file.")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Image files, folders, globs, a manifest or a dataset (with --engine ray also s3://... URIs).")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 3,
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help=".csv, .jsonl or .parquet")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
+    backend: Annotated[str, typer.Option(
+        help="auto (ONNX Runtime when the run has an up-to-date export), onnx or torch.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, or int8 (needs export --quantize int8).")] = "fp32",
+    export: Annotated[bool, typer.Option("--export", help="Export to ONNX first if not done yet.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per inference call.")] = 32,
+    threads: Annotated[int, typer.Option(
+        min=0, help="Inference threads (0: all cores; with --engine ray: per actor, 0 = 1).")] = 0,
+    engine: Annotated[str, typer.Option(
+        help="local (this process) or ray (map_batches on a Ray cluster; pip install 'imgcls[ray]').")
+    ] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="With --engine ray: the cluster to join, e.g. auto (default: a local Ray on all cores).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Predict the top-k labels of images with a saved model."""
+    from ..deploy.prediction import predict as run_predict
+
+    table = run_predict(run, paths, top_k=top_k, output=output, limit=limit, progress=not quiet,
+                        backend=backend, precision=precision, export=export, batch_size=batch_size,
+                        n_jobs=threads, engine=engine, address=address)
+    if output is None:
+        _print_table(table)
+    failed = int((table["error"] != "").sum())
+    if failed == len(table):
+        raise typer.Exit(1)
+
+
+def export_command(
+    run: Annotated[Path | None, typer.Argument(help="Run folder of a deep model.", show_default=False)
+                   ] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="See --list.")] = "onnx",
+    quantize: Annotated[str | None, typer.Option(help="int8: add a quantised copy.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder; default RUN/export.")] = None,
+    data: Annotated[str | None, typer.Option(
+        help="Verify on these images instead of the run's test split.")] = None,
+    calibration: Annotated[int, typer.Option(min=1, help="Training images that calibrate int8.")] = 128,
+    tta: Annotated[str | None, typer.Option(
+        help="Test-time views in the graph: none, hflip or hflip+vflip (default: the run's).")] = None,
+    list_formats: Annotated[bool, typer.Option("--list", help="List the export formats.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Export a run for deployment (ONNX, optionally int8), verified against PyTorch."""
+    from ..deploy.exporting import export
+    from ..deploy.exporting import list_formats as formats
+
+    if list_formats:
+        print_rows(["format", "suffix", "quantize", "description"],
+                   [[f.name, f.suffix, ", ".join(f.quantize) or "-", f.description] for f in formats()])
+        return
+    if run is None:
+        raise ConfigError("Give the RUN folder to export (or --list).")
+    report = export(run, format, quantize=quantize, out=out, data=data, calibration=calibration,
+                    tta=tta, progress=not quiet).report
+    rows, p = [], report["parity"]
+    for name, facts in report["files"].items():
+        int8 = facts["precision"] == "int8"
+        acc = report["int8"]["accuracy_int8"] if int8 else p["accuracy_onnx"]
+        speed = report["int8"]["images_per_s_int8"] if int8 else p["onnx_images_per_s"]
+        rows.append([name, facts["precision"], f"{facts['bytes'] / 1e6:.1f}",
+                     "-" if acc is None else f"{acc:.4f}", f"{speed:.0f}"])
+    print_rows(["file", "precision", "MB", "test accuracy", "images/s (batch 32)"], rows)
+
+
+def _print_table(table) -> None:
+    if (table["error"] == "").all():
+        table = table.drop(columns="error")
+    print_rows(list(table.columns), [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+                                     for row in table.itertuples(index=False)])
+
+
+def serve(
+    runs: Annotated[list[str], typer.Argument(
+        help="Run folders, model folders or .onnx files to serve, as PATH or NAME=PATH; the first is "
+        "the default model.", show_default=False)],
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    backend: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32 or int8 (an int8 ONNX export).")] = "fp32",
+    export: Annotated[bool, typer.Option(
+        "--export", help="Export deep-learning runs to ONNX on first use when they have no up-to-date "
+        "export.")] = False,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="Inference threads per model (default: the cores, shared among the models).",
+        show_default=False)] = None,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most images per micro-batch.")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(
+        min=0, help="Micro-batch wait after its first request; 0 turns micro-batching off.")] = 5.0,
+    max_upload_bytes: Annotated[int | None, typer.Option(
+        min=1, help="Largest request body in bytes (default 20 MiB).", show_default=False)] = None,
+    max_pixels: Annotated[int | None, typer.Option(
+        min=0, help="Largest image, width x height (default 40,000,000); 0 turns the check off.",
+        show_default=False)] = None,
+    max_images: Annotated[int | None, typer.Option(
+        min=1, help="Most images in one request (default 64).", show_default=False)] = None,
+    cors_origin: Annotated[list[str] | None, typer.Option(
+        help="Origin allowed to call the API from a browser; repeat for several (default: CORS off).",
+        show_default=False)] = None,
+    api_key: Annotated[str | None, typer.Option(
+        help="Require this key on predict and reload (default $IMGCLS_API_KEY); reload is off without "
+        "a key.", show_default=False)] = None,
+) -> None:
+    """Serve models over HTTP: REST API, web page at /, Prometheus metrics at /metrics."""
+    from ..config import ServeConfig
+    from ..serve import run_server
+
+    given = {"api_key": api_key, "threads": threads, "max_upload_bytes": max_upload_bytes,
+             "max_images_per_request": max_images, "cors_origins": cors_origin}
+    options = {key: value for key, value in given.items() if value is not None}
+    if max_pixels is not None:
+        options["max_pixels"] = max_pixels or None  # 0: no pixel limit
+    run_server(ServeConfig.from_options(models=runs, host=host, port=port, backend=backend,
+                                        precision=precision, export=export, max_batch=max_batch,
+                                        max_wait_ms=max_wait_ms, **options))

@@ -1,0 +1,2 @@
+"""Deployment: predictor backends (ONNX Runtime or in-process), export with parity checks,
+batch prediction locally or on Ray."""

@@ -1,0 +1,106 @@
+"""The ONNX row of the export table: fp32 graph, optional int8 copy, both verified."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...core.errors import ModelError
+from ...core.log import info, warn
+from ...models import ONNX
+from ...models.base import versions
+from ...runs import ONNX_FILES, Run
+from ..predictors import OnnxPredictor
+from .formats import ExportFormat, accuracy, mark_in_progress, parity, timed
+from .onnx import quantize_int8, write_onnx
+
+INT8_ACCURACY_WARNING = 0.01
+
+
+def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str | None) -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+
+    from .graph import inference_module
+
+    if not clf.supports(ONNX):
+        clf.network()  # raises the family's own reason
+    module = inference_module(clf)
+    images, labels = check
+    described = clf.to_json()
+    meta = {"family": clf.family, "mode": described.get("mode"), "classes": [str(c) for c in clf.classes_],
+            "image_spec": clf.image_spec.to_dict(), "input": "uint8 (N, H, W, 3)",
+            "output": "probabilities (N, classes)", "precision": "fp32", "tta": clf.tta,
+            "model_sha256": run.model_digest(),
+            "versions": {**versions(), "torch": torch.__version__, "onnx": onnx.__version__,
+                         "onnxruntime": onnxruntime.__version__}}
+    started = time.perf_counter()
+    staged = out_dir / f".{ONNX_FILES['fp32']}.staged"
+    write_onnx(module, clf.image_spec.size, meta, staged)
+    export_seconds = time.perf_counter() - started
+    try:
+        reference, torch_speed = timed(clf.predict_proba, images)
+        fp32 = OnnxPredictor(staged)
+        exported, onnx_speed = timed(fp32.predict_proba, images)
+        report = parity(reference, exported)
+        if report["disagreements"] > report["disagreements_at_ties"]:
+            raise ModelError(f"The ONNX export disagrees with PyTorch on {report['disagreements']} of "
+                             f"{report['n']} test images (max probability difference "
+                             f"{report['max_abs_diff']:.3g}); nothing was written. Please report this.")
+        mark_in_progress(out_dir)
+        staged.replace(out_dir / ONNX_FILES["fp32"])
+    finally:
+        staged.unlink(missing_ok=True)
+    result = {"format": "onnx", "model_sha256": meta["model_sha256"], "classes": meta["classes"],
+              "tta": meta["tta"],
+              "image_spec": meta["image_spec"], "versions": meta["versions"],
+              "export_seconds": round(export_seconds, 2),
+              "files": {ONNX_FILES["fp32"]: _file_facts(out_dir / ONNX_FILES["fp32"], "fp32")},
+              "parity": {**report, "torch_images_per_s": round(torch_speed, 1),
+                         "onnx_images_per_s": round(onnx_speed, 1),
+                         "accuracy_torch": accuracy(reference, labels, clf.classes_),
+                         "accuracy_onnx": accuracy(exported, labels, clf.classes_)}}
+    if quantize == "int8":
+        result["int8"] = _int8(out_dir, meta, calib, images, labels, exported, onnx_speed, clf.classes_)
+        result["files"][ONNX_FILES["int8"]] = _file_facts(out_dir / ONNX_FILES["int8"], "int8")
+    else:
+        (out_dir / ONNX_FILES["int8"]).unlink(missing_ok=True)  # an old int8 copy would be stale
+    return result
+
+
+def _int8(out_dir: Path, meta: dict, calib: np.ndarray, images, labels, fp32_proba, fp32_speed,
+          classes) -> dict:
+    path = out_dir / ONNX_FILES["int8"]
+    started = time.perf_counter()
+    quantize_int8(out_dir / ONNX_FILES["fp32"], path, calib, meta)
+    seconds = time.perf_counter() - started
+    proba, speed = timed(OnnxPredictor(path).predict_proba, images)
+    fp32_acc, int8_acc = accuracy(fp32_proba, labels, classes), accuracy(proba, labels, classes)
+    change = None if fp32_acc is None else round(int8_acc - fp32_acc, 4)
+    agreement = parity(fp32_proba, proba)
+    info(f"int8: {speed / fp32_speed:.2f}x the fp32 speed, top-1 agreement {agreement['top1_agreement']:.2%}"
+         + ("" if change is None else f", accuracy change {change * 100:+.2f} points"))
+    if change is not None and change < -INT8_ACCURACY_WARNING:
+        warn(f"int8 loses {-change * 100:.1f} accuracy points on the test images; "
+             "prefer the fp32 model or calibrate on more images (--calibration).")
+    return {"calibration_images": int(len(calib)), "quantize_seconds": round(seconds, 2),
+            "accuracy_fp32": fp32_acc, "accuracy_int8": int8_acc, "accuracy_change": change,
+            "top1_agreement_with_fp32": agreement["top1_agreement"],
+            "max_abs_diff_from_fp32": agreement["max_abs_diff"],
+            "images_per_s_fp32": round(fp32_speed, 1), "images_per_s_int8": round(speed, 1),
+            "speedup": round(speed / fp32_speed, 2)}
+
+
+def _file_facts(path: Path, precision: str) -> dict:
+    import hashlib
+
+    return {"precision": precision, "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+ONNX_FORMAT = ExportFormat(
+    "onnx", ".onnx", "ONNX (opset 18) for ONNX Runtime and most serving stacks; uint8 NHWC input, "
+    "normalisation, TTA and softmax inside", ("int8",), write_onnx_export)

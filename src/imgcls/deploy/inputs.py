@@ -1,0 +1,70 @@
+"""What prediction reads: files, folders, globs, one manifest or one built-in dataset name.
+
+Example:
+    >>> ds = as_dataset(["photos/"])            # doctest: +SKIP
+    >>> ds.paths[:2]                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..core.errors import DataError
+from ..data import Dataset
+from ..data.builtins import DATASETS
+from ..data.decode import is_image_name
+from ..data.sources import MANIFEST_SUFFIXES, read_manifest
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(item: str | Path) -> bool:
+    """An object-store (or any scheme://) location, read by the Ray engine."""
+    return bool(_URI.match(str(item)))
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
+    """Files as given, folders walked for image files (hidden ones skipped), globs expanded."""
+    paths: list[str] = []
+    for item in map(str, inputs):
+        if os.path.isdir(item):
+            for dirpath, dirnames, filenames in os.walk(item):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                paths += [os.path.join(dirpath, f) for f in sorted(filenames)
+                          if not f.startswith(".") and is_image_name(f)]
+        elif os.path.exists(item):
+            paths.append(item)
+        elif glob.has_magic(item):
+            paths += sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+        else:
+            raise DataError(f"'{item}' does not exist (give files, folders, globs or a built-in "
+                            "dataset name).")
+    return paths
+
+
+def as_dataset(inputs: Sequence[str | Path]) -> Dataset:
+    """One built-in dataset name, one CSV/Parquet manifest, or files, folders and globs."""
+    names = [str(i) for i in inputs]
+    if len(names) == 1 and not os.path.exists(names[0]) and names[0] in DATASETS:
+        return DATASETS.get(names[0]).load()
+    if len(names) == 1 and os.path.isfile(names[0]) and names[0].lower().endswith(MANIFEST_SUFFIXES):
+        return _manifest(Path(names[0]))
+    paths = expand_inputs(names)
+    if not paths:
+        raise DataError(f"No image files found in {names}.")
+    return Dataset("inputs", pd.DataFrame({"path": paths, "label": ""}))
+
+
+def _manifest(path: Path) -> Dataset:
+    """A CSV/Parquet manifest's ``path`` column (relative to its folder); labels are not needed."""
+    table = read_manifest(path)
+    if "path" not in table.columns:
+        raise DataError(f"Manifest '{path}' lacks a 'path' column; found {list(table.columns)}.")
+    paths = table["path"].fillna("").astype(str).str.strip()
+    return Dataset(path.stem, pd.DataFrame({"path": paths, "label": ""}), root=path.parent.resolve())

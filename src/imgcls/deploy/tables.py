@@ -1,0 +1,49 @@
+"""The prediction table: top-k labels per image, in input order, and its files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import ConfigError
+from ..core.io import atomic_open, atomic_write_text
+
+
+def top_k_rows(done: list[int], proba: np.ndarray, classes: np.ndarray, k: int) -> list[dict]:
+    """One row per predicted input position: prediction, confidence, top1/p1 ... topk/pk."""
+    order = np.argsort(-proba, axis=1)[:, :k]
+    rows = []
+    for j, i in enumerate(done):
+        row = {"index": i, "prediction": classes[order[j, 0]],
+               "confidence": round(float(proba[j, order[j, 0]]), 6), "error": ""}
+        for rank, c in enumerate(order[j], start=1):
+            row[f"top{rank}"] = classes[c]
+            row[f"p{rank}"] = round(float(proba[j, c]), 6)
+        rows.append(row)
+    return rows
+
+
+def build_table(rows: list[dict], paths: Sequence[str], k: int) -> pd.DataFrame:
+    """Rows keyed by input position -> the table, in input order: path, prediction, ..., error."""
+    rows = sorted(rows, key=lambda r: r["index"])
+    columns = ["path", "prediction", "confidence"] + [
+        f"{n}{r}" for r in range(1, k + 1) for n in ("top", "p")] + ["error"]
+    table = pd.DataFrame(rows, columns=["index", *columns[1:]])
+    table.insert(0, "path", np.asarray(paths, dtype=object)[table.pop("index").to_numpy(dtype=int)])
+    return table.reindex(columns=columns).fillna({"error": ""})
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        atomic_write_text(path, table.to_csv(index=False))
+    elif suffix in (".jsonl", ".json"):
+        atomic_write_text(path, table.to_json(orient="records", lines=True))
+    elif suffix in (".parquet", ".pq"):
+        with atomic_open(path, "wb") as fh:
+            table.to_parquet(fh, index=False)
+    else:
+        raise ConfigError(f"Output '{path}': use a .csv, .jsonl or .parquet file name.")

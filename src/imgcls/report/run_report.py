@@ -1,0 +1,93 @@
+"""A run's (or an evaluation's) report.html: metrics, figures, worst errors, dataset, config."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import RunConfig, config_to_yaml
+from ..core.io import atomic_write_text
+from ..data import Dataset, LoadedImages
+from . import plots
+from .render import render
+
+MAX_ERRORS = 16
+MAX_SKIPPED = 200
+
+
+def worst_errors(predictions: pd.DataFrame, limit: int = MAX_ERRORS) -> pd.DataFrame:
+    """The most confident wrong predictions on the test split, most confident first."""
+    wrong = predictions[(predictions["label"] != predictions["prediction"])
+                        & (predictions["split"] == "test")]
+    return wrong.sort_values("confidence", ascending=False).head(limit)
+
+
+def _error_cards(predictions: pd.DataFrame, ds: Dataset, loaded: LoadedImages,
+                 heatmaps: dict[str, dict]) -> list[dict]:
+    position = {p: k for k, p in enumerate(np.asarray(ds.paths, dtype=object)[loaded.rows])}
+    out = []
+    for row in worst_errors(predictions).itertuples(index=False):
+        k = position.get(row.path)
+        card = {"path": row.path, "label": row.label, "prediction": row.prediction,
+                "confidence": row.confidence,
+                "thumbnail": plots.thumbnail_uri(loaded.images[k]) if k is not None else None}
+        if row.path in heatmaps:
+            card.update(explanation=heatmaps[row.path]["uri"], method=heatmaps[row.path]["method"])
+        out.append(card)
+    return out
+
+
+def _split_counts(ds: Dataset) -> tuple[list[str], list[dict]]:
+    splits = [s for s in ("train", "val", "test") if (ds.table.get("split") == s).any()] \
+        if "split" in ds.table else []
+    rows = []
+    for c in ds.classes:
+        mask = ds.table["label"] == c
+        counts = {s: int((mask & (ds.table["split"] == s)).sum()) for s in splits}
+        rows.append({"label": c, "total": int(mask.sum()), **counts})
+    return splits, rows
+
+
+def _figures(test: dict) -> dict:
+    cm = test["confusion_matrix"]
+    return {
+        "cm_counts": plots.confusion_matrix_plot(cm["counts"], cm["labels"], normalized=False),
+        "cm_norm": plots.confusion_matrix_plot(cm["normalized"], cm["labels"], normalized=True),
+        "per_class": plots.per_class_plot(test["per_class"]),
+        "reliability": plots.reliability_plot(test["reliability"], test["ece"]),
+    }
+
+
+def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Dataset,
+                 loaded: LoadedImages, cfg: RunConfig, heatmaps: dict[str, dict] | None = None) -> Path:
+    """Write ``report.html`` for a run or an evaluation.
+
+    Args:
+        heatmaps: For some of the worst errors, by path: ``{"uri": data URI, "method": name}``
+            of why the model chose its answer (the caller explains them).
+    """
+    test = metrics.get("test")
+    splits, class_rows = _split_counts(ds)
+    context = {
+        "title": Path(path).parent.name,
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+        "metrics": metrics,
+        "test": test,
+        "val": metrics.get("val"),
+        "figures": _figures(test) if test else {},
+        "errors": _error_cards(predictions, ds, loaded, heatmaps or {}) if test else [],
+        "dataset": ds.summary(),
+        "splits": splits,
+        "class_rows": class_rows,
+        "image_shape": list(loaded.images.shape[1:]),
+        "skipped": loaded.skipped.head(MAX_SKIPPED).to_dict("records"),
+        "n_skipped": len(loaded.skipped),
+        "config_yaml": config_to_yaml(cfg),
+        "model": metrics.get("model", {}),
+    }
+    html = render("report.html.j2", **context)
+    atomic_write_text(path, html)
+    return Path(path)
