@@ -125,3 +125,25 @@ def dots(rng) -> np.ndarray:
 def colourise(grey: np.ndarray, rng) -> np.ndarray:
     tint = rng.uniform(0.8, 1.0, size=3)
     return np.clip(grey[..., None] * tint, 0, 255).astype(np.uint8)
+
+
+def write_tiff_without_second_frame_size(path: str | Path) -> Path:
+    """A two-frame TIFF whose second frame has no width or height: the first frame decodes,
+    but counting the frames makes Pillow raise TypeError ("Missing dimensions")."""
+    path = _prepare(path)
+
+    def entry(tag: int, kind: int, value: int) -> bytes:  # kind 3 = SHORT, 4 = LONG
+        return struct.pack("<HHII", tag, kind, 1, value)
+
+    pixels = bytes(range(16))
+    first = [entry(256, 3, 4), entry(257, 3, 4), entry(258, 3, 8), entry(259, 3, 1),
+             entry(262, 3, 1), entry(273, 4, 0), entry(278, 3, 4), entry(279, 4, len(pixels))]
+    second = [entry(259, 3, 1), entry(262, 3, 1)]
+    first_at = 8
+    second_at = first_at + 2 + 12 * len(first) + 4
+    data_at = second_at + 2 + 12 * len(second) + 4
+    first[5] = entry(273, 4, data_at)
+    body = (struct.pack("<H", len(first)) + b"".join(first) + struct.pack("<I", second_at)
+            + struct.pack("<H", len(second)) + b"".join(second) + struct.pack("<I", 0))
+    path.write_bytes(b"II*\x00" + struct.pack("<I", first_at) + body + pixels)
+    return path

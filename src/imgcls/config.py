@@ -20,6 +20,7 @@ from .core.errors import ConfigError
 from .core.registry import did_you_mean
 
 PIL_DEFAULT_MAX_PIXELS = 89_478_485
+DECODE_TIMEOUT = 60.0  # seconds one file may take; a legitimate 89-megapixel image takes a few
 
 
 class _Strict(BaseModel):
@@ -50,6 +51,9 @@ class DataConfig(_Strict):
         gt=0,
         description="Decompression-bomb limit; larger images are skipped. null disables it.",
     )
+    decode_timeout: float | None = Field(
+        DECODE_TIMEOUT, gt=0,
+        description="Seconds one file may take to decode before it is skipped; null: no limit.")
 
 
 class SplitConfig(_Strict):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import imgcls
-from helpers import file_hashes
+from helpers import file_hashes, write_bomb_png, write_empty, write_text_as_png, write_truncated_jpeg
 from imgcls.checks import check
 
 EXPECTED = {  # file -> check that must flag it
@@ -131,3 +131,26 @@ def test_label_issues_from_a_given_run(clean_folder, tmp_path):
     report = check(str(clean_folder), out=tmp_path / "o", run=run.path, progress=False)
     flagged = {f.path for f in report.by_check("label_issue")}
     assert "dots/odd_one.png" in flagged
+
+
+def test_a_folder_of_hostile_files_is_checked_to_the_end(clean_folder, tmp_path):
+    """A malformed TIFF, an empty file, text named .png, a truncated JPEG and a bomb among good
+    images: the check finishes (exit 0), lists each with its reason, and changes nothing."""
+    from helpers import write_tiff_without_second_frame_size
+
+    hostile = {"stripes/scan.tif": write_tiff_without_second_frame_size,
+               "stripes/empty.png": write_empty, "dots/notes.png": write_text_as_png,
+               "dots/cut.jpg": write_truncated_jpeg, "dots/bomb.png": write_bomb_png}
+    for rel, write in hostile.items():
+        write(clean_folder / rel)
+    before = file_hashes(clean_folder)
+    out = subprocess.run([sys.executable, "-m", "imgcls", "check", str(clean_folder), "--out",
+                          str(tmp_path / "out"), "-q", "--no-labels"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    issues = json.loads((tmp_path / "out" / "check.json").read_text())["issues"]
+    errors = {f["path"]: f for f in issues if f["severity"] == "error"}
+    assert set(hostile) <= set(errors)
+    assert "Missing dimensions" in errors["stripes/scan.tif"]["detail"]
+    assert file_hashes(clean_folder) == before

@@ -410,3 +410,61 @@ def test_postscript_never_reaches_a_pillow_reader(tmp_path):
         decode_image(eps)
     assert info.value.kind == "not_image"
     assert "Ghostscript" not in str(info.value)
+
+
+PILLOW_FAILURES = [OSError("broken data stream"), ValueError("bad mode"), TypeError("Missing dimensions"),
+                   SyntaxError("not a TIFF file"), NotImplementedError("unsupported compression"),
+                   struct.error("unpack requires a buffer"), EOFError(), MemoryError(),
+                   Image.DecompressionBombError("too big"), KeyError(0x0112)]
+
+
+@pytest.mark.parametrize("step", ["open", "load", "seek", "n_frames", "getexif", "convert"])
+@pytest.mark.parametrize("failure", PILLOW_FAILURES, ids=lambda e: type(e).__name__)
+def test_no_exception_of_any_decoding_step_escapes(tmp_path, monkeypatch, step, failure):
+    """Whatever Pillow raises, from whichever step, the file becomes a reason to skip it."""
+    path = tmp_path / "cell.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(path)
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    if step == "open":
+        monkeypatch.setattr(decode_mod, "_open_unchecked", fail)
+    elif step == "n_frames":
+        monkeypatch.setattr(Image.Image, "n_frames", property(fail), raising=False)
+    elif step == "convert":
+        monkeypatch.setattr(decode_mod, "to_uint8_array", fail)
+    else:
+        from PIL import ImageFile, PngImagePlugin
+
+        target = {"load": ImageFile.ImageFile, "seek": PngImagePlugin.PngImageFile,
+                  "getexif": Image.Image}[step]
+        monkeypatch.setattr(target, step, fail)
+        if step == "seek":  # what ImageOps.exif_transpose and frame counting call
+            monkeypatch.setattr(Image.Image, "n_frames", property(lambda im: (im.seek(1), 2)[1]),
+                                raising=False)
+    with pytest.raises(ImageDecodeError) as caught:
+        decode_image(path)
+    assert caught.value.reason and str(path) in str(caught.value)
+
+
+def test_a_tiff_whose_frames_cannot_be_counted_is_a_reason(tmp_path):
+    from helpers import write_tiff_without_second_frame_size
+
+    path = write_tiff_without_second_frame_size(tmp_path / "scan.tif")
+    with pytest.raises(ImageDecodeError, match="Missing dimensions"):
+        decode_image(path)
+
+
+def test_a_decode_that_never_ends_is_cut_off(tmp_path, monkeypatch):
+    import time
+
+    path = tmp_path / "cell.png"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(path)
+    release = threading.Event()
+    monkeypatch.setattr(decode_mod, "to_uint8_array", lambda img: release.wait(30))  # a decoder stuck
+    started = time.perf_counter()
+    with pytest.raises(ImageDecodeError, match="longer than 0.3 s"):
+        decode_image(path, timeout=0.3)
+    assert time.perf_counter() - started < 5
+    release.set()

@@ -73,7 +73,7 @@ def inspect_row(ds: Dataset, i: int) -> tuple[dict, np.ndarray | None]:
             return record, None
         record.update(sha1=hashlib.sha1(data).hexdigest(), bytes=len(data))
         try:
-            arr, info = decode_with_info(path, data, ds.max_image_pixels)
+            arr, info = decode_with_info(path, data, ds.max_image_pixels, timeout=ds.decode_timeout)
         except ImageDecodeError as exc:
             record.update(error=exc.kind, reason=exc.reason)
             return record, None

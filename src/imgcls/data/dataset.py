@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import PIL_DEFAULT_MAX_PIXELS
+from ..config import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
 from .decode import decode_image
 
 SPLITS = ("train", "val", "test")
@@ -42,6 +42,7 @@ class Dataset:
     ignored: dict[str, int] = field(default_factory=dict)
     description: str = ""
     max_image_pixels: int | None = PIL_DEFAULT_MAX_PIXELS
+    decode_timeout: float | None = DECODE_TIMEOUT
 
     def __post_init__(self) -> None:
         self.table = self.table.reset_index(drop=True)
@@ -75,7 +76,7 @@ class Dataset:
         """Decode image ``i``; raises ImageDecodeError for files that cannot be read."""
         if self.arrays is not None:
             return self.arrays[i]
-        return decode_image(self.file_path(i), self.max_image_pixels, draft_size)
+        return decode_image(self.file_path(i), self.max_image_pixels, draft_size, self.decode_timeout)
 
     def fingerprint(self, i: int) -> str:
         """Changes when the image's content may have changed (size and mtime for files)."""
@@ -106,6 +107,7 @@ class Dataset:
             dict(self.ignored),
             self.description,
             self.max_image_pixels,
+            self.decode_timeout,
         )
 
     def summary(self) -> dict:

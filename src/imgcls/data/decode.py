@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import PIL_DEFAULT_MAX_PIXELS
+from ..config import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
 from ..core.errors import ImageDecodeError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -41,6 +41,7 @@ def decode_image(
     path: str | Path,
     max_pixels: int | None = PIL_DEFAULT_MAX_PIXELS,
     draft_size: int | None = None,
+    timeout: float | None = DECODE_TIMEOUT,
 ) -> np.ndarray:
     """Read ``path`` into a uint8 array (H, W) for grey images or (H, W, 3) for colour.
 
@@ -48,8 +49,9 @@ def decode_image(
         path: Image file.
         max_pixels: Decompression-bomb limit (width x height); None disables it.
         draft_size: Let JPEG decode at a reduced scale that still covers this side.
+        timeout: Seconds one file may take to decode; None: no limit.
     """
-    return decode_with_info(path, max_pixels=max_pixels, draft_size=draft_size)[0]
+    return decode_with_info(path, max_pixels=max_pixels, draft_size=draft_size, timeout=timeout)[0]
 
 
 def decode_with_info(
@@ -57,8 +59,13 @@ def decode_with_info(
     data: bytes | None = None,
     max_pixels: int | None = PIL_DEFAULT_MAX_PIXELS,
     draft_size: int | None = None,
+    timeout: float | None = DECODE_TIMEOUT,
 ) -> tuple[np.ndarray, dict]:
     """Like :func:`decode_image`, also returning what the file header says.
+
+    Nothing but :class:`ImageDecodeError` leaves this function, whatever the bytes: every
+    exception a decoder raises becomes a reason, and a decode that outlasts ``timeout`` is
+    abandoned (it finishes in a daemon thread that never blocks the process).
 
     Args:
         path: Image file (named in errors; read unless ``data`` is given).
@@ -68,8 +75,6 @@ def decode_with_info(
         The array and ``{"format", "mode", "width", "height", "frames", "orientation"}``
         (size before EXIF rotation).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = Path(path)
     if data is None:
         try:
@@ -80,6 +85,36 @@ def decode_with_info(
         size = len(data)
     if size == 0:
         raise ImageDecodeError(str(path), "empty file (0 bytes)", "empty")
+    if timeout is None:
+        return _decode(path, data, max_pixels, draft_size)
+    return _with_time_limit(lambda: _decode(path, data, max_pixels, draft_size), timeout, path)
+
+
+def _with_time_limit(decode, timeout: float, path: Path):
+    """Run ``decode`` in a daemon thread; past ``timeout`` seconds give up on it."""
+    outcome: list = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, decode()))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=target, name=f"imgcls-decode-{path.name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise ImageDecodeError(str(path), f"decoding took longer than {timeout:g} s (data.decode_timeout); "
+                               "skipped", "unreadable")
+    done, value = outcome[0]
+    if done:
+        return value
+    raise value
+
+
+def _decode(path: Path, data: bytes | None, max_pixels: int | None, draft_size: int | None):
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     source = io.BytesIO(data) if data is not None else path
     try:
         with _open_unchecked(source) as img:
@@ -99,18 +134,30 @@ def decode_with_info(
             "too_many_pixels",
         ) from None
     except UnidentifiedImageError:
-        head = data[:512] if data is not None else path.open("rb").read(512)
+        head = data[:512] if data is not None else _head(path)
         claimed = sniff_format(head)
         if claimed:
             raise ImageDecodeError(str(path), f"corrupt {claimed}: the header says {claimed} but "
                                    "Pillow cannot read it", "unreadable") from None
         raise ImageDecodeError(str(path), _not_an_image_reason(head), "not_image") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+    except ImageDecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, ValueError, TypeError, SyntaxError,
+        # NotImplementedError, struct.error, EOFError, MemoryError... on bad bytes: all are reasons
         reason = str(exc) or type(exc).__name__
-        kind = "truncated" if "truncated" in reason else "unreadable"
-        if kind == "truncated":
-            reason = f"truncated image ({reason})"
-        raise ImageDecodeError(str(path), f"cannot decode: {reason}", kind) from None
+        if "truncated" in reason:
+            raise ImageDecodeError(str(path), f"cannot decode: truncated image ({reason})", "truncated") from None
+        if not isinstance(exc, OSError | SyntaxError | ValueError | EOFError | struct.error):
+            reason = f"{type(exc).__name__}: {reason}"
+        raise ImageDecodeError(str(path), f"cannot decode: {reason}", "unreadable") from None
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(512)
+    except OSError:
+        return b""
 
 
 class _TooManyPixels(Exception):

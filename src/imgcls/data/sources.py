@@ -49,7 +49,7 @@ def load_dataset(source: str | Path | DataConfig, **options) -> Dataset:
             f"'{cfg.source}' is neither an existing folder or manifest nor a built-in dataset.{hint}"
             f" Built-ins: {', '.join(DATASETS.names())}."
         )
-    ds.max_image_pixels = cfg.max_image_pixels
+    ds.max_image_pixels, ds.decode_timeout = cfg.max_image_pixels, cfg.decode_timeout
     if len(ds) == 0:
         raise DataError(f"'{cfg.source}' holds no images (ignored: {ds.ignored or 'none'}).")
     return ds
