@@ -30,7 +30,8 @@ def _seed_files() -> dict[str, bytes]:
     for fmt, image, options in (("PNG", rgb, {}), ("JPEG", rgb, {"quality": 80}), ("BMP", grey, {}),
                                 ("WEBP", rgb, {"quality": 80}),
                                 ("TIFF", rgb, {"save_all": True, "append_images": [grey.convert("RGB")]}),
-                                ("GIF", grey.convert("P"), {"save_all": True, "append_images": [grey.convert("P")]})):
+                                ("GIF", grey.convert("P"),
+                                 {"save_all": True, "append_images": [grey.convert("P")]})):
         buffer = io.BytesIO()
         image.save(buffer, format=fmt, **options)
         out[fmt] = buffer.getvalue()

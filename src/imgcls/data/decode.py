@@ -146,7 +146,8 @@ def _decode(path: Path, data: bytes | None, max_pixels: int | None, draft_size: 
         # NotImplementedError, struct.error, EOFError, MemoryError... on bad bytes: all are reasons
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason:
-            raise ImageDecodeError(str(path), f"cannot decode: truncated image ({reason})", "truncated") from None
+            raise ImageDecodeError(str(path), f"cannot decode: truncated image ({reason})",
+                                   "truncated") from None
         if not isinstance(exc, OSError | SyntaxError | ValueError | EOFError | struct.error):
             reason = f"{type(exc).__name__}: {reason}"
         raise ImageDecodeError(str(path), f"cannot decode: {reason}", "unreadable") from None
