@@ -127,3 +127,17 @@ def test_digits_svm_reaches_reference_accuracy(tmp_path):
     run = imgcls.train("digits", model="svm", out=tmp_path / "digits", progress=False)
     assert run.metrics["test"]["accuracy"] >= 0.991
     assert run.metrics["test"]["n"] == 450
+
+
+def test_a_manifest_of_absolute_paths_elsewhere_trains(shapes_folder, tmp_path):
+    """The way people write a manifest from a database or pandas: absolute paths, the
+    manifest in another folder."""
+    import pandas as pd
+
+    rows = [{"path": str(p.resolve()), "label": p.parent.name} for p in sorted(shapes_folder.rglob("*.png"))]
+    manifest = tmp_path / "exports" / "labels.csv"
+    manifest.parent.mkdir()
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    run = imgcls.train(str(manifest), model="logistic_regression", features="hist", out=tmp_path / "run",
+                       progress=False)
+    assert run.metrics["test"]["n"] == 9 and not run.metrics["dataset"]["ignored"]

@@ -44,8 +44,8 @@ class DataConfig(_Strict):
 
     source: str = Field("shapes", description="Folder, CSV/Parquet manifest, or built-in name.")
     allow_outside_root: bool = Field(
-        False, description="Allow manifest paths that escape the manifest's folder."
-    )
+        True, description="Accept manifest paths outside the manifest's folder (absolute, or with ..); "
+        "false refuses them, for a manifest from an untrusted source.")
     max_image_pixels: int | None = Field(
         PIL_DEFAULT_MAX_PIXELS,
         gt=0,

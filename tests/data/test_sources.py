@@ -177,7 +177,9 @@ def test_manifest_absolute_path_inside_root_is_accepted(manifest_dir):
     assert ds.file_path(0).is_file()
 
 
-def test_manifest_path_outside_root_is_refused(manifest_dir, tmp_path):
+def test_manifest_paths_outside_its_folder_are_read_unless_refused(manifest_dir, tmp_path):
+    """A user's manifest may point anywhere (absolute paths, ..); a manifest from an untrusted
+    source is read with allow_outside_root=False, which refuses the first escaping row."""
     write_solid(tmp_path / "outside.png", (9, 9, 9))
     sub = manifest_dir / "sub"
     sub.mkdir()
@@ -185,26 +187,38 @@ def test_manifest_path_outside_root_is_refused(manifest_dir, tmp_path):
     pd.DataFrame({"path": ["../img/a1.png", "../../outside.png"], "label": ["a", "b"]}).to_csv(
         path, index=False
     )
-    with pytest.raises(DataError) as info:
-        load_dataset(path)
-    message = str(info.value)
-    assert "outside" in message
-    assert "allow_outside_root" in message
-    assert "row 2" in message  # the first offending data row, counting the header as row 1
-
-    ds = load_dataset(path, allow_outside_root=True)
+    ds = load_dataset(path)
     assert len(ds) == 2
     assert ds.file_path(1).resolve() == (tmp_path / "outside.png").resolve()
-    assert ds.file_path(1).is_file()
     np.testing.assert_array_equal(ds.read(1)[0, 0], (9, 9, 9))
 
+    with pytest.raises(DataError) as info:
+        load_dataset(path, allow_outside_root=False)
+    message = str(info.value)
+    assert "outside" in message and "allow_outside_root" in message
+    assert "row 2" in message  # the first offending data row, counting the header as row 1
 
-def test_manifest_absolute_path_outside_root_is_refused(manifest_dir, tmp_path):
+
+def test_manifest_of_absolute_paths_and_file_uris(manifest_dir, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = elsewhere / "labels.csv"
+    first = (manifest_dir / "img" / "a1.png").resolve()
+    pd.DataFrame({"path": [str(first), first.as_uri()], "label": ["a", "b"]}).to_csv(path, index=False)
+    ds = load_dataset(path.as_uri())  # the manifest itself named by a file:// URI
+    assert [ds.file_path(i) for i in range(2)] == [first, first]
+    pd.DataFrame({"path": ["file://server/x.png"], "label": ["a"]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="on host 'server'"):
+        load_dataset(path)
+
+
+def test_manifest_absolute_path_outside_root_is_refused_only_when_untrusted(manifest_dir, tmp_path):
     outside = write_solid(tmp_path / "outside.png", 0, mode="L")
     path = manifest_dir / "labels.csv"
     pd.DataFrame({"path": [str(outside)], "label": ["a"]}).to_csv(path, index=False)
+    assert load_dataset(path).file_path(0) == outside
     with pytest.raises(DataError, match="outside"):
-        load_dataset(path)
+        load_dataset(path, allow_outside_root=False)
 
 
 def test_manifest_missing_label_column(manifest_dir):

@@ -74,17 +74,14 @@ def clean_rows(ds: Dataset, issues: list[Finding], groups: list[list[int]], reco
     return np.array([i for i in range(len(ds)) if i not in drop], dtype=int)
 
 
-def write_manifest(path: Path, ds: Dataset, rows: np.ndarray) -> int:
-    """Write rows as a CSV manifest with paths relative to the manifest's folder; returns
-    how many paths escape that folder (training them needs data.allow_outside_root=true)."""
+def write_manifest(path: Path, ds: Dataset, rows: np.ndarray) -> None:
+    """Write rows as a CSV manifest with paths relative to the manifest's folder."""
     path = Path(path)
     base = path.parent.resolve()
     table = ds.table.iloc[rows].copy()
     absolute = [ds.file_path(i).resolve() for i in rows]
     table["path"] = [os.path.relpath(p, base) for p in absolute]
-    escaping = sum(p.startswith("..") for p in table["path"])
     atomic_write_text(path, table.to_csv(index=False))
-    return escaping
 
 
 def summary_facts(ds: Dataset, records: list[dict]) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import CheckConfig, SplitConfig, cache_root, resolve_config, resolve_n_jobs
 from ..core.errors import ConfigError, DataError
-from ..core.log import info, warn
+from ..core.log import info
 from ..data import Dataset, assign_splits, load_dataset, load_images
 from ..runs import Run
 from . import report as pages
@@ -157,9 +157,6 @@ def _write_clean_manifest(path: Path, ds: Dataset, result: CheckReport, records,
     if ds.arrays is not None:
         raise DataError(f"'{ds.name}' is a built-in in-memory dataset; a manifest needs files.")
     rows = pages.clean_rows(ds, result.issues, result.groups, records, keep)
-    escaping = pages.write_manifest(path, ds, rows)
+    pages.write_manifest(path, ds, rows)
     info(f"clean manifest: {len(rows)} of {len(ds)} images -> {path}")
-    if escaping:
-        warn(f"{escaping} paths lie outside {path.parent}; train with data.allow_outside_root=true "
-             "or write the manifest next to the images")
     result.summary["clean_manifest"] = {"path": str(path), "rows": int(len(rows))}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
@@ -31,10 +32,10 @@ def load_dataset(source: str | Path | DataConfig, **options) -> Dataset:
 
     Args:
         source: Folder path, ``.csv``/``.parquet`` manifest, built-in name, or a DataConfig.
-        **options: DataConfig fields, e.g. ``allow_outside_root=True``.
+        **options: DataConfig fields, e.g. ``allow_outside_root=False`` for an untrusted manifest.
     """
     cfg = source if isinstance(source, DataConfig) else DataConfig(source=str(source), **options)
-    path = Path(cfg.source).expanduser()
+    path = Path(local_path(cfg.source)).expanduser()
     if path.is_dir():
         ds = from_folder(path)
     elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
@@ -91,8 +92,24 @@ def read_manifest(path: Path) -> pd.DataFrame:
         raise DataError(f"Cannot read manifest '{path}': {exc}") from None
 
 
-def from_manifest(path: Path, allow_outside_root: bool = False) -> Dataset:
-    """Rows of ``path``, ``label``, optional ``split``; other columns are kept as metadata."""
+def local_path(text: str) -> str:
+    """A path as given, or the path of a ``file://`` URI (``file:///data/a%20b.png``)."""
+    if not text.lower().startswith("file:"):
+        return text
+    parsed = urlparse(text)
+    if parsed.netloc not in ("", "localhost"):
+        raise DataError(f"'{text}' names a file on host '{parsed.netloc}'; give a local path or a "
+                        "file:///absolute/path URI.")
+    return unquote(parsed.path)
+
+
+def from_manifest(path: Path, allow_outside_root: bool = True) -> Dataset:
+    """Rows of ``path``, ``label``, optional ``split``; other columns are kept as metadata.
+
+    Paths are relative to the manifest's folder, absolute, or ``file://`` URIs; with
+    ``allow_outside_root=False`` (a manifest from an untrusted source) a path outside the
+    manifest's folder is refused.
+    """
     path = Path(path)
     table = read_manifest(path)
     missing = [c for c in ("path", "label") if c not in table.columns]
@@ -101,7 +118,8 @@ def from_manifest(path: Path, allow_outside_root: bool = False) -> Dataset:
             f"Manifest '{path}' lacks column(s) {missing}; found {list(table.columns)}. "
             "It needs 'path' and 'label' (and optionally 'split')."
         )
-    table["path"] = table["path"].fillna("").astype(str).str.strip()
+    table["path"] = table["path"].fillna("").astype(str).str.strip().map(
+        lambda p: os.path.expanduser(local_path(p)))
     table["label"] = table["label"].fillna("").astype(str).str.strip()
     for column in ("path", "label"):
         empty = table.index[table[column].isin(["", "nan", "None"])]
@@ -122,7 +140,8 @@ def _refuse_escaping_paths(manifest: Path, paths: pd.Series, root: Path) -> None
         if not full.is_relative_to(root):
             raise DataError(
                 f"Manifest '{manifest}' row {row + 2}: path '{value}' is outside the manifest's "
-                f"folder {root}. Move the manifest up, or set data.allow_outside_root=true."
+                f"folder {root}, and this manifest is read with data.allow_outside_root=false (as "
+                "for an untrusted source). Move the manifest up, or allow it (data.allow_outside_root=true)."
             )
 
 

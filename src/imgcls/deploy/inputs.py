@@ -19,20 +19,26 @@ from ..core.errors import DataError
 from ..data import Dataset
 from ..data.builtins import DATASETS
 from ..data.decode import is_image_name
-from ..data.sources import MANIFEST_SUFFIXES, read_manifest
+from ..data.sources import MANIFEST_SUFFIXES, local_path, read_manifest
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def is_uri(item: str | Path) -> bool:
-    """An object-store (or any scheme://) location, read by the Ray engine."""
+    """A scheme://location (``file://`` included), which the Ray engine reads with pyarrow."""
     return bool(_URI.match(str(item)))
 
 
+def is_remote(item: str | Path) -> bool:
+    """An object-store location (``s3://``, ``gs://``...): not a file of this machine."""
+    return is_uri(item) and not str(item).lower().startswith("file:")
+
+
 def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
-    """Files as given, folders walked for image files (hidden ones skipped), globs expanded."""
+    """Files as given, folders walked for image files (hidden ones skipped), globs expanded;
+    ``file://`` URIs are local paths."""
     paths: list[str] = []
-    for item in map(str, inputs):
+    for item in (os.path.expanduser(local_path(str(i))) for i in inputs):
         if os.path.isdir(item):
             for dirpath, dirnames, filenames in os.walk(item):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -50,7 +56,7 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
 
 def as_dataset(inputs: Sequence[str | Path]) -> Dataset:
     """One built-in dataset name, one CSV/Parquet manifest, or files, folders and globs."""
-    names = [str(i) for i in inputs]
+    names = [os.path.expanduser(local_path(str(i))) for i in inputs]
     if len(names) == 1 and not os.path.exists(names[0]) and names[0] in DATASETS:
         return DATASETS.get(names[0]).load()
     if len(names) == 1 and os.path.isfile(names[0]) and names[0].lower().endswith(MANIFEST_SUFFIXES):
@@ -66,5 +72,5 @@ def _manifest(path: Path) -> Dataset:
     table = read_manifest(path)
     if "path" not in table.columns:
         raise DataError(f"Manifest '{path}' lacks a 'path' column; found {list(table.columns)}.")
-    paths = table["path"].fillna("").astype(str).str.strip()
+    paths = table["path"].fillna("").astype(str).str.strip().map(lambda p: os.path.expanduser(local_path(p)))
     return Dataset(path.stem, pd.DataFrame({"path": paths, "label": ""}), root=path.parent.resolve())

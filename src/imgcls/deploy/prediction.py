@@ -19,7 +19,7 @@ from ..core.errors import ConfigError
 from ..core.progress import progress_bar
 from ..core.registry import did_you_mean
 from ..models import Classifier
-from .inputs import as_dataset, is_uri
+from .inputs import as_dataset, is_remote
 from .loading import load_predictor
 from .predictors import Predictor, iter_batches
 from .ray import predict_rows
@@ -84,7 +84,7 @@ def _check_options(top_k: int, batch_size: int, engine: str, address: str | None
 def _local_rows(model, inputs, *, top_k: int, limit: int | None, backend: str, precision: str,
                 n_jobs: int, batch_size: int, export: bool, progress: bool
                 ) -> tuple[list[str], list[dict], int]:
-    if any(is_uri(i) for i in inputs):
+    if any(is_remote(i) for i in inputs):
         raise ConfigError("Object-store URIs (s3://, gs://...) are read by engine='ray'; "
                           "pass engine='ray' (CLI: --engine ray).")
     predictor = model if isinstance(model, Predictor) else load_predictor(
