@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("deploy", ("imgcls.deploy",)),
     ("review", ("imgcls.review",)),
     ("evaluation", ("imgcls.evaluation",)),
-    ("training", ("imgcls.training",)),
+    ("training", ("imgcls.training", "imgcls.tracking")),
     ("searching", ("imgcls.searching",)),
     ("serve", ("imgcls.serve",)),
     ("cli", ("imgcls.cli", "imgcls.__main__")),

@@ -46,6 +46,7 @@ _LAZY = {
     "create_model": ("imgcls.models", "create_model"),
     "list_models": ("imgcls.models", "list_models"),
     "load_model": ("imgcls.runs", "load_run_model"),
+    "list_runs": ("imgcls.runs", "list_runs"),
     "Classifier": ("imgcls.models", "Classifier"),
     "Runtime": ("imgcls.models", "Runtime"),
     "load_predictor": ("imgcls.deploy.loading", "load_predictor"),

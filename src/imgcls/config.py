@@ -72,7 +72,9 @@ class SplitConfig(_Strict):
 class ModelConfig(_Strict):
     """Which model family, its features and its hyper-parameters."""
 
-    name: str = Field("svm", description="Registered model family (see `imgcls models`).")
+    name: str = Field("auto", description="Registered model family (see `imgcls models`); auto chooses "
+                      "from the data: an SVM on pixels for tiny images, else a linear probe on a "
+                      "pretrained backbone (an SVM on features without pretrained weights).")
     features: str = Field(
         "auto", description="Classical features joined by '+', e.g. hog+lbp+color; auto picks."
     )
@@ -150,6 +152,14 @@ class TrainConfig(_Strict):
     strategy: str = Field("auto", description="Lightning strategy: auto, ddp, fsdp, ...")
     precision: str = Field("auto", description="auto: bf16-mixed on GPUs that have it, else 32-true.")
     profile: bool = Field(False, description="Log images/s of data loading, forward and backward.")
+    logger: Literal["csv", "tensorboard", "mlflow"] = Field(
+        "csv", description="Experiment log of the run, both schools: csv (the run's logs/ and "
+        "metrics.json), tensorboard (logs/tensorboard/), mlflow (train.tracking_uri).")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (a server or a database); default "
+        "sqlite:///<folder of the run>/mlflow.db, shared by the runs beside it.")
+
+    RUN_FIELDS: ClassVar[tuple[str, ...]] = ("logger", "tracking_uri")  # about the run, not the model
 
 
 class CheckConfig(_Strict):

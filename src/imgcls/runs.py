@@ -8,6 +8,7 @@ A run folder, as ``imgcls train`` writes it::
     predictions.csv   one row per evaluated image (path, label, prediction, p_<class>, metadata)
     skipped.csv       files that could not be decoded, with the reason
     report.html       the self-contained report
+    model_card.md     what the model is, its data, metrics, audits, limitations, how to load it
     checkpoints/ logs/    fine-tuning's last and best epoch, and its metrics log
     export/           model.onnx, model.int8.onnx and export.json (``imgcls export``)
 
@@ -36,8 +37,9 @@ from .core.errors import ConfigError, DataError
 from .core.io import atomic_write_text
 from .core.log import info
 from .data import Dataset, assign_splits, load_dataset
-from .models import Classifier, load_model
+from .models import ONNX, Classifier, load_model
 from .models.base import MODEL_JSON, read_model_json
+from .report.model_card import model_card
 
 CONFIG = "config.yaml"
 MODEL_DIR = "model"
@@ -45,6 +47,8 @@ METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
 SKIPPED = "skipped.csv"
 REPORT = "report.html"
+MODEL_CARD = "model_card.md"
+AUDIT_JSON = "audit.json"
 CHECKPOINTS, LOGS, LAST_CHECKPOINT = "checkpoints", "logs", "last.ckpt"
 EXPORT_DIR = "export"
 EXPORT_JSON = "export.json"
@@ -160,6 +164,20 @@ class Run:
             return None
         return pd.read_csv(path, dtype=str, keep_default_na=False)
 
+    def audit_reports(self) -> list[dict]:
+        """The audit.json of every audit written inside the run (``RUN/audit-*``)."""
+        return [r for r in (read_json(p) for p in sorted(self.path.glob(f"audit-*/{AUDIT_JSON}"))) if r]
+
+    def write_model_card(self) -> Path:
+        """model_card.md from the run's metrics and audits."""
+        skipped = self.path / SKIPPED
+        n_skipped = max(0, len(skipped.read_text().splitlines()) - 1) if skipped.is_file() else 0
+        exportable = ONNX in self.metrics.get("model", {}).get("capabilities", [])
+        text = model_card(self.path.name, self.metrics, n_skipped, self.audit_reports(), exportable,
+                          str(self.path))
+        atomic_write_text(self.path / MODEL_CARD, text)
+        return self.path / MODEL_CARD
+
     # ----- its export ----------------------------------------------------------------
     @property
     def export_dir(self) -> Path:
@@ -210,3 +228,58 @@ def write_results(folder: Path, metrics: dict, predictions: pd.DataFrame, skippe
 def load_run_model(path: str | Path) -> Classifier:
     """The model of a run folder or a model folder (``imgcls.load_model``)."""
     return Run.open(path).model
+
+
+RUN_COLUMNS = ["run", "data", "model", "task", "accuracy", "accuracy_ci", "macro_f1", "n_test",
+               "seconds", "created"]
+SORTABLE = ("accuracy", "macro_f1", "seconds", "created", "run")
+
+
+def find_runs(folder: str | Path = "runs") -> list[Run]:
+    """Every finished run (a run folder with metrics.json) at or below ``folder``, by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"'{folder}' is not a folder; give the folder that holds your runs.")
+    found = []
+    for config in sorted(folder.rglob(CONFIG)):
+        root = config.parent
+        hidden = any(part.startswith(".") for part in root.relative_to(folder).parts)
+        if hidden or not (root / METRICS).is_file() or not (root / MODEL_DIR / MODEL_JSON).is_file():
+            continue
+        try:
+            found.append(Run.open(root))
+        except (ConfigError, DataError):
+            continue  # a config this imgcls cannot read: not listed
+    return found
+
+
+def list_runs(folder: str | Path = "runs", sort: str = "accuracy") -> pd.DataFrame:
+    """One row per run below ``folder``: data, model, task, test metrics, wall time, creation.
+
+    Example:
+        >>> list_runs("runs", sort="macro_f1").head(3)      # doctest: +SKIP
+    """
+    if sort not in SORTABLE:
+        raise ConfigError(f"The 'sort' parameter must be one of {list(SORTABLE)}. Got {sort!r}.")
+    folder = Path(folder)
+    rows = [_run_row(run, folder) for run in find_runs(folder)]
+    table = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    descending = sort not in ("run",)
+    return table.sort_values(sort, ascending=not descending, na_position="last", kind="stable"
+                             ).reset_index(drop=True)
+
+
+def _run_row(run: Run, folder: Path) -> dict:
+    m, model = run.metrics, run.metrics.get("model", {})
+    test = m.get("test") or {}
+    ci = (test.get("intervals") or {}).get("accuracy")
+    mode = f" ({model['mode']})" if model.get("mode") else ""
+    classes = len(m.get("dataset", {}).get("classes", {})) or len(model.get("classes", []))
+    created = (run.path / METRICS).stat().st_mtime
+    return {"run": run.path.relative_to(folder).as_posix() if run.path != folder else run.path.name,
+            "data": m.get("dataset", {}).get("name", ""), "model": f"{model.get('family', '?')}{mode}",
+            "task": f"single-label, {classes} classes",
+            "accuracy": test.get("accuracy"), "accuracy_ci": f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "",
+            "macro_f1": (test.get("macro") or {}).get("f1"), "n_test": test.get("n"),
+            "seconds": (m.get("timings") or {}).get("total_seconds"),
+            "created": pd.Timestamp(created, unit="s").strftime("%Y-%m-%d %H:%M")}

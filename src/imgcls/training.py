@@ -27,8 +27,10 @@ from .core.errors import ConfigError, DataError
 from .core.log import info, warn
 from .data import Dataset, assign_splits, describe, load_dataset, load_images
 from .evaluation.scoring import evaluate_splits, split_predictions, warn_skipped, write_outputs
-from .models import VALIDATION, Classifier, Runtime, build_model
+from .models import EPOCHS, VALIDATION, Classifier, ModelChoice, Runtime, build_model, choose_model
+from .models.choice import AUTO
 from .runs import CHECKPOINTS, CONFIG, LAST_CHECKPOINT, LOGS, MODEL_DIR, Run, write_config
+from .tracking import epoch_loggers, record
 
 
 def train(data: str | Path | None = None, *, model: str | None = None,
@@ -67,6 +69,7 @@ def train(data: str | Path | None = None, *, model: str | None = None,
     started = time.perf_counter()
     ds = assign_splits(load_dataset(cfg.data), cfg.split)
     _check_trainable(ds)
+    cfg, choice = resolve_auto(cfg, ds)
     writer = is_global_zero()  # from the launcher's variables; the Trainer confirms it later
     run_dir = Path(resume) if resume is not None else _run_dir(cfg, ds, overwrite, writer)
     cfg.out = str(run_dir)
@@ -75,18 +78,31 @@ def train(data: str | Path | None = None, *, model: str | None = None,
         run_dir.mkdir(parents=True, exist_ok=True)
         write_config(run_dir, cfg)  # what --resume reads back
     try:
-        return _train_into(run_dir, cfg, ds, started, progress, checkpoint, callbacks)
+        return _train_into(run_dir, cfg, ds, started, progress, checkpoint, callbacks, choice)
     except BaseException:
         if created and not (run_dir / CHECKPOINTS / LAST_CHECKPOINT).is_file():
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave no half run
         raise
 
 
+def resolve_auto(cfg: RunConfig, ds: Dataset) -> tuple[RunConfig, ModelChoice | None]:
+    """``model.name=auto``: the family the data calls for (said in the log and the report); the
+    config then names it, so the run folder reproduces it."""
+    if cfg.model.name != AUTO:
+        return cfg, None
+    choice = choose_model(describe(ds), cfg.model.pretrained)
+    info(f"model.name=auto -> {choice.name}" + "".join(f" {k}={v}" for k, v in choice.overrides.items())
+         + f": {choice.reason}")
+    return resolve_config(cfg, {"model.name": choice.name, **choice.overrides}), choice
+
+
 def _train_into(run_dir: Path, cfg: RunConfig, ds: Dataset, started: float, progress: bool,
-                checkpoint: Path | None, callbacks: Sequence[Any]) -> Run:
+                checkpoint: Path | None, callbacks: Sequence[Any], choice: ModelChoice | None = None) -> Run:
     n_jobs = resolve_n_jobs(cfg.n_jobs)
     clf = fit_ready_model(cfg, ds, Runtime(n_jobs, cache_root(cfg), progress, run_dir, checkpoint,
                                            tuple(callbacks)))
+    loggers = epoch_loggers(cfg, run_dir, ds.name) if clf.supports(EPOCHS) else ()
+    clf.set_runtime(loggers=loggers)
     loaded = load_images(ds, clf.image_spec.with_channels(None), n_jobs, cache_root(cfg), progress)
     warn_skipped(loaded, ds)
     if len(loaded.images) == 0:
@@ -103,9 +119,12 @@ def _train_into(run_dir: Path, cfg: RunConfig, ds: Dataset, started: float, prog
     metrics = evaluate_splits(clf, ds, loaded)
     predictions = split_predictions(metrics, ds, loaded, clf.classes_)
     timings["total_seconds"] = round(time.perf_counter() - started, 3)
-    metrics.update(timings=timings, dataset=ds.summary(), model=clf.to_json(),
+    metrics.update(timings=timings, dataset=ds.summary(), model=describe_model(clf),
                    checks=[f.to_dict() for f in findings])
+    if choice is not None:
+        metrics["model_choice"] = choice.to_dict()
     save_run(run, clf, metrics, predictions, ds, loaded)
+    record(cfg, run, loggers)
     info(f"Run written to {run_dir}  (report: {run_dir / 'report.html'})")
     return run
 
@@ -126,6 +145,11 @@ def fit(clf: Classifier, ds: Dataset, loaded) -> Classifier:
     return clf.fit(loaded.images[train_rows], labels[train_rows], val=val)
 
 
+def describe_model(clf: Classifier) -> dict:
+    """The ``model`` section of a run's metrics: model.json's content and the capabilities."""
+    return {**clf.to_json(), "capabilities": sorted(clf.capabilities)}
+
+
 def save_run(run: Run, clf: Classifier, metrics: dict, predictions, ds: Dataset, loaded) -> None:
     """config.yaml, the model folder, the tables, metrics.json and report.html of a run."""
     run.path.mkdir(parents=True, exist_ok=True)
@@ -133,6 +157,7 @@ def save_run(run: Run, clf: Classifier, metrics: dict, predictions, ds: Dataset,
     clf.save(run.model_dir)
     write_outputs(run.path, metrics, predictions, ds, loaded, run.config, clf)
     run.metrics, run._model = metrics, clf
+    run.write_model_card()
 
 
 def _resume_point(run_dir: Path) -> tuple[Path, Path]:

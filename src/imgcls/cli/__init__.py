@@ -8,10 +8,10 @@
     imgcls audit RUN [DATA] --group-by COLUMN [--metric accuracy] [--max-gap 0.05]
     imgcls search DATA [--budget 10m] [--families classical,probe,finetune] [--storage URL]
     imgcls serve RUN... [--host 127.0.0.1] [--port 8000] [--api-key KEY]
-    imgcls check DATA | datasets | models | config [key=value ...]
+    imgcls check DATA | runs [FOLDER] | datasets | models | config [key=value ...]
 
 One module per group of commands: data (check, datasets), training (train, evaluate,
-search), deploy (predict, export, serve), review (explain, audit), catalog (models, config).
+search), deploy (predict, export, serve), review (explain, audit), catalog (models, runs, config).
 Exit codes: 0 success, 1 failure (a clear message on stderr), 2 usage error.
 """
 
@@ -36,6 +36,7 @@ COMMANDS = (  # (name, function, turns imgcls errors into exit code 1)
     ("search", training.search, True),
     ("datasets", data.datasets, False),
     ("models", catalog.models, False),
+    ("runs", catalog.runs, True),
     ("config", catalog.config, True),
     ("serve", deploy.serve, True),
     ("explain", review.explain, True),

@@ -30,12 +30,18 @@ def library_call(func):
     return wrapper
 
 
-def print_rows(columns: list[str], rows: list[list[str]], stderr: bool = False, **table_options) -> None:
-    """A rich table on stdout (or stderr), wrapped to the terminal's width."""
+def print_rows(columns: list[str], rows: list[list[str]], stderr: bool = False,
+               wrap: tuple[str, ...] | None = None) -> None:
+    """A rich table on stdout (or stderr) that reads at 80 columns: light borders, every column
+    on one line except those in ``wrap`` (default: the last), which share the width left."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    view = Table(*columns, **table_options)
+    wrap = wrap or (columns[-1],)
+    view = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for name in columns:
+        view.add_column(name, no_wrap=name not in wrap, overflow="fold", ratio=1 if name in wrap else None)
     for row in rows:
         view.add_row(*row)
     Console(stderr=stderr).print(view)

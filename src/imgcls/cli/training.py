@@ -16,7 +16,9 @@ def train(
         help="Folder, CSV/Parquet manifest or built-in dataset (not with --resume).",
         show_default=False)] = None,
     overrides: Overrides = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model family.")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Model family (default auto: chosen from the data; see imgcls models).")
+    ] = None,
     features: Annotated[str | None, typer.Option("--features", "-f",
                                                  help="Classical features, e.g. hog+lbp+color.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder.")] = None,

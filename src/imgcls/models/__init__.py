@@ -12,8 +12,9 @@ from .base import (
     Classifier,
     Runtime,
 )
+from .choice import ModelChoice, choose_model
 from .families import MODELS, ModelFamily, build_model, create_model, list_models, load_model
 
 __all__ = ["CAPABILITIES", "EPOCHS", "FEATURE_GROUPS", "GRADIENTS", "MODELS", "ONNX", "RESUME",
-           "TEST_TIME_VIEWS", "VALIDATION", "Classifier", "ModelFamily", "Runtime", "build_model",
-           "create_model", "list_models", "load_model"]
+           "TEST_TIME_VIEWS", "VALIDATION", "Classifier", "ModelChoice", "ModelFamily", "Runtime",
+           "build_model", "choose_model", "create_model", "list_models", "load_model"]

@@ -64,6 +64,7 @@ class Runtime:
         work_dir: Fine-tuning's checkpoints and logs (a temporary folder when None).
         resume: A checkpoint to continue fine-tuning from.
         callbacks: Extra Lightning callbacks (e.g. a search's epoch reporter).
+        loggers: Extra Lightning loggers (TensorBoard, MLflow) besides the CSV log.
     """
 
     n_jobs: int = 1
@@ -72,6 +73,7 @@ class Runtime:
     work_dir: Path | None = None
     resume: Path | None = None
     callbacks: tuple = ()
+    loggers: tuple = ()
 
 
 class Classifier(ABC):

@@ -90,7 +90,7 @@ class FinetuneClassifier(Classifier):
         m = cfg.model
         size = auto_image_size(family, facts.short_side) if m.image_size == "auto" else m.image_size
         return cls(family, int(size), m.resize, m.roi, m.pretrained, m.class_weight, dict(m.params),
-                   m.augment, cfg.train.model_dump(), cfg.split.seed)
+                   m.augment, cfg.train.model_dump(exclude=set(TrainConfig.RUN_FIELDS)), cfg.split.seed)
 
     @property
     def source(self) -> str:
@@ -180,7 +180,7 @@ class FinetuneClassifier(Classifier):
             work = Path(rt.work_dir) if rt.work_dir else Path(tmp)
             result = fit_network(self.net_, frozen, (x, y), val_pair, len(self.classes_), opts,
                                  transform, self.seed, work, rt.resume, rt.progress,
-                                 rt.n_jobs, rt.callbacks)
+                                 rt.n_jobs, rt.callbacks, rt.loggers)
         self.fit_summary_ = {**describe(result), "head_init_seconds": head_seconds}
         self.global_rank_ = result.global_rank  # under DDP, only rank 0's results are written
         self.options_ = opts

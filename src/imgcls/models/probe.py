@@ -31,7 +31,7 @@ from .base import (
     versions,
     write_model_json,
 )
-from .classical import load_skops
+from .classical import load_skops, skops_io
 from .deep.catalog import BACKBONES, SMALL_CNN, auto_image_size, create_backbone
 from .deep.pretrained import load_pretrained
 
@@ -180,9 +180,9 @@ class ProbeClassifier(Classifier):
         }
 
     def save(self, path: str | Path) -> Path:
-        import skops.io as sio
         from safetensors.torch import save_file
 
+        sio = skops_io()
         meta = self.to_json()
         with atomic_dir(path) as tmp:
             state = {k: v.contiguous() for k, v in self._backbone().state_dict().items()}

@@ -11,7 +11,7 @@ from ..core.log import info
 from ..evaluation.scoring import evaluate_splits, split_predictions
 from ..models import load_model
 from ..runs import MODEL_DIR, Run
-from ..training import save_run
+from ..training import describe_model, save_run
 
 BEST = "best"
 
@@ -35,7 +35,7 @@ def write_best(study, best, runner, ds, base, out: Path):
     metrics = evaluate_splits(clf, ds, loaded)  # val and, once, test
     predictions = split_predictions(metrics, ds, loaded, clf.classes_)
     metrics.update(timings={"total_seconds": round(time.perf_counter() - started, 3)},
-                   dataset=ds.summary(), model=clf.to_json(), checks=[],
+                   dataset=ds.summary(), model=describe_model(clf), checks=[],
                    search={"study": study.study_name, "trial": best.number, "val_score": best.value})
     run = Run(out / BEST, cfg, metrics, out / BEST / MODEL_DIR)
     save_run(run, clf, metrics, predictions, ds, loaded)

@@ -79,13 +79,27 @@ Target = Annotated[str | None, Query(max_length=256, description="Class to expla
 Version = Annotated[str | None, Query(max_length=64, description="A loaded version of the model (see "
                                       "`versions` in `GET /v1/models`); default: the current one.")]
 
-PREDICT_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {
-        "type": "object", "required": ["files"],
-        "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                 "description": "Image files (format read from the bytes)."}}}},
-    "application/json": {"schema": PredictJSONRequest.model_json_schema()},
-}}}
+IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/tiff", "image/webp")
+
+
+def predict_body(max_images: int) -> dict:
+    """The request body the predict and explain routes accept, as OpenAPI says it: one to
+    ``max_images`` image files (the format is read from the bytes; other content is a 415)."""
+    files = {"type": "array", "minItems": 1, "maxItems": max_images,
+             "items": {"type": "string", "format": "binary"},
+             "description": f"1 to {max_images} image files: {', '.join(IMAGE_MEDIA_TYPES)} (the format "
+                            "is read from the bytes, never from the part's Content-Type or file name)."}
+    json_body = PredictJSONRequest.model_json_schema()
+    json_body["properties"]["images"].update(maxItems=max_images)
+    json_body["properties"]["images"]["items"].update(
+        format="byte", contentEncoding="base64", contentMediaType="image/*",
+        description=f"A base64-encoded image file ({', '.join(IMAGE_MEDIA_TYPES)}).")
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {
+            "schema": {"type": "object", "required": ["files"], "properties": {"files": files}},
+            "encoding": {"files": {"contentType": ", ".join(IMAGE_MEDIA_TYPES)}}},
+        "application/json": {"schema": json_body},
+    }}}
 
 
 def api_key_dependencies(api_key: SecretStr | None) -> list:
@@ -110,18 +124,19 @@ def api_key_dependencies(api_key: SecretStr | None) -> list:
 def build_router(settings: ServeConfig) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["models"])
     protected = api_key_dependencies(settings.api_key)
+    body = predict_body(settings.max_images_per_request)
     predict_errors = documented(400, 401, 404, 413, 415, 422, 503) if protected else \
         documented(400, 404, 413, 415, 422, 503)
 
     @router.post("/predict", response_model=PredictResponse, responses=predict_errors,
-                 openapi_extra=PREDICT_BODY, dependencies=protected,
+                 openapi_extra=body, dependencies=protected,
                  summary="Classify with the default model")
     async def predict_default(request: Request, state: StateDep, top_k: TopK = None) -> PredictResponse:
         """Top-k labels for one or many images (multipart `files` or JSON base64 `images`)."""
         return await predict(request, state, state.model(None), top_k)
 
     @router.post("/models/{name}/predict", response_model=PredictResponse, responses=predict_errors,
-                 openapi_extra=PREDICT_BODY, dependencies=protected, summary="Classify with a named model")
+                 openapi_extra=body, dependencies=protected, summary="Classify with a named model")
     async def predict_named(request: Request, state: StateDep, name: ModelName,
                             top_k: TopK = None, version: Version = None) -> PredictResponse:
         """Like `POST /v1/predict`, with the model chosen by name, and optionally one of its loaded
@@ -129,7 +144,7 @@ def build_router(settings: ServeConfig) -> APIRouter:
         return await predict(request, state, state.model(name, version), top_k)
 
     @router.post("/models/{name}/explain", response_model=ExplainResponse, responses=predict_errors,
-                 openapi_extra=PREDICT_BODY, dependencies=protected,
+                 openapi_extra=predict_body(1), dependencies=protected,
                  summary="Heat map of why a model chose a label")
     async def explain_named(request: Request, state: StateDep, name: ModelName, target: Target = None,
                             version: Version = None) -> ExplainResponse:

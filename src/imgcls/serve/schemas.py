@@ -7,13 +7,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_TOP_K = 100
+# a real 2 x 2 grey PNG, so that the documented example is a request the server accepts
+EXAMPLE_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAAAAABX3VL4AAAADklEQVR4nGNg+M/wnwEABgAB/4/x/"
+               "JoAAAAASUVORK5CYII=")
 
 
 class PredictJSONRequest(BaseModel):
     """Images sent as JSON: base64 strings (a ``data:image/...;base64,`` prefix is allowed)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"images": ["iVBORw0KGgoAAAANSUhEUgAA..."], "top_k": 3}]})
+        "examples": [{"images": [EXAMPLE_PNG], "top_k": 3}]})
 
     images: list[str] = Field(min_length=1, description="Base64-encoded image files.")
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Labels per image; default 3.")

@@ -251,7 +251,7 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 def fit_network(net: torch.nn.Module, frozen: Sequence[torch.nn.Module], train: tuple,
                 val: tuple | None, n_classes: int, opts: dict, transform, seed: int,
                 work_dir: Path, resume: Path | None = None, progress: bool = False,
-                n_jobs: int = 1, callbacks: Sequence[Callback] = ()) -> FitResult:
+                n_jobs: int = 1, callbacks: Sequence[Callback] = (), loggers: Sequence = ()) -> FitResult:
     """Train ``net`` in place on (uint8 NCHW tensor, int labels) pairs; returns what happened.
 
     Under DDP every process calls this; the result says which process it was.
@@ -264,7 +264,7 @@ def fit_network(net: torch.nn.Module, frozen: Sequence[torch.nn.Module], train: 
     batch_size = min(opts["batch_size"], len(y_train))
     precision = resolve_precision(opts["precision"], opts["accelerator"])
     trainer = _trainer(opts, [*extra, *callbacks], work_dir, precision, progress,
-                       log_every=max(1, min(10, len(y_train) // batch_size)))
+                       log_every=max(1, min(10, len(y_train) // batch_size)), loggers=loggers)
     rank, world = trainer.global_rank, trainer.world_size  # known before the processes start
     if not torch.cuda.is_available() or opts["accelerator"] == "cpu":  # share the cores
         torch.set_num_threads(max(1, n_jobs // max(1, trainer.num_devices)))
@@ -317,14 +317,15 @@ def _callbacks(opts: dict, work_dir: Path, monitor: str | None, throughput: Thro
 
 
 def _trainer(opts: dict, callbacks: list[Callback], work_dir: Path, precision: str, progress: bool,
-             log_every: int) -> L.Trainer:
+             log_every: int, loggers: Sequence = ()) -> L.Trainer:
     from lightning.pytorch.loggers import CSVLogger
 
     with _quiet_lightning():
         return L.Trainer(
             max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
             num_nodes=opts["num_nodes"], strategy=opts["strategy"], precision=precision,
-            callbacks=callbacks, logger=CSVLogger(work_dir, name="logs"), default_root_dir=work_dir,
+            callbacks=callbacks, logger=[CSVLogger(work_dir, name="logs"), *loggers],
+            default_root_dir=work_dir,
             enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=log_every, gradient_clip_val=opts["clip_grad"] or None,
             use_distributed_sampler=False,  # EpochSampler and Shard split the data themselves

@@ -94,6 +94,8 @@ def audit(run, data=None, *, group_by: str, metric: str = "accuracy", max_gap: f
     report = build_report(opened, data, rows, classes, cfg)
     out_dir = Path(out) if out else _default_out(opened.path, data, rows.dataset, cfg.group_by)
     html = write_audit(out_dir, report)
+    if out_dir.parent.resolve() == opened.path.resolve() and opened.metrics:
+        opened.write_model_card()  # the card lists the run's audits
     gate = report["gate"]
     gap = "undefined" if gate["gap"] is None else f"{gate['gap']:.3f}"
     info(f"audit {'PASS' if gate['passed'] else 'FAIL'}: {cfg.metric} gap {gap} between groups of "
