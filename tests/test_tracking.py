@@ -22,9 +22,12 @@ def test_a_tiny_finetune_writes_tensorboard_curves_and_scores(shapes_folder, tmp
     assert (run.path / "logs" / "version_0" / "metrics.csv").is_file()  # the CSV log stays
 
 
-def test_mlflow_records_both_schools_in_one_store(shapes_folder, tmp_path):
+def test_mlflow_records_both_schools_in_one_store(shapes_folder, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # nothing may land in the working directory
     deep = imgcls.train(str(shapes_folder), model="small_cnn", out=tmp_path / "deep", progress=False,
                         overrides=[*TINY, "train.logger=mlflow"])
     classical = imgcls.train(str(shapes_folder), model="logistic_regression", features="hist",
@@ -42,6 +45,7 @@ def test_mlflow_records_both_schools_in_one_store(shapes_folder, tmp_path):
         assert {"report.html", "metrics.json", "model_card.md"} <= names
     history = client.get_metric_history(found["deep"].info.run_id, "val_accuracy")
     assert len(history) == 2  # the fine-tune's epochs, in the same MLflow run as its final scores
+    assert list(work.iterdir()) == [] and (tmp_path / "mlartifacts").is_dir()
 
 
 def test_an_unknown_logger_is_a_config_error(shapes_folder, tmp_path):

@@ -30,6 +30,12 @@ def tracking_uri(cfg: RunConfig, run_dir: Path) -> str:
     return cfg.train.tracking_uri or f"sqlite:///{(run_dir.parent / 'mlflow.db').resolve()}"
 
 
+def artifact_location(cfg: RunConfig, run_dir: Path) -> str | None:
+    """Where a new experiment keeps its artifacts: beside the default store (MLflow would
+    otherwise write ./mlruns into the working directory); a given tracking URI decides."""
+    return None if cfg.train.tracking_uri else (run_dir.parent / "mlartifacts").resolve().as_uri()
+
+
 def _need(module: str, extra: str):
     import importlib
 
@@ -53,7 +59,8 @@ def epoch_loggers(cfg: RunConfig, run_dir: Path, experiment: str) -> tuple:
         from lightning.pytorch.loggers import MLFlowLogger
 
         return (MLFlowLogger(experiment_name=experiment, run_name=run_dir.name,
-                             tracking_uri=tracking_uri(cfg, run_dir)),)
+                             tracking_uri=tracking_uri(cfg, run_dir),
+                             artifact_location=artifact_location(cfg, run_dir)),)
     return ()
 
 
@@ -112,7 +119,8 @@ def _record_mlflow(cfg: RunConfig, run: Run, run_id: str | None) -> None:
     if run_id is None:
         experiment = run.metrics.get("dataset", {}).get("name") or "imgcls"
         found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(
+            experiment, artifact_location=artifact_location(cfg, run.path))
         run_id = client.create_run(experiment_id, run_name=run.path.name).info.run_id
     model = run.metrics.get("model", {})
     now = int(time.time() * 1000)
