@@ -32,6 +32,26 @@ def test_offline_lite0_weights_land_where_they_belong():
     assert np.array_equal(model.bn2.running_var.numpy(), source["_bn1.running_var"].numpy())
 
 
+@pytest.mark.parametrize(("arch", "side"), [("tf_efficientnet_lite0", 224), ("tf_efficientnet_lite1", 240),
+                                          ("tf_efficientnet_lite2", 260)])
+def test_offline_lite_weights_recognise_a_cat(arch, side):
+    """Mapped by position from the packages' lukemelas layout, each network must still be the
+    ImageNet model: scikit-image's cat photo lands in ImageNet's cat classes (281-285)."""
+    import cv2
+    import timm
+    import torch
+    from skimage import data
+
+    from imgcls.models.deep.pretrained import load_offline
+
+    model = timm.create_model(arch, pretrained=False).eval()
+    load_offline(model, arch)
+    x = cv2.resize(data.chelsea(), (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1
+    with torch.no_grad():
+        proba = model(torch.from_numpy(x).permute(2, 0, 1)[None]).softmax(1)[0]
+    assert set(proba.topk(3).indices.tolist()) <= set(range(281, 286)) and float(proba.max()) > 0.5
+
+
 def test_lite0_with_imagenet_head_predicts_like_a_trained_network():
     import timm
     import torch

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 BACKBONES = {
     "tf_efficientnet_lite0": "EfficientNet-Lite0 CNN; ImageNet weights offline",
+    "tf_efficientnet_lite1": "EfficientNet-Lite1 CNN (240 px); ImageNet weights offline",
+    "tf_efficientnet_lite2": "EfficientNet-Lite2 CNN (260 px); ImageNet weights offline",
     "resnet18": "ResNet-18 CNN",
     "mobilenetv3_large_100": "MobileNetV3-Large CNN",
     "efficientnet_b0": "EfficientNet-B0 CNN",

