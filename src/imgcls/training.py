@@ -25,8 +25,15 @@ from .config import RunConfig, cache_root, resolve_config, resolve_n_jobs
 from .core.distributed import is_global_zero
 from .core.errors import ConfigError, DataError
 from .core.log import info, warn
-from .data import Dataset, assign_splits, describe, load_dataset, load_images
-from .evaluation.scoring import evaluate_splits, split_predictions, warn_skipped, write_outputs
+from .data import Dataset, assign_splits, carve_validation, describe, load_dataset, load_images
+from .data.tasks import grade_order
+from .evaluation.scoring import (
+    evaluate_splits,
+    split_predictions,
+    tune_on_validation,
+    warn_skipped,
+    write_outputs,
+)
 from .models import EPOCHS, VALIDATION, Classifier, ModelChoice, Runtime, build_model, choose_model
 from .models.choice import AUTO
 from .runs import CHECKPOINTS, CONFIG, LAST_CHECKPOINT, LOGS, MODEL_DIR, Run, write_config
@@ -70,6 +77,7 @@ def train(data: str | Path | None = None, *, model: str | None = None,
     ds = assign_splits(load_dataset(cfg.data), cfg.split)
     _check_trainable(ds)
     cfg, choice = resolve_auto(cfg, ds)
+    cfg, ds = resolve_task(cfg, ds)
     writer = is_global_zero()  # from the launcher's variables; the Trainer confirms it later
     run_dir = Path(resume) if resume is not None else _run_dir(cfg, ds, overwrite, writer)
     cfg.out = str(run_dir)
@@ -96,6 +104,26 @@ def resolve_auto(cfg: RunConfig, ds: Dataset) -> tuple[RunConfig, ModelChoice | 
     return resolve_config(cfg, {"model.name": choice.name, **choice.overrides}), choice
 
 
+def resolve_task(cfg: RunConfig, ds: Dataset) -> tuple[RunConfig, Dataset]:
+    """Ordered grades or not (the config then says which, with the order), the decision target
+    (``auto``: kappa for grades, else the most probable class), and a validation split to tune
+    a decision on when the data has none."""
+    order = grade_order(cfg.task, ds)
+    task = {"task.kind": "ordinal", "task.order": list(order)} if order else {"task.kind": "single"}
+    target = cfg.decision.target if cfg.decision.target != AUTO else ("kappa" if order else "argmax")
+    cfg = resolve_config(cfg, {**task, "decision.target": target})
+    if order:
+        info(f"task: ordered grades {' < '.join(order)}")
+    if target != "argmax" and not (ds.table["split"] == "val").any():
+        ds = carve_validation(ds, cfg.split.model_copy(update={"val": cfg.decision.val}))
+        info(f"decision.target={target}: {cfg.decision.val:.0%} of train held out to tune it on")
+    return cfg, ds
+
+
+def grades_of(cfg: RunConfig) -> tuple[str, ...] | None:
+    return tuple(cfg.task.order) if cfg.task.kind == "ordinal" and cfg.task.order else None
+
+
 def _train_into(run_dir: Path, cfg: RunConfig, ds: Dataset, started: float, progress: bool,
                 checkpoint: Path | None, callbacks: Sequence[Any], choice: ModelChoice | None = None) -> Run:
     n_jobs = resolve_n_jobs(cfg.n_jobs)
@@ -116,13 +144,16 @@ def _train_into(run_dir: Path, cfg: RunConfig, ds: Dataset, started: float, prog
     if clf.global_rank_ != 0:  # another DDP process: rank 0 evaluates and writes
         return run
     timings = {"fit_seconds": round(time.perf_counter() - fit_started, 3), **clf.fit_timings}
-    metrics = evaluate_splits(clf, ds, loaded)
+    tune_on_validation(clf, ds, loaded, cfg.decision.target, grades_of(cfg))
+    metrics = evaluate_splits(clf, ds, loaded, grades_of(cfg))
     predictions = split_predictions(metrics, ds, loaded, clf.classes_)
     timings["total_seconds"] = round(time.perf_counter() - started, 3)
     metrics.update(timings=timings, dataset=ds.summary(), model=describe_model(clf),
                    checks=[f.to_dict() for f in findings])
     if choice is not None:
         metrics["model_choice"] = choice.to_dict()
+    if clf.decision_ is not None:
+        metrics["decision"] = clf.decision_json()
     save_run(run, clf, metrics, predictions, ds, loaded)
     record(cfg, run, loggers)
     info(f"Run written to {run_dir}  (report: {run_dir / 'report.html'})")

@@ -4,8 +4,8 @@ import pytest
 
 import imgcls
 from imgcls.data import DataFacts
-from imgcls.models import choose_model
 from imgcls.models import choice as choice_module
+from imgcls.models import choose_model
 
 
 def facts(side: int) -> DataFacts:

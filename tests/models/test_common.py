@@ -8,6 +8,7 @@ import pytest
 
 from imgcls.core.errors import ConfigError, ModelError
 from imgcls.data import prepare_images
+from imgcls.models.decision import Decision
 from imgcls.models import (
     CAPABILITIES,
     FEATURE_GROUPS,
@@ -66,12 +67,15 @@ def test_every_family_keeps_the_contract(name, options, data, tmp_path):
     proba = model.predict_proba(images)
     assert proba.shape == (len(images), 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert (model.predict(images) == model.classes_[proba.argmax(axis=1)]).all()
+    model.decision_ = Decision("weights", weights=(1.0, 0.5, 0.25), target="macro_f1")
     folder = model.save(tmp_path / "model")
     meta = json.loads((folder / "model.json").read_text())
     assert meta["family"] == name and meta["classes"] == model.classes_.tolist()
     loaded = load_model(folder)
     assert type(loaded) is type(model) and loaded.image_spec == model.image_spec
     assert np.allclose(loaded.predict_proba(images), proba, atol=1e-5)
+    assert loaded.decision_ == model.decision_  # the decision rule travels with the model
+    assert (loaded.predict(images) == model.decide(proba)).all()
 
 
 @pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)

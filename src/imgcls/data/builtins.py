@@ -123,7 +123,8 @@ def _load_elpv(four_levels: bool) -> Dataset:
         table["label"] = np.where(table["probability"] >= 0.5, "defective", "functional")
     table = table[["path", "label", "split", "type", "probability"]]
     name = "elpv4" if four_levels else "elpv"
-    return Dataset(name, table, root=_elpv_dir(), description=DATASETS.get(name).description)
+    return Dataset(name, table, root=_elpv_dir(), description=DATASETS.get(name).description,
+                   order=ELPV4_LABELS if four_levels else None)
 
 
 def _elpv_installed() -> bool:
@@ -143,7 +144,7 @@ DATASETS.add("elpv", BuiltinDataset(
     "metadata 'type' mono/poly; reference 75/25 split (package elpv-dataset)",
     lambda: _load_elpv(False), _elpv_installed))
 DATASETS.add("elpv4", BuiltinDataset(
-    "ELPV solar cells, 4 defect-probability levels 0, 0.33, 0.67, 1; same split",
+    "ELPV solar cells, 4 ordered defect-probability grades 0, 0.33, 0.67, 1; same split",
     lambda: _load_elpv(True), _elpv_installed))
 
 

@@ -43,6 +43,7 @@ class Dataset:
     description: str = ""
     max_image_pixels: int | None = PIL_DEFAULT_MAX_PIXELS
     decode_timeout: float | None = DECODE_TIMEOUT
+    order: tuple[str, ...] | None = None  # labels that are ordered grades, lowest first
 
     def __post_init__(self) -> None:
         self.table = self.table.reset_index(drop=True)
@@ -108,6 +109,7 @@ class Dataset:
             self.description,
             self.max_image_pixels,
             self.decode_timeout,
+            self.order,
         )
 
     def summary(self) -> dict:
@@ -117,6 +119,7 @@ class Dataset:
             "images": len(self),
             "classes": {c: int(counts.get(c, 0)) for c in self.classes},
             "metadata_columns": self.metadata_columns,
+            **({"order": list(self.order)} if self.order else {}),
             "ignored": dict(self.ignored),
         }
         if "split" in self.table:

@@ -98,6 +98,6 @@ def _local_rows(model, inputs, *, top_k: int, limit: int | None, backend: str, p
     with progress_bar(len(ds), f"Predicting ({predictor.backend})", progress) as advance:
         for done, proba, failed in iter_batches(predictor, range(len(ds)), ds.read, batch_size):
             rows += [{"index": i, "error": reason} for i, reason in failed]
-            rows += top_k_rows(done, proba, classes, k)
+            rows += top_k_rows(done, proba, classes, k, predictor.decide(proba))
             advance(len(done) + len(failed))
     return ds.paths, rows, k

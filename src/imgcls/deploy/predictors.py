@@ -25,6 +25,7 @@ import numpy as np
 
 from ..core.errors import ModelError
 from ..data.prepare import ImageSpec, prepare_images, read_prepared
+from ..models.decision import Decision
 
 METADATA_KEY = "imgcls"
 
@@ -44,10 +45,16 @@ class Predictor(ABC):
     name: str = "model"
     version: str = ""
     path: Path | None = None
+    decision: Decision | None = None  # the model's tuned decision rule; None: the most probable class
 
     @abstractmethod
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """A stack of prepared images -> probabilities (N, n_classes), columns as ``classes``."""
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """The label of each row of probabilities, by the model's decision rule."""
+        rule = self.decision or Decision()
+        return np.asarray(self.classes, dtype=object)[rule.indices(proba, self.classes)]
 
     def predict_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Decoded images of any size -> probabilities (prepared here, once)."""
@@ -58,7 +65,8 @@ class Predictor(ABC):
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "backend": self.backend,
                 "classes": list(self.classes), "input_size": self.spec.size,
-                "channels": self.spec.channels, "resize": self.spec.resize, "roi": self.spec.roi}
+                "channels": self.spec.channels, "resize": self.spec.resize, "roi": self.spec.roi,
+                "decision": (self.decision or Decision()).describe()}
 
 
 class ClassifierPredictor(Predictor):
@@ -69,6 +77,7 @@ class ClassifierPredictor(Predictor):
         self.classes = [str(c) for c in clf.classes_]
         self.spec = clf.image_spec
         self.backend = clf.backend
+        self.decision = clf.decision_
         if threads:
             clf.set_runtime(n_jobs=threads)
 
@@ -100,6 +109,7 @@ class OnnxPredictor(Predictor):
             raise ModelError(f"'{self.path}' cannot be loaded by ONNX Runtime: {exc}") from None
         meta = read_onnx_metadata(self.session, self.path)
         self.metadata = meta
+        self.decision = Decision.from_dict(meta.get("decision"))
         try:
             self.classes = [str(c) for c in meta["classes"]]
             spec = meta["image_spec"]
@@ -113,9 +123,20 @@ class OnnxPredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: self._input(batch)})[0]
+
+    def graph_labels(self, batch: np.ndarray) -> np.ndarray:
+        """The decided class indices the graph computes itself (its second output, when it has one)."""
+        outputs = self.session.run(None, {self.input_name: self._input(batch)})
+        if len(outputs) > 1:
+            return outputs[1]
+        return (self.decision or Decision()).indices(outputs[0], self.classes)
+
+    @staticmethod
+    def _input(batch: np.ndarray) -> np.ndarray:
         if batch.ndim == 3:  # a grey stack; the graph takes three channels
             batch = np.repeat(batch[..., None], 3, axis=3)
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.uint8)})[0]
+        return np.ascontiguousarray(batch, dtype=np.uint8)
 
 
 def read_onnx_metadata(session, path: Path) -> dict:

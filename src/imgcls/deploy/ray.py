@@ -202,7 +202,8 @@ class BatchPredictor:
         rows: list[dict] = []
         for done, proba, failed in iter_batches(self.predictor, range(len(index)), read, self.batch_size):
             rows += [{"index": index[j], "error": reason} for j, reason in failed]
-            rows += top_k_rows([index[j] for j in done], proba, self.classes, self.k)
+            rows += top_k_rows([index[j] for j in done], proba, self.classes, self.k,
+                               self.predictor.decide(proba))
         return self._columns(rows)
 
     def read(self, index: int, root: int, location: str, draft: int | None) -> np.ndarray:

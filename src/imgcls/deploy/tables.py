@@ -12,13 +12,17 @@ from ..core.errors import ConfigError
 from ..core.io import atomic_open, atomic_write_text
 
 
-def top_k_rows(done: list[int], proba: np.ndarray, classes: np.ndarray, k: int) -> list[dict]:
-    """One row per predicted input position: prediction, confidence, top1/p1 ... topk/pk."""
+def top_k_rows(done: list[int], proba: np.ndarray, classes: np.ndarray, k: int,
+               decided: np.ndarray | None = None) -> list[dict]:
+    """One row per predicted input position: the prediction (``decided`` by the model's decision
+    rule, else the most probable class), its probability, then top1/p1 ... topk/pk."""
     order = np.argsort(-proba, axis=1)[:, :k]
+    names = list(classes)
     rows = []
     for j, i in enumerate(done):
-        row = {"index": i, "prediction": classes[order[j, 0]],
-               "confidence": round(float(proba[j, order[j, 0]]), 6), "error": ""}
+        label = classes[order[j, 0]] if decided is None else decided[j]
+        row = {"index": i, "prediction": label,
+               "confidence": round(float(proba[j, names.index(label)]), 6), "error": ""}
         for rank, c in enumerate(order[j], start=1):
             row[f"top{rank}"] = classes[c]
             row[f"p{rank}"] = round(float(proba[j, c]), 6)

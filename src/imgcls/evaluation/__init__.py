@@ -19,7 +19,7 @@ from ..core.log import info
 from ..data import load_images
 from ..runs import REPORT, Run
 from .metrics import compute_metrics
-from .scoring import predictions_table, warn_skipped, write_outputs
+from .scoring import predictions_table, score, warn_skipped, write_outputs
 
 __all__ = ["EvaluationResult", "compute_metrics", "evaluate"]
 
@@ -58,11 +58,11 @@ def evaluate(run: str | Path, data: str | Path | None = None, *, split: str | No
     ds, split = opened.rows(data, split)
     loaded = load_images(ds, clf.image_spec, resolve_n_jobs(cfg.n_jobs), cache_root(cfg), progress)
     warn_skipped(loaded, ds)
-    proba = clf.predict_proba(loaded.images)
-    metrics = compute_metrics(ds.labels[loaded.rows], proba, clf.classes_)
+    metrics, proba, decided = score(clf, loaded.images, ds.labels[loaded.rows])
     out_dir = Path(out) if out else opened.path / f"eval-{ds.name}-{split}"
     ds.table["split"] = split
-    predictions = predictions_table(ds, loaded, np.arange(len(loaded.rows)), proba, clf.classes_, split)
+    predictions = predictions_table(ds, loaded, np.arange(len(loaded.rows)), proba, clf.classes_, split,
+                                    decided)
     write_outputs(out_dir, {"test": metrics, "dataset": ds.summary()}, predictions, ds, loaded, cfg, clf)
     info(f"{split} accuracy {metrics['accuracy']:.4f} on {metrics['n']} images; "
          f"report: {out_dir / REPORT}")

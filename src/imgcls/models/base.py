@@ -34,6 +34,7 @@ import numpy as np
 from ..core.errors import ConfigError, ModelError
 from ..core.version import __version__
 from ..data.prepare import ImageSpec
+from .decision import Decision
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -87,6 +88,7 @@ class Classifier(ABC):
     classes_: np.ndarray
     runtime: Runtime = Runtime()
     global_rank_: int = 0  # under DDP only rank 0's fit writes results
+    decision_: Decision | None = None  # how probabilities become a label (tuned after fit); None: argmax
 
     # ----- parameters (scikit-learn's contract) ---------------------------------------
     @classmethod
@@ -163,8 +165,17 @@ class Classifier(ABC):
         """Class probabilities (N, n_classes), columns ordered as ``classes_``."""
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        proba = self.predict_proba(images)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return self.decide(self.predict_proba(images))
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Labels for probabilities, by the model's decision rule (the most probable class
+        unless a rule was tuned, see :mod:`imgcls.models.decision`)."""
+        rule = self.decision_ or Decision()
+        return np.asarray(self.classes_, dtype=object)[rule.indices(proba, [str(c) for c in self.classes_])]
+
+    def decision_json(self) -> dict | None:
+        """What model.json keeps of the decision rule (every family's ``to_json`` includes it)."""
+        return self.decision_.to_dict() if self.decision_ is not None else None
 
     @property
     def fit_timings(self) -> dict:

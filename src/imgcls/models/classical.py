@@ -299,6 +299,7 @@ class SklearnClassifier(Classifier):
             "augment": self.augment,
             "seed": self.seed,
             "tuned": getattr(self, "tuned_", None), "weights": SKOPS_FILE, "versions": versions(),
+            "decision": self.decision_json(),
         }
 
     def save(self, path: str | Path) -> Path:

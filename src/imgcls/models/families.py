@@ -19,6 +19,7 @@ from ..core.registry import Registry
 from .base import GRADIENTS, Classifier, read_model_json  # noqa: F401 - GRADIENTS: the example
 from .classical import FAMILIES as CLASSICAL_FAMILIES
 from .classical import SklearnClassifier
+from .decision import Decision
 from .deep.catalog import BACKBONES, SMALL_CNN, create_backbone
 from .deep.pretrained import offline_available
 from .finetune import FinetuneClassifier
@@ -150,4 +151,6 @@ def load_model(path: str | Path) -> Classifier:
     if family not in MODELS:
         raise ModelError(f"'{folder}' holds an unknown model family {family!r} (is the package that "
                          "provides it installed?).")
-    return MODELS.get(family).load(folder, meta)
+    model = MODELS.get(family).load(folder, meta)
+    model.decision_ = Decision.from_dict(meta.get("decision"))
+    return model

@@ -63,6 +63,8 @@ class FinetuneClassifier(Classifier):
         params: ``C`` of the logistic regression that initialises the head (LP-FT).
         augment: Training transforms joined by '+', or auto.
         train: :class:`imgcls.config.TrainConfig` fields (epochs, lr, tta, ...).
+        order: Ordered grades (class names, lowest first): the loss then spreads each target
+            over the neighbouring grades (SORD), so a near miss costs less than a far one.
     """
 
     school: ClassVar[str] = "deep"
@@ -73,7 +75,8 @@ class FinetuneClassifier(Classifier):
     def __init__(self, family: str = "tf_efficientnet_lite0", image_size: int = 224,
                  resize: str = "squash", roi: str = "none", pretrained: str = "auto",
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
-                 augment: str = "auto", train: dict[str, Any] | None = None, seed: int = 0) -> None:
+                 augment: str = "auto", train: dict[str, Any] | None = None, seed: int = 0,
+                 order: Sequence[str] | None = None) -> None:
         self.family = family
         self.image_size = image_size
         self.resize = resize
@@ -84,13 +87,15 @@ class FinetuneClassifier(Classifier):
         self.augment = augment
         self.train = train
         self.seed = seed
+        self.order = order
 
     @classmethod
     def from_config(cls, family: str, cfg: RunConfig, facts: DataFacts) -> FinetuneClassifier:
         m = cfg.model
         size = auto_image_size(family, facts.short_side) if m.image_size == "auto" else m.image_size
         return cls(family, int(size), m.resize, m.roi, m.pretrained, m.class_weight, dict(m.params),
-                   m.augment, cfg.train.model_dump(exclude=set(TrainConfig.RUN_FIELDS)), cfg.split.seed)
+                   m.augment, cfg.train.model_dump(exclude=set(TrainConfig.RUN_FIELDS)), cfg.split.seed,
+                   list(cfg.task.order) if cfg.task.kind == "ordinal" and cfg.task.order else None)
 
     @property
     def source(self) -> str:
@@ -154,6 +159,8 @@ class FinetuneClassifier(Classifier):
         self.classes_ = np.unique(labels).astype(object)
         index = {c: k for k, c in enumerate(self.classes_)}
         opts = self.resolved_options()
+        if self.order:
+            opts["grades"] = [list(self.order).index(c) for c in self.classes_]
         rt = self.runtime
         L.seed_everything(self.seed, verbose=False)
         self.net_ = self._build(len(self.classes_))
@@ -269,11 +276,11 @@ class FinetuneClassifier(Classifier):
             "std": [round(v, 6) for v in (self.net_.std.flatten() / 255).tolist()],
             "pretrained": self.weights_, "pretrained_option": self.pretrained,
             "class_weight": self.class_weight, "params": self.params or {},
-            "augment": self.augment, "train": self.train_options, "seed": self.seed,
+            "augment": self.augment, "train": self.train_options, "seed": self.seed, "order": self.order,
             "weights": [WEIGHTS],
             "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
             "frozen_groups": self.frozen_groups_, "resolved": _jsonable(self.options_),
-            "fit": _jsonable(self.fit_summary_),
+            "fit": _jsonable(self.fit_summary_), "decision": self.decision_json(),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -295,7 +302,7 @@ class FinetuneClassifier(Classifier):
         spec = meta["image_spec"]
         model = cls(meta["family"], spec["size"], spec["resize"], spec.get("roi", "none"),
                     meta.get("pretrained_option", "auto"), meta["class_weight"], meta["params"],
-                    meta.get("augment", "auto"), meta.get("train"), meta.get("seed", 0))
+                    meta.get("augment", "auto"), meta.get("train"), meta.get("seed", 0), meta.get("order"))
         model.weights_ = meta["pretrained"]
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         try:

@@ -177,6 +177,7 @@ class ProbeClassifier(Classifier):
             "class_weight": self.class_weight, "params": self.params or {}, "seed": self.seed,
             "weights": list(WEIGHTS),
             "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
+            "decision": self.decision_json(),
         }
 
     def save(self, path: str | Path) -> Path:

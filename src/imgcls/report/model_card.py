@@ -69,6 +69,16 @@ def _data(metrics: dict, n_skipped: int) -> list[str]:
     return [*lines, ""]
 
 
+def _ordinal_lines(test: dict) -> list[str]:
+    ordinal = test.get("ordinal")
+    if not ordinal:
+        return []
+    low, high = ordinal["qwk_ci"]
+    return [f"- Quadratic-weighted kappa (ordered grades {' < '.join(ordinal['order'])}): "
+            f"{ordinal['qwk']:.3f} (95 % CI {low:.3f}-{high:.3f}); mean absolute error "
+            f"{ordinal['mae']:.3f} grades"]
+
+
 def _evaluation(metrics: dict) -> list[str]:
     test = metrics.get("test")
     if not test:
@@ -78,6 +88,10 @@ def _evaluation(metrics: dict) -> list[str]:
              f"- Accuracy: {_pct(test['accuracy'])}{_ci(intervals.get('accuracy'))}",
              f"- Macro-F1: {_pct(test['macro']['f1'])}{_ci(intervals.get('macro_f1'))}",
              f"- Balanced accuracy: {_pct(test['balanced_accuracy'])}",
+             *_ordinal_lines(test),
+             *([f"- Decision rule: {metrics['decision']['target']}, tuned on "
+                f"{metrics['decision']['validation'].get('n', '?')} validation images"]
+               if (metrics.get("decision") or {}).get("kind", "argmax") != "argmax" else []),
              f"- Expected calibration error: {test['ece']:.3f}", "",
              "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     lines += [f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"

@@ -58,6 +58,27 @@ def per_class_plot(per_class: dict[str, dict]) -> str:
     return to_data_uri(fig)
 
 
+def precision_recall_plot(positive: np.ndarray, scores: np.ndarray, threshold: float, label: str) -> str:
+    """The test split's precision-recall curve for one class, and the point the tuned threshold
+    gives."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(positive, scores)
+    chosen = scores >= threshold
+    hit = (chosen & positive).sum()
+    fig, ax = new_figure(4.2, 4.0)
+    ax.plot(recall, precision, color="C0", label=f"'{label}' on the test split")
+    ax.scatter([hit / max(1, positive.sum())], [hit / max(1, chosen.sum())], color="C3", zorder=3, s=40,
+               label=f"threshold {threshold:.3f} (tuned on validation)")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("precision-recall")
+    return to_data_uri(fig)
+
+
 def reliability_plot(bins: list[dict], ece: float) -> str:
     fig, ax = new_figure(4.2, 4.0)
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")

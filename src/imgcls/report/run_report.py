@@ -51,14 +51,22 @@ def _split_counts(ds: Dataset) -> tuple[list[str], list[dict]]:
     return splits, rows
 
 
-def _figures(test: dict) -> dict:
+def _figures(test: dict, predictions: pd.DataFrame, decision: dict | None) -> dict:
     cm = test["confusion_matrix"]
-    return {
+    out = {
         "cm_counts": plots.confusion_matrix_plot(cm["counts"], cm["labels"], normalized=False),
         "cm_norm": plots.confusion_matrix_plot(cm["normalized"], cm["labels"], normalized=True),
         "per_class": plots.per_class_plot(test["per_class"]),
         "reliability": plots.reliability_plot(test["reliability"], test["ece"]),
     }
+    if decision and decision.get("kind") == "threshold" and not predictions.empty:
+        label = decision["positive"]
+        rows = predictions[predictions["split"] == "test"]
+        if f"p_{label}" in rows and len(rows):
+            out["pr"] = plots.precision_recall_plot((rows["label"] == label).to_numpy(),
+                                                    rows[f"p_{label}"].to_numpy(float), decision["threshold"],
+                                                    label)
+    return out
 
 
 def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Dataset,
@@ -77,7 +85,8 @@ def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Datas
         "metrics": metrics,
         "test": test,
         "val": metrics.get("val"),
-        "figures": _figures(test) if test else {},
+        "figures": _figures(test, predictions, metrics.get("decision")) if test else {},
+        "decision": metrics.get("decision"),
         "errors": _error_cards(predictions, ds, loaded, heatmaps or {}) if test else [],
         "dataset": ds.summary(),
         "splits": splits,

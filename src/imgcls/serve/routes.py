@@ -223,9 +223,10 @@ async def predict(request: Request, state: ServerState, model: LoadedModel, top_
         state.metrics.errors.labels(err.code).inc()
     state.metrics.images.labels(model.name).inc(len(images))
     k = min(body_top_k or top_k or DEFAULT_TOP_K, len(model.predictor.classes))
-    rows = iter(proba)
+    rows, labels = iter(proba), iter(model.predictor.decide(proba))
     results = [ImageResult(filename=up.filename, predictions=[], error=p) if isinstance(p, ErrorDetail)
-               else ImageResult(filename=up.filename, predictions=top_k_labels(next(rows), model, k))
+               else ImageResult(filename=up.filename, label=str(next(labels)),
+                                predictions=top_k_labels(next(rows), model, k))
                for up, p in zip(uploads, prepared, strict=True)]
     ms = 1000.0
     timing = Timing(decode=round((decoded - started) * ms, 3), inference=round((done - decoded) * ms, 3),

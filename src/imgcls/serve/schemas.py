@@ -40,6 +40,8 @@ class Prediction(BaseModel):
 
 class ImageResult(BaseModel):
     filename: str = Field(description="The uploaded file's name, or `images[i]` for JSON.")
+    label: str | None = Field(None, description="The model's answer, by its decision rule (a tuned "
+                              "threshold or grade cut points; else the most probable class); null on error.")
     predictions: list[Prediction] = Field(description="Top-k labels, most probable first; empty on error.")
     error: ErrorDetail | None = Field(None, description="Why this image has no predictions.")
 

@@ -17,7 +17,7 @@ from ...core.errors import ModelError
 from ...core.io import atomic_open
 from ..predictors import METADATA_KEY
 
-INPUT, OUTPUT = "images", "probabilities"
+INPUT, OUTPUT, LABEL = "images", "probabilities", "label"
 OPSET = 18
 MAX_BATCH = 4096
 
@@ -38,7 +38,7 @@ def write_onnx(module, size: int, metadata: dict, path: Path) -> None:
         try:
             with torch.inference_mode(False), contextlib.redirect_stdout(chatter):
                 torch.onnx.export(module, (example,), str(raw), dynamo=True, opset_version=OPSET,
-                                  input_names=[INPUT], output_names=[OUTPUT],
+                                  input_names=[INPUT], output_names=[OUTPUT, LABEL],
                                   dynamic_shapes={"images": {0: batch}}, optimize=True,
                                   external_data=False)
         except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds

@@ -33,7 +33,8 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
     described = clf.to_json()
     meta = {"family": clf.family, "mode": described.get("mode"), "classes": [str(c) for c in clf.classes_],
             "image_spec": clf.image_spec.to_dict(), "input": "uint8 (N, H, W, 3)",
-            "output": "probabilities (N, classes)", "precision": "fp32", "tta": clf.tta,
+            "output": "probabilities (N, classes); label (N,) int64, the decided class index",
+            "precision": "fp32", "tta": clf.tta, "decision": clf.decision_json(),
             "model_sha256": run.model_digest(),
             "versions": {**versions(), "torch": torch.__version__, "onnx": onnx.__version__,
                          "onnxruntime": onnxruntime.__version__}}
@@ -46,6 +47,9 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
         fp32 = OnnxPredictor(staged)
         exported, onnx_speed = timed(fp32.predict_proba, images)
         report = parity(reference, exported)
+        decided = np.asarray(fp32.classes, dtype=object)[np.concatenate(
+            [fp32.graph_labels(images[s:s + 32]) for s in range(0, len(images), 32)])]
+        report["label_agreement"] = float(np.mean(decided == clf.decide(reference))) if len(images) else 1.0
         if report["disagreements"] > report["disagreements_at_ties"]:
             raise ModelError(f"The ONNX export disagrees with PyTorch on {report['disagreements']} of "
                              f"{report['n']} test images (max probability difference "

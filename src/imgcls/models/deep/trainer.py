@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from ...core.errors import ConfigError
 from ...core.log import info
 from .augment import build_mix
 from .sampling import EpochSampler, Shard, TensorImages
+from .throughput import Throughput
 
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -79,6 +79,19 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
     return factor
 
 
+ORDINAL_SHARPNESS = 2.0
+
+
+def ordinal_targets(grades: Sequence[int] | None) -> torch.Tensor | None:
+    """Soft targets for ordered grades (SORD, Diaz & Marathe 2019): row i is the distribution
+    ``softmax(-2 (g_i - g_j)^2)`` over the classes, so a near grade costs less than a far one;
+    ``grades[k]`` is class k's grade."""
+    if grades is None:
+        return None
+    g = torch.as_tensor(grades, dtype=torch.float32)
+    return torch.softmax(-ORDINAL_SHARPNESS * (g[:, None] - g[None, :]) ** 2, dim=1)
+
+
 class FinetuneModule(L.LightningModule):
     def __init__(self, net: torch.nn.Module, frozen: Sequence[torch.nn.Module], opts: dict,
                  n_classes: int, class_weights: torch.Tensor | None, steps_per_epoch: int,
@@ -87,6 +100,7 @@ class FinetuneModule(L.LightningModule):
         self.net, self.frozen, self.opts, self.seed = net, list(frozen), opts, seed
         self.n_classes, self.steps_per_epoch = n_classes, steps_per_epoch
         self.register_buffer("class_weights", class_weights, persistent=False)
+        self.register_buffer("soft_targets", ordinal_targets(opts.get("grades")), persistent=False)
         self.mix = build_mix(opts["mixup"], opts["cutmix"], n_classes)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -110,8 +124,12 @@ class FinetuneModule(L.LightningModule):
         x, target = x.float(), y
         if self.mix is not None:
             x, target = self.mix(x, y)
-        loss = F.cross_entropy(self.net(x), target, weight=self.class_weights,
-                               label_smoothing=self.opts["label_smoothing"])
+        if self.soft_targets is not None:  # ordered grades: near grades share the target (SORD)
+            target = self.soft_targets[target] if target.ndim == 1 else target @ self.soft_targets
+            loss = F.cross_entropy(self.net(x), target, weight=self.class_weights)
+        else:
+            loss = F.cross_entropy(self.net(x), target, weight=self.class_weights,
+                                   label_smoothing=self.opts["label_smoothing"])
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y),
                  sync_dist=True)  # the epoch mean over every process
         return loss
@@ -164,66 +182,6 @@ def macro_f1(confusion: torch.Tensor) -> torch.Tensor:
     present = (support + predicted) > 0
     f1 = 2 * tp / (support + predicted).clamp(min=1)
     return f1[present].mean() if present.any() else f1.new_zeros(())
-
-
-@dataclass
-class StepTimes:
-    data: float = 0.0
-    forward: float = 0.0
-    backward: float = 0.0
-    total: float = 0.0
-    images: int = 0
-
-
-class Throughput(Callback):
-    """Training images/s per epoch (progress bar, logs); with ``profile`` also the images/s
-    each of data loading, forward and backward alone would allow. With several processes
-    the epoch figures are summed over them (the progress bar shows this process's)."""
-
-    def __init__(self, profile: bool) -> None:
-        self.profile = profile
-        self.history: list[dict] = []
-        self._t = StepTimes()
-        self._last_end = self._start = self._fwd_end = self._bwd_start = 0.0
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._t = StepTimes()
-        self._last_end = time.perf_counter()
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._start = time.perf_counter()
-        self._t.data += self._start - self._last_end
-        self._t.images += len(batch[1])
-
-    def on_before_backward(self, trainer, pl_module, loss) -> None:
-        self._bwd_start = time.perf_counter()
-        self._t.forward += self._bwd_start - self._start
-
-    def on_after_backward(self, trainer, pl_module) -> None:
-        self._t.backward += time.perf_counter() - self._bwd_start
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        now = time.perf_counter()
-        self._t.total += now - self._last_end
-        self._last_end = now
-        if self._t.total > 0:
-            pl_module.log("img_s", self._t.images / self._t.total, prog_bar=True, on_step=True,
-                          on_epoch=False, batch_size=1)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        t = self._t
-        mine = [t.images] + [t.images / s if s > 0 else 0.0 for s in (t.total, t.data, t.forward, t.backward)]
-        summed = trainer.strategy.reduce(torch.tensor(mine, device=pl_module.device),
-                                         reduce_op="sum").tolist()
-        rate = lambda k: round(summed[k], 1) if summed[k] > 0 else None  # noqa: E731
-        row = {"epoch": trainer.current_epoch, "images": int(summed[0]), "images_per_s": rate(1)}
-        if self.profile:
-            row.update(data_images_per_s=rate(2), forward_images_per_s=rate(3), backward_images_per_s=rate(4))
-            info(f"epoch {trainer.current_epoch}: {row['images_per_s']} img/s; alone, data "
-                 f"{row['data_images_per_s']}, forward {row['forward_images_per_s']}, backward "
-                 f"{row['backward_images_per_s']} img/s")
-        pl_module.log("train_img_s", float(row["images_per_s"] or 0), on_epoch=True, sync_dist=True)
-        self.history.append(row)
 
 
 @dataclass

@@ -1,42 +1,14 @@
-"""One typed configuration: defaults in code, then a YAML file, then ``key=value`` overrides.
-
-Example:
-    >>> cfg = resolve_config(overrides=["model.name=random_forest", "split.test=0.2"])
-    >>> cfg.model.name, cfg.split.test
-    ('random_forest', 0.2)
-"""
+"""The sections of a run's config: data, split, task, decision, model, train, check, explain,
+and the settings of `imgcls audit`."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field
 
-from .core.errors import ConfigError
-from .core.registry import did_you_mean
-
-PIL_DEFAULT_MAX_PIXELS = 89_478_485
-DECODE_TIMEOUT = 60.0  # seconds one file may take; a legitimate 89-megapixel image takes a few
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-    _key_prefix: ClassVar[str] = ""  # how users name the fields, e.g. 'explain.' in key=value overrides
-
-    @classmethod
-    def from_options(cls, **values: Any) -> Self:
-        """Validate like the constructor, raising ConfigError with the field's name."""
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = cls._key_prefix + ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"The '{field}' parameter {err['msg'].lower()}. "
-                              f"Got {err.get('input')!r}.") from None
+from .base import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
+from .base import Strict as _Strict
 
 
 class DataConfig(_Strict):
@@ -216,172 +188,27 @@ class AuditConfig(_Strict):
     seed: int = 0
 
 
-class RunConfig(_Strict):
-    """Everything one training run needs; saved as the run's config.yaml."""
+class TaskConfig(_Strict):
+    """What is predicted: one class of unordered classes, or one of ordered grades."""
 
-    data: DataConfig = Field(default_factory=DataConfig)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    check: CheckConfig = Field(default_factory=CheckConfig)
-    explain: ExplainConfig = Field(default_factory=ExplainConfig)
-    out: str | None = Field(None, description="Run folder; default runs/<data>-<model>[-N].")
-    n_jobs: int = Field(0, description="Worker processes/threads; 0 means one per CPU core.")
-    cache: bool = Field(True, description="Cache decoded images and features on disk.")
-    cache_dir: str | None = Field(None, description="Default $IMGCLS_CACHE_DIR or ~/.cache/imgcls.")
+    _key_prefix: ClassVar[str] = "task."
+
+    kind: Literal["auto", "single", "ordinal"] = Field(
+        "auto", description="single: unordered classes; ordinal: ordered grades (severity, stage); "
+        "auto: ordinal when the dataset declares its grades' order, else single.")
+    order: list[str] | None = Field(
+        None, description="Ordinal: the classes from lowest to highest grade; default the dataset's "
+        "declared order, else the labels sorted as numbers.")
 
 
-_FREE_FORM = {"model.params", "model.feature_params"}  # dict fields whose keys are not checked here
+class DecisionConfig(_Strict):
+    """How probabilities become a label, tuned on the validation split and saved with the model."""
 
+    _key_prefix: ClassVar[str] = "decision."
 
-def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    keys = []
-    for name, field in model.model_fields.items():
-        key = f"{prefix}{name}"
-        keys.append(key)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys.extend(_known_keys(annotation, f"{key}."))
-    return keys
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """Turn ``["a.b=1", "c=x"]`` into ``{"a.b": 1, "c": "x"}``; values are YAML scalars."""
-    parsed: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"Override '{item}' must look like key=value, e.g. split.test=0.2.")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        parsed[key.strip()] = _number_or_same(value)
-    return parsed
-
-
-def _number_or_same(value: Any) -> Any:
-    """YAML 1.1 reads '1e-3' as a string; a user typing it means a number."""
-    if isinstance(value, str):
-        try:
-            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf") else value
-        except ValueError:
-            return value
-    return value
-
-
-def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    known = _known_keys(RunConfig)
-    free_parent = next((p for p in _FREE_FORM if key.startswith(p + ".")), None)
-    if key not in known and free_parent is None:
-        raise ConfigError(f"Unknown config key '{key}'.{did_you_mean(key, known)}")
-    node = tree
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"Config key '{key}' goes below a value that is not a section.")
-    node[parts[-1]] = value
-
-
-def _validate(tree: dict[str, Any]) -> RunConfig:
-    try:
-        return RunConfig.model_validate(tree)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        got = err.get("input")
-        if err["type"] == "extra_forbidden":
-            known = _known_keys(RunConfig)
-            raise ConfigError(f"Unknown config key '{field}'.{did_you_mean(field, known)}") from None
-        raise ConfigError(f"The '{field}' parameter {err['msg'].lower()}. Got {got!r}.") from None
-
-
-def resolve_config(
-    base: RunConfig | str | Path | Mapping[str, Any] | None = None,
-    overrides: Sequence[str] | Mapping[str, Any] = (),
-) -> RunConfig:
-    """Build a validated config from defaults, an optional YAML file or mapping, and overrides."""
-    if isinstance(base, RunConfig):
-        tree = base.model_dump()
-    elif isinstance(base, str | Path):
-        tree = load_yaml(Path(base))
-    else:
-        tree = dict(base or {})
-    _validate(tree)  # report errors in the file before blaming overrides
-    items = parse_overrides(overrides) if not isinstance(overrides, Mapping) else overrides
-    for key, value in items.items():
-        _set_dotted(tree, key, value)
-    return _validate(tree)
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"Config file '{path}' does not exist.")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Config file '{path}' is not valid YAML: {exc}") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"Config file '{path}' must hold a mapping of sections.")
-    return tree
-
-
-def config_to_yaml(cfg: RunConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-
-
-def resolve_n_jobs(n_jobs: int) -> int:
-    return n_jobs if n_jobs > 0 else max(1, os.cpu_count() or 1)
-
-
-def cache_root(cfg: RunConfig) -> Path | None:
-    if not cfg.cache:
-        return None
-    default = os.environ.get("IMGCLS_CACHE_DIR") or Path.home() / ".cache" / "imgcls"
-    return Path(cfg.cache_dir or default)
-
-
-class ServeConfig(_Strict):
-    """Settings of `imgcls serve`: which models, where to listen, limits and security.
-
-    Example:
-        >>> cfg = ServeConfig(models=["runs/shapes", "digits=runs/digits-svm"], max_wait_ms=0)
-        >>> cfg.port, cfg.max_batch
-        (8000, 32)
-    """
-
-    models: list[str] = Field(
-        min_length=1, description="Run folders, model folders or .onnx files, as PATH or NAME=PATH; "
-        "the name defaults to the folder name or file stem. The first is the default model.")
-    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes the server.")
-    port: int = Field(8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
-    backend: Literal["auto", "onnx", "torch"] = Field(
-        "auto", description="auto: ONNX Runtime when the run has an up-to-date export.")
-    precision: Literal["fp32", "int8"] = "fp32"
-    threads: int | None = Field(
-        None, ge=1, description="Inference threads per model; default: all cores for one model, "
-        "max(1, cores // n_models) each for several (so they do not oversubscribe the CPU).")
-    export: bool = Field(
-        False, description="Export a deep-learning run to ONNX on first use when it has no up-to-date "
-        "export (backend auto or onnx), then serve the export; classical runs stay in-process.")
-    max_batch: int = Field(32, ge=1, le=1024, description="Most images one micro-batch holds.")
-    max_wait_ms: float = Field(
-        5.0, ge=0, le=1000, description="How long a micro-batch waits for more requests after its "
-        "first; 0 turns micro-batching off (each request runs alone).")
-    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest request body (413 above).")
-    max_pixels: int | None = Field(
-        40_000_000, gt=0, description="Largest image (width x height), read from the header before "
-        "decoding; null disables the check.")
-    max_images_per_request: int = Field(64, ge=1, description="More images in one request is a 413.")
-    api_key: SecretStr | None = Field(
-        default_factory=lambda: os.environ.get("IMGCLS_API_KEY"), validate_default=True,
-        description="Required as `Authorization: Bearer KEY` or `X-API-Key: KEY` on predict and "
-        "reload; default $IMGCLS_API_KEY; null leaves them open.")
-    cors_origins: list[str] = Field(
-        default_factory=list, description="Origins allowed to call the API from a browser; empty: CORS off.")
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _blank_key_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    target: str = Field(
+        "auto", description="auto (kappa for ordered grades, else the most probable class), argmax, "
+        "balanced_accuracy, macro_f1, kappa, recall:LABEL=0.95, precision:LABEL=0.9.")
+    val: float = Field(
+        0.2, gt=0, lt=1, description="Fraction of train held out to tune the decision when there is no "
+        "validation split.")
