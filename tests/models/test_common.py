@@ -14,6 +14,7 @@ from imgcls.models import (
     FEATURE_GROUPS,
     GRADIENTS,
     MODELS,
+    ONNX,
     TEST_TIME_VIEWS,
     VALIDATION,
     Classifier,
@@ -22,6 +23,7 @@ from imgcls.models import (
 )
 
 TINY_TRAIN = {"epochs": 1, "batch_size": 8, "head_init": "random", "freeze": 0}
+MEMBERS = "two fitted members"
 
 
 def variants():
@@ -29,6 +31,9 @@ def variants():
     out = []
     for name in MODELS.names():
         family = MODELS.get(name)
+        if name == "ensemble":
+            out.append((name, {"members": MEMBERS}))  # filled with two fitted members below
+            continue
         if family.school == "classical":
             out.append((name, {"features": "hog+color", "image_size": 32}))
             continue
@@ -52,10 +57,24 @@ def data(shapes_small):
     return images, shapes_small.labels
 
 
-@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
-def test_every_family_keeps_the_contract(name, options, data, tmp_path):
+@pytest.fixture(scope="module")
+def members(data, tmp_path_factory):
+    """Two fitted classical models saved as model folders, the ensemble's members."""
     images, labels = data
-    model = create_model(name, **options)
+    root = tmp_path_factory.mktemp("members")
+    return [str(create_model(family, features="hist", image_size=32).fit(images, labels).save(root / family))
+            for family in ("logistic_regression", "knn")]
+
+
+def create(name, options, members):
+    options = {**options, "members": members} if options.get("members") == MEMBERS else options
+    return create_model(name, **options)
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
+def test_every_family_keeps_the_contract(name, options, data, members, tmp_path):
+    images, labels = data
+    model = create(name, options, members)
     assert isinstance(model, Classifier) and model.family == name
     assert model.capabilities <= set(CAPABILITIES)
     # parameters only: a copy made from get_params has the same parameters (sklearn's clone)
@@ -79,16 +98,16 @@ def test_every_family_keeps_the_contract(name, options, data, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
-def test_declared_capabilities_are_real(name, options, data):
+def test_declared_capabilities_are_real(name, options, data, members):
     import torch
 
     images, labels = data
-    model = create_model(name, **options).fit(images, labels)
-    if model.supports(GRADIENTS):
+    model = create(name, options, members).fit(images, labels)
+    if model.supports(GRADIENTS) or model.supports(ONNX):
         logits = model.network()(torch.from_numpy(images[:2]).permute(0, 3, 1, 2).float())
         assert tuple(logits.shape) == (2, 3)
     else:
-        with pytest.raises(ModelError, match="without a network"):
+        with pytest.raises(ModelError, match="without a network|cannot be exported"):
             model.network()
     if model.supports(FEATURE_GROUPS):
         groups = model.feature_groups()
@@ -101,9 +120,9 @@ def test_declared_capabilities_are_real(name, options, data):
 
 
 @pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
-def test_unprepared_images_are_refused_with_the_way_out(name, options, data):
+def test_unprepared_images_are_refused_with_the_way_out(name, options, data, members):
     images, labels = data
-    model = create_model(name, **options)
+    model = create(name, options, members)
     big = images.repeat(2, axis=1).repeat(2, axis=2)
     with pytest.raises(ModelError, match="prepare_images"):
         model.fit(big, labels)

@@ -79,6 +79,8 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Estimator hyper-parameters, e.g. C: 10."
     )
+    members: list[str] = Field(
+        default_factory=list, description="model.name=ensemble: the run or model folders it averages.")
 
 
 class TrainConfig(_Strict):

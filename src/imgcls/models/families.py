@@ -22,6 +22,7 @@ from .classical import SklearnClassifier
 from .decision import Decision
 from .deep.catalog import BACKBONES, SMALL_CNN, create_backbone
 from .deep.pretrained import offline_available
+from .ensemble import EnsembleClassifier
 from .finetune import FinetuneClassifier
 from .probe import ProbeClassifier
 
@@ -117,6 +118,8 @@ for _name, _description in CLASSICAL_FAMILIES:
     MODELS.add(_name, ModelFamily(_name, _description, SklearnClassifier))
 for _name, _description in BACKBONES.items():
     MODELS.add(_name, BackboneFamily(_name, _description))
+MODELS.add("ensemble", ModelFamily("ensemble", "weighted average of fitted models (model.members); weights "
+                                   "by greedy selection on the validation split", EnsembleClassifier))
 
 
 def create_model(name: str, **options: Any) -> Classifier:
@@ -154,3 +157,6 @@ def load_model(path: str | Path) -> Classifier:
     model = MODELS.get(family).load(folder, meta)
     model.decision_ = Decision.from_dict(meta.get("decision"))
     return model
+
+
+EnsembleClassifier.load_member = staticmethod(load_model)  # members load as their own families do

@@ -83,6 +83,31 @@ class ProbeNetwork(nn.Module):
         return self.head(self.backbone(images))
 
 
+class WeightedEnsemble(nn.Module):
+    """Members' networks (uint8 NCHW -> logits) averaged as probabilities, each with its own
+    test-time flips, columns reordered to the ensemble's classes; returns the log of the
+    average, whose softmax is the average itself."""
+
+    def __init__(self, members: list[nn.Module], flips: list[tuple], weights,
+                 orders: list[list[int]]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.flips = flips
+        self.register_buffer("weights", torch.as_tensor(np.asarray(weights), dtype=torch.float32))
+        for k, order in enumerate(orders):
+            self.register_buffer(f"order{k}", torch.as_tensor(order, dtype=torch.long))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        total = None
+        for k, net in enumerate(self.members):
+            proba = net(images).softmax(dim=1)
+            for dims in self.flips[k]:
+                proba = proba + net(images.flip(dims)).softmax(dim=1)
+            proba = proba[:, getattr(self, f"order{k}")] / (1 + len(self.flips[k]))
+            total = self.weights[k] * proba if total is None else total + self.weights[k] * proba
+        return total.clamp_min(1e-12).log()
+
+
 def binary_as_pair(coef, intercept) -> tuple[torch.Tensor, torch.Tensor]:
     """A scikit-learn linear model's weights as torch tensors with one row per class."""
     coef = torch.as_tensor(coef, dtype=torch.float32)

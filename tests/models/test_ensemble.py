@@ -1,0 +1,77 @@
+"""Ensembles of fitted models of any families: greedy weights, mixed image specs, a run like any
+other, and an ONNX export when every member has a network."""
+
+import numpy as np
+import pytest
+
+import imgcls
+from imgcls.core.errors import ConfigError, ModelError
+from imgcls.models.ensemble import greedy_selection
+
+TINY = ["model.image_size=16", "train.epochs=2", "train.batch_size=8", "split.val=0.2"]
+
+
+def test_greedy_selection_picks_members_that_fix_each_others_errors():
+    y = np.array([0, 0, 1, 1] * 25)
+    left = np.where(np.arange(100)[:, None] < 50, np.eye(2)[y] * 0.8 + 0.1, 0.5)  # right on half
+    right = np.where(np.arange(100)[:, None] >= 50, np.eye(2)[y] * 0.8 + 0.1, 0.5)
+    noise = np.full((100, 2), 0.5)
+    weights = greedy_selection([left, right, noise], y, lambda p: float(np.mean(p.argmax(1) == y)))
+    assert weights[2] == 0 and weights[0] > 0 and weights[1] > 0 and weights.sum() == pytest.approx(1)
+
+
+@pytest.fixture(scope="module")
+def member_runs(shapes_small, tmp_path_factory):
+    from imgcls.data.builtins import write_image_folder
+
+    root = tmp_path_factory.mktemp("ens")
+    data = write_image_folder(shapes_small, root / "data")
+    runs = {"svm": imgcls.train(str(data), model="svm", features="hog+color", out=root / "svm",
+                                overrides=["split.val=0.2"], progress=False),
+            "cnn": imgcls.train(str(data), model="small_cnn", out=root / "cnn", overrides=TINY, progress=False),
+            "cnn2": imgcls.train(str(data), model="small_cnn", out=root / "cnn2", progress=False,
+                                 overrides=[*TINY, "split.seed=0", "train.lr=0.001"])}
+    return data, runs
+
+
+def test_a_hand_built_ensemble_of_both_schools_is_a_normal_run(member_runs, tmp_path):
+    data, runs = member_runs
+    members = f"model.members=[{runs['svm'].path},{runs['cnn'].path}]"
+    run = imgcls.train(str(data), model="ensemble", out=tmp_path / "ens", overrides=[members, "split.val=0.2"],
+                       progress=False)
+    model = run.model
+    assert model.image_spec.size == 32 and len(model.weights_) == 2  # the largest member's size
+    assert run.metrics["model"]["school"] == "ensemble"
+    again = imgcls.load_model(run.path)
+    assert np.allclose(again.weights_, model.weights_)
+    table = imgcls.predict(run.path, [data / "circle"], progress=False)
+    assert len(table) == 12 and (table["error"] == "").all()
+    assert imgcls.evaluate(run.path, progress=False).metrics["n"] == run.metrics["test"]["n"]
+    with pytest.raises(ModelError, match="cannot be exported to ONNX: its members svm"):
+        imgcls.export(run.path, progress=False)
+
+
+def test_an_ensemble_of_networks_exports_with_parity(member_runs, tmp_path):
+    data, runs = member_runs
+    members = f"model.members=[{runs['cnn'].path},{runs['cnn2'].path}]"
+    run = imgcls.train(str(data), model="ensemble", out=tmp_path / "ens", overrides=[members, "split.val=0.2"],
+                       progress=False)
+    report = imgcls.export(run.path, progress=False).report
+    assert report["parity"]["top1_agreement"] == 1.0 and report["parity"]["max_abs_diff"] < 1e-4
+    assert imgcls.load_predictor(run.path).backend == "onnx-fp32"
+
+
+def test_members_must_know_the_same_classes(member_runs, tmp_path):
+    data, runs = member_runs
+    import shutil
+
+    two = tmp_path / "two"
+    for label in ("circle", "square"):
+        shutil.copytree(data / label, two / label)
+    other = imgcls.train(str(two), model="logistic_regression", features="hist", out=tmp_path / "o",
+                         progress=False)
+    with pytest.raises(ConfigError, match="same classes"):
+        imgcls.train(str(data), model="ensemble", out=tmp_path / "e", progress=False,
+                     overrides=[f"model.members=[{runs['svm'].path},{other.path}]"])
+    with pytest.raises(ConfigError, match="model.members"):
+        imgcls.train(str(data), model="ensemble", out=tmp_path / "e2", progress=False)
