@@ -69,7 +69,7 @@ def test_cache_is_keyed_by_content_and_config(tmp_path, images, monkeypatch):
     colour, _ = images
     fs = FeatureSet("lbp")
     first = fs.transform(colour, cache_dir=tmp_path, progress=False)
-    assert len(list((tmp_path / "features").glob("*.npy"))) == 1
+    assert len(list((tmp_path / "features").glob("*/*.npz"))) == 1
     monkeypatch.setattr(FeatureSet, "_run", lambda *a, **k: pytest.fail("cache missed"))
     assert np.array_equal(fs.transform(colour, cache_dir=tmp_path, progress=False), first)
     monkeypatch.undo()
@@ -77,7 +77,23 @@ def test_cache_is_keyed_by_content_and_config(tmp_path, images, monkeypatch):
     changed[0, 0, 0] ^= 255
     FeatureSet("lbp").transform(changed, cache_dir=tmp_path, progress=False)
     FeatureSet("lbp", {"lbp": {"grid": 1}}).transform(colour, cache_dir=tmp_path, progress=False)
-    assert len(list((tmp_path / "features").glob("*.npy"))) == 3
+    chunks = list((tmp_path / "features").glob("*/*.npz"))
+    assert len(chunks) == 3 and len({c.parent for c in chunks}) == 2  # two settings
+    sizes = sorted(len(np.load(c)["keys"]) for c in chunks)
+    assert sizes == [1, 3, 3]  # the changed image alone was computed again
+
+
+def test_cache_computes_only_the_rows_it_has_not_seen(tmp_path, images, monkeypatch):
+    colour, _ = images
+    fs = FeatureSet("lbp")
+    whole = fs.transform(colour, progress=False)
+    fs.transform(colour[:1], cache_dir=tmp_path, progress=False)
+    seen = []
+    original = FeatureSet._run
+    monkeypatch.setattr(FeatureSet, "_run",
+                        lambda self, todo, *a: seen.append(len(todo)) or original(self, todo, *a))
+    both = fs.transform(colour, cache_dir=tmp_path, progress=False)  # row 0 cached, the rest new
+    assert seen == [len(colour) - 1] and np.allclose(both, whole)
 
 
 def test_parallel_extraction_equals_serial():

@@ -57,26 +57,46 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def content_cache_path(cache_dir: Path | None, kind: str, header: list, array: np.ndarray) -> Path | None:
-    """``cache_dir/kind/<hash>.npy`` keyed by ``header`` (JSON-able settings) and the array's
-    bytes, shape and dtype; None when caching is off."""
-    if cache_dir is None:
-        return None
-    digest = hashlib.sha256(json.dumps([*header, list(array.shape), str(array.dtype)],
-                                       sort_keys=True, default=str).encode())
-    digest.update(np.ascontiguousarray(array).data)
-    return Path(cache_dir) / kind / f"{digest.hexdigest()[:32]}.npy"
+def row_digests(array: np.ndarray) -> np.ndarray:
+    """A 16-byte content digest of every row (image) of ``array``, as an ``S16`` array."""
+    rows = np.ascontiguousarray(array).reshape(len(array), -1)
+    return np.array([hashlib.blake2b(row.data, digest_size=16).digest() for row in rows], dtype="S16")
 
 
-def cached_array(path: Path | None, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """Load ``path`` if a readable copy exists, else compute and store it atomically."""
-    if path is not None and path.is_file():
+def cached_rows(cache_dir: Path | None, kind: str, header: list, array: np.ndarray,
+                compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``compute(array)`` for a function that treats each row (image) on its own, cached row by
+    row: a stack that shares images with earlier ones (train + validation, after each apart)
+    computes only its new rows. Entries live in ``cache_dir/kind/<settings hash>/`` as chunks
+    (``keys`` and ``values``), one per call that computed something; unreadable ones are
+    ignored and computed again."""
+    if cache_dir is None or len(array) == 0:
+        return compute(array)
+    settings = json.dumps([*header, list(array.shape[1:]), str(array.dtype)], sort_keys=True, default=str)
+    folder = Path(cache_dir) / kind / hashlib.sha256(settings.encode()).hexdigest()[:32]
+    keys = row_digests(array)
+    found: dict[bytes, np.ndarray] = {}
+    wanted = set(keys.tolist())
+    for chunk in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
         try:
-            return np.load(path)
-        except (OSError, ValueError):
-            pass  # unreadable cache entry: compute again and replace it
-    result = compute()
-    if path is not None:
-        with atomic_open(path, "wb") as fh:
-            np.save(fh, result)
-    return result
+            with np.load(chunk) as npz:
+                chunk_keys = npz["keys"]
+                hits = np.flatnonzero(np.isin(chunk_keys, keys))
+                if len(hits):
+                    values = npz["values"]
+                    found.update((chunk_keys[i].tobytes(), values[i]) for i in hits)
+        except (OSError, ValueError, KeyError):
+            continue
+        if wanted <= found.keys():
+            break
+    missing = np.array([k not in found for k in keys.tolist()], dtype=bool)
+    if missing.any():
+        fresh = np.asarray(compute(array[missing]))
+        new_keys = keys[missing]
+        found.update(zip(new_keys.tolist(), fresh, strict=True))
+        name = hashlib.sha256(new_keys.tobytes()).hexdigest()[:32]
+        with atomic_open(folder / f"{name}.npz", "wb") as fh:
+            np.savez(fh, keys=new_keys, values=fresh)
+    return np.stack([found[k] for k in keys.tolist()])
+
+

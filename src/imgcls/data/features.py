@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ConfigError
-from ..core.io import cached_array, content_cache_path
+from ..core.io import cached_rows
 from ..core.progress import progress_bar
 from ..core.registry import Registry
 
@@ -189,9 +189,8 @@ class FeatureSet:
         """Feature matrix (N, D) float32 for a stack of same-sized uint8 images."""
         if len(images) == 0:
             raise ConfigError("No images to extract features from.")
-        path = content_cache_path(cache_dir, "features",
-                                  [FEATURES_VERSION, self.spec, self.params], images)
-        return cached_array(path, lambda: self._run(images, n_jobs, progress))
+        return cached_rows(cache_dir, "features", [FEATURES_VERSION, self.spec, self.params], images,
+                           lambda todo: self._run(todo, n_jobs, progress))
 
     def _run(self, images: np.ndarray, n_jobs: int, progress: bool) -> np.ndarray:
         chunk = 64

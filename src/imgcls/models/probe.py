@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..core.errors import ConfigError, ModelError
-from ..core.io import atomic_dir, cached_array, content_cache_path
+from ..core.io import atomic_dir, cached_rows
 from ..core.progress import progress_bar
 from ..data.prepare import ImageSpec
 from .base import (
@@ -90,9 +91,14 @@ class ProbeClassifier(Classifier):
     def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> ProbeClassifier:
         self.validate()
         labels = check_labels(labels)
+        started = time.perf_counter()
         X = self.embed(images)
+        embedded = time.perf_counter()
         self.head_ = self._fit_head(X, labels)
         self.classes_ = np.asarray(self.head_.classes_, dtype=object)
+        # the same vocabulary as the classical school: what the cache can hold, and the rest
+        self.fit_timings_ = {"features_seconds": round(embedded - started, 3),
+                             "estimator_seconds": round(time.perf_counter() - embedded, 3)}
         return self
 
     def predict_proba(self, images) -> np.ndarray:
@@ -108,12 +114,11 @@ class ProbeClassifier(Classifier):
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Backbone features (N, D) for a prepared stack, normalised as the backbone expects."""
         prepared = self.check_input(images)
-        path = None
-        if self.runtime.cache_dir is not None:
-            self._backbone()  # resolves weights_, part of the key
-            path = content_cache_path(self.runtime.cache_dir, "embeddings",
-                                      [EMBED_VERSION, self.family, self.weights_], prepared)
-        return cached_array(path, lambda: self._run_backbone(prepared))
+        if self.runtime.cache_dir is None:
+            return self._run_backbone(prepared)
+        self._backbone()  # resolves weights_, part of the key
+        return cached_rows(self.runtime.cache_dir, "embeddings", [EMBED_VERSION, self.family, self.weights_],
+                           prepared, self._run_backbone)
 
     def _normalising_backbone(self):
         import torch
