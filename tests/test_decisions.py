@@ -109,3 +109,24 @@ def test_a_recall_target_is_part_of_the_model_everywhere(two_class_folder, tmp_p
                                                  for f in files]).json()
     labels = [r["label"] for r in body["results"]]
     assert labels == list(onnx.decide(onnx.predict_images(images)))
+
+
+def test_a_search_on_ordered_grades_selects_on_kappa_and_cuts_before_the_refit(grades_folder, tmp_path):
+    result = imgcls.search(str(grades_folder), budget="60s", trials=3, families="classical",
+                           out=tmp_path / "s", overrides=["task.kind=ordinal"], progress=False)
+    assert result.summary["metric"] == "kappa" and "kappa" in result.summary["best_test"]
+    run = result.best_run
+    assert run.config.task.kind == "ordinal" and run.metrics["decision"]["kind"] == "ordinal"
+    assert imgcls.load_model(run.path).decision_.kind == "ordinal"  # the cut points travel with the model
+    assert run.metrics["search"]["refitted"].split(" of ")[0] != "0"
+    with pytest.raises(imgcls.ConfigError, match="metric=kappa needs ordered grades"):
+        imgcls.search(str(grades_folder), metric="kappa", out=tmp_path / "t", budget="5s")
+
+
+def test_a_search_with_a_recall_target_keeps_the_threshold(two_class_folder, tmp_path):
+    result = imgcls.search(str(two_class_folder), budget="60s", trials=3, families="classical",
+                           out=tmp_path / "s", overrides=["decision.target=recall:circle=0.9"],
+                           progress=False)
+    decision = result.best_run.metrics["decision"]
+    assert decision["kind"] == "threshold" and decision["positive"] == "circle"
+    assert imgcls.load_model(result.best_run.path).decision_.kind == "threshold"

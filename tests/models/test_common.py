@@ -8,7 +8,6 @@ import pytest
 
 from imgcls.core.errors import ConfigError, ModelError
 from imgcls.data import prepare_images
-from imgcls.models.decision import Decision
 from imgcls.models import (
     CAPABILITIES,
     FEATURE_GROUPS,
@@ -21,6 +20,7 @@ from imgcls.models import (
     create_model,
     load_model,
 )
+from imgcls.models.decision import Decision
 
 TINY_TRAIN = {"epochs": 1, "batch_size": 8, "head_init": "random", "freeze": 0}
 MEMBERS = "two fitted members"

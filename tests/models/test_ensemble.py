@@ -28,7 +28,8 @@ def member_runs(shapes_small, tmp_path_factory):
     data = write_image_folder(shapes_small, root / "data")
     runs = {"svm": imgcls.train(str(data), model="svm", features="hog+color", out=root / "svm",
                                 overrides=["split.val=0.2"], progress=False),
-            "cnn": imgcls.train(str(data), model="small_cnn", out=root / "cnn", overrides=TINY, progress=False),
+            "cnn": imgcls.train(str(data), model="small_cnn", out=root / "cnn", overrides=TINY,
+                                progress=False),
             "cnn2": imgcls.train(str(data), model="small_cnn", out=root / "cnn2", progress=False,
                                  overrides=[*TINY, "split.seed=0", "train.lr=0.001"])}
     return data, runs
@@ -37,8 +38,8 @@ def member_runs(shapes_small, tmp_path_factory):
 def test_a_hand_built_ensemble_of_both_schools_is_a_normal_run(member_runs, tmp_path):
     data, runs = member_runs
     members = f"model.members=[{runs['svm'].path},{runs['cnn'].path}]"
-    run = imgcls.train(str(data), model="ensemble", out=tmp_path / "ens", overrides=[members, "split.val=0.2"],
-                       progress=False)
+    run = imgcls.train(str(data), model="ensemble", out=tmp_path / "ens",
+                       overrides=[members, "split.val=0.2"], progress=False)
     model = run.model
     assert model.image_spec.size == 32 and len(model.weights_) == 2  # the largest member's size
     assert run.metrics["model"]["school"] == "ensemble"
@@ -54,8 +55,8 @@ def test_a_hand_built_ensemble_of_both_schools_is_a_normal_run(member_runs, tmp_
 def test_an_ensemble_of_networks_exports_with_parity(member_runs, tmp_path):
     data, runs = member_runs
     members = f"model.members=[{runs['cnn'].path},{runs['cnn2'].path}]"
-    run = imgcls.train(str(data), model="ensemble", out=tmp_path / "ens", overrides=[members, "split.val=0.2"],
-                       progress=False)
+    run = imgcls.train(str(data), model="ensemble", out=tmp_path / "ens",
+                       overrides=[members, "split.val=0.2"], progress=False)
     report = imgcls.export(run.path, progress=False).report
     assert report["parity"]["top1_agreement"] == 1.0 and report["parity"]["max_abs_diff"] < 1e-4
     assert imgcls.load_predictor(run.path).backend == "onnx-fp32"

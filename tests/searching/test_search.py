@@ -36,18 +36,18 @@ def digits_search(tmp_path_factory):
     import imgcls.searching.trials as trials_module
 
     scored = []
-    original = trials_module.compute_metrics
+    original = trials_module.quick_score
 
-    def recording(y_true, *args, **kwargs):
-        scored.append(len(y_true))
-        return original(y_true, *args, **kwargs)
+    def recording(metric, true_idx, *args, **kwargs):
+        scored.append(len(true_idx))
+        return original(metric, true_idx, *args, **kwargs)
 
-    trials_module.compute_metrics = recording
+    trials_module.quick_score = recording
     try:
         out = tmp_path_factory.mktemp("search") / "digits"
         result = search("digits", budget="60s", trials=6, out=out, families="classical", progress=False)
     finally:
-        trials_module.compute_metrics = original
+        trials_module.quick_score = original
     return result, scored
 
 
@@ -73,7 +73,7 @@ def test_selection_uses_validation_only_and_the_winner_is_a_normal_run(digits_se
     assert len(set(scored)) == 1  # the same validation images for every trial
     run = result.best_run
     assert run.path == result.out / "best" and (run.path / "report.html").is_file()
-    assert run.metrics["val"]["accuracy"] == pytest.approx(result.summary["best_val_score"])
+    assert run.metrics["search"]["val_score"] == pytest.approx(result.summary["best_val_score"])
     assert run.metrics["test"]["n"] == n_test
     model = imgcls.load_model(run.path)
     table = imgcls.predict(model, ["digits"], limit=20, progress=False)

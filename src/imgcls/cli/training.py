@@ -69,14 +69,21 @@ def search(
     study: Annotated[str | None, typer.Option(help="Study name (default search-DATA).")] = None,
     families: Annotated[str, typer.Option(help="Comma-separated: classical, probe, finetune.")
                         ] = "classical,probe,finetune",
-    metric: Annotated[str, typer.Option(help="accuracy, macro_f1 or balanced_accuracy.")] = "accuracy",
+    metric: Annotated[str, typer.Option(
+        help="accuracy, macro_f1, balanced_accuracy, kappa; auto: kappa for ordered grades, else "
+             "accuracy.")] = "auto",
     trials: Annotated[int | None, typer.Option(min=1, help="Stop after N trials of this worker.")] = None,
+    ensemble: Annotated[bool, typer.Option(
+        help="End with an ensemble of the kept trials when it beats the best one on validation.")] = True,
+    refit: Annotated[bool, typer.Option(
+        help="Refit the winner on train + validation (within the budget) before the test.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live table.")] = False,
 ) -> None:
     """Search model families of both schools and their settings within a time budget."""
     from ..searching import search as run_search
 
     result = run_search(data, budget=budget, out=out, storage=storage, study=study, families=families,
-                        metric=metric, trials=trials, overrides=overrides or [], progress=not quiet)
+                        metric=metric, trials=trials, ensemble=ensemble, refit=refit,
+                        overrides=overrides or [], progress=not quiet)
     if result.best_run is None:
         raise typer.Exit(1)

@@ -7,7 +7,7 @@ from .facts import DataFacts, describe
 from .loading import LoadedImages, load_images
 from .prepare import ImageSpec, prepare_image, prepare_images
 from .sources import load_dataset
-from .splits import assign_splits, carve_validation
+from .splits import assign_splits, carve_validation, merge_validation
 
 __all__ = [
     "DataFacts",
@@ -16,6 +16,7 @@ __all__ = [
     "LoadedImages",
     "assign_splits",
     "carve_validation",
+    "merge_validation",
     "decode_image",
     "describe",
     "load_dataset",

@@ -53,6 +53,16 @@ def carve_validation(ds: Dataset, cfg: SplitConfig) -> Dataset:
     return result
 
 
+def merge_validation(ds: Dataset) -> Dataset:
+    """The validation rows back in train (a copy): to refit a selected model on all the images
+    that were not test."""
+    table = ds.table.copy()
+    table.loc[table["split"] == "val", "split"] = "train"
+    result = ds.subset(np.arange(len(ds)))
+    result.table = table
+    return result
+
+
 def _follow_given_groups(table, todo: np.ndarray, group_by: str, name: str) -> np.ndarray:
     """Rows of a group that already has a given split join it; returns the rows still to split."""
     groups = table[group_by].astype(str).to_numpy()

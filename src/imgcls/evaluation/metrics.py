@@ -70,6 +70,30 @@ def _recalls_from_cm(cm: np.ndarray) -> np.ndarray:
     return np.divide(np.diag(cm), support, out=np.full(len(cm), np.nan), where=support > 0)
 
 
+SCORES = ("accuracy", "macro_f1", "balanced_accuracy", "kappa")
+
+
+def quick_score(metric: str, true_idx: np.ndarray, proba: np.ndarray, grades: np.ndarray | None = None
+                ) -> float:
+    """One figure of the most probable class against integer labels, without intervals: fast
+    enough to call thousands of times (model selection, ensemble weights). ``grades`` maps
+    class positions to their rank, for ``kappa`` on ordered grades."""
+    k = proba.shape[1]
+    pred = np.asarray(proba).argmax(axis=1)
+    if metric == "kappa":
+        if grades is None:
+            raise ValueError("kappa needs the grade order")
+        return _kappa_from_cm(_confusion(grades[true_idx], grades[pred], k))
+    cm = _confusion(np.asarray(true_idx), pred, k)
+    if metric == "accuracy":
+        return _accuracy_from_cm(cm)
+    if metric == "macro_f1":
+        return _macro_f1_from_cm(cm)
+    if metric == "balanced_accuracy":
+        return float(np.nanmean(_recalls_from_cm(cm)))
+    raise ValueError(f"unknown score {metric!r}; one of {SCORES}")
+
+
 def _interval(values: np.ndarray) -> list[float]:
     return [float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))]
 

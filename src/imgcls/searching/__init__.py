@@ -1,13 +1,15 @@
 """AutoML: search model families of both schools and their settings under a time budget.
 
 ``imgcls search DATA --budget 10m`` runs an Optuna study: cheap, known-good defaults
-first (classical models, a linear probe), then a TPE sampler over classical (features x
-estimator x parameters), linear-probe and fine-tuning configurations, with fine-tuning
-trials pruned epoch by epoch. Models are selected on the validation split only; the
-winner alone is evaluated on the test split and written as a normal run folder
-(``OUT/best``) that every other command accepts. The study lives in SQLite in ``OUT``
-by default (an interrupted search resumes), or in any SQLAlchemy URL, which lets many
-workers on many machines share it.
+first (classical models, a linear probe, a fine-tune), then a TPE sampler over classical
+(features x estimator x parameters), linear-probe and fine-tuning configurations, with
+fine-tuning trials pruned at equal fractions of their schedules. Models are selected on
+the validation split only. The search then ends its job: an ensemble of the kept trials
+when it beats the best single one on validation (:mod:`.ensembling`), refitted on train +
+validation within the budget (:mod:`.refit`), and only then evaluated on the test split,
+once, and written as a normal run folder (``OUT/best``) that every other command accepts.
+The study lives in SQLite in ``OUT`` by default (an interrupted search resumes), or in any
+SQLAlchemy URL, which lets many workers on many machines share it.
 
 Example:
     >>> result = search("digits", budget="2m", out="runs/search-digits")   # doctest: +SKIP
@@ -25,19 +27,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import resolve_config
+from ..config import config_to_yaml, resolve_config
 from ..core.errors import ConfigError, DataError
 from ..core.io import atomic_write_text
 from ..core.log import info, warn
 from ..data import assign_splits, carve_validation, describe, load_dataset
+from ..evaluation.metrics import SCORES
 from ..models.deep.catalog import BACKBONES, SMALL_CNN
 from ..models.deep.pretrained import offline_available
 from ..runs import Run
+from ..training import grades_of, resolve_task
+from .ensembling import plan_winner
+from .kept import KeptTrial, keep_trial, kept_trials
 from .leaderboard import budget_spent, leaderboard, print_leaderboard, write_leaderboard
 from .live import LiveBoard
+from .refit import Refit, refit_plan, reserve
 from .space import FAMILIES, SpaceFacts, first_trials
-from .trials import METRICS, TrialRunner
+from .trials import TrialRunner
 from .winner import write_best
+
+METRICS = ("auto", *SCORES)
 
 DEFAULT_VAL = 0.2
 STUDY_FILE = "study.db"
@@ -79,24 +88,29 @@ def parse_families(families: str | Sequence[str]) -> tuple[str, ...]:
 
 def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | None = None,
            storage: str | None = None, study: str | None = None,
-           families: str | Sequence[str] = FAMILIES, metric: str = "accuracy",
-           trials: int | None = None, seed: int = 0,
+           families: str | Sequence[str] = FAMILIES, metric: str = "auto",
+           trials: int | None = None, seed: int = 0, ensemble: bool = True, refit: bool = True,
            overrides: Sequence[str] | Mapping[str, Any] = (), progress: bool = True) -> SearchResult:
     """Search for the best model of ``data`` within ``budget``; see the module docstring.
 
     Args:
         data: Folder, manifest or built-in dataset name.
-        budget: Wall-clock limit of this worker: ``90s``, ``10m``, ``1h`` (a trial in flight
-            is stopped at the limit).
+        budget: Wall-clock limit of this worker, refit and evaluation of the winner included:
+            ``90s``, ``10m``, ``1h`` (a trial in flight is stopped at its limit).
         out: Search folder; default ``runs/search-<data>``. Holds the study, the leaderboard
             and ``best/``.
         storage: SQLAlchemy URL of the study (default SQLite in ``out``); share one URL
             between workers to search together.
         study: Study name (default ``search-<data>``).
         families: Any of ``classical``, ``probe``, ``finetune``.
-        metric: Validation score to maximise: ``accuracy``, ``macro_f1`` or ``balanced_accuracy``.
+        metric: Validation score to maximise: ``accuracy``, ``macro_f1``,
+            ``balanced_accuracy`` or ``kappa`` (ordered grades); ``auto``: kappa for ordered
+            grades, else accuracy.
         trials: Stop after this many trials of this worker (default: only the budget).
-        overrides: ``key=value`` config overrides shared by every trial (data, split, ...).
+        ensemble: End with an ensemble of the kept trials when it beats the best one.
+        refit: Refit the winner on train + validation before the test evaluation.
+        overrides: ``key=value`` config overrides shared by every trial (data, split, task,
+            decision target, ...).
     """
     seconds = parse_budget(budget)
     families = parse_families(families)
@@ -106,19 +120,52 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
     base = resolve_config(None, overrides if isinstance(overrides, Mapping) else list(overrides))
     base = resolve_config(base, {"data.source": str(data)})
     ds = _with_validation(load_dataset(base.data), base)
+    base, ds = resolve_task(base, ds)
+    order = grades_of(base)
+    metric = ("kappa" if order else "accuracy") if metric == "auto" else metric
+    if metric == "kappa" and not order:
+        raise ConfigError("metric=kappa needs ordered grades: set task.kind=ordinal (and task.order).")
     name = ds.name
     out = Path(out) if out else Path("runs") / f"search-{name}"
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out / STUDY_FILE).resolve()}"
     study_name = study or f"search-{name}"
     optuna_study = open_study(storage, study_name, seed)
-    runner = _runner(ds, base, out, metric, deadline, families, progress)
+    runner = _runner(ds, base, out, metric, deadline, families, progress, order)
     _enqueue_defaults(optuna_study, families, runner.facts)
     n_val = int((ds.table["split"] == "val").sum())
     info(f"search: study '{study_name}' in {_safe_url(storage)}; worker {runner.worker}; "
          f"budget {seconds:.0f} s; families {', '.join(families)}; {metric} on {n_val} validation images")
-    _optimize(optuna_study, runner, deadline, trials, progress)
-    return _finish(optuna_study, runner, ds, base, out, metric, seconds, families)
+    end = Ending(runner, seconds, ensemble, refit)
+    _optimize(optuna_study, runner, deadline, trials, progress, end.update)
+    return _finish(optuna_study, runner, end, base, out, seconds, families)
+
+
+@dataclass
+class Ending:
+    """How the search ends (ensemble? refit?) and the time it holds back for that: after each
+    trial, the winner so far is planned and the runner's reserve set to what refitting and
+    evaluating it would take."""
+
+    runner: TrialRunner
+    budget: float
+    ensemble: bool
+    refit: bool
+
+    @property
+    def n_test(self) -> int:
+        return int((self.runner.ds.table["split"] == "test").sum())
+
+    def plan(self, kept: list[KeptTrial] | None = None):
+        kept = kept_trials(self.runner.out) if kept is None else kept
+        labels = self.runner.ds.labels
+        return plan_winner(kept, lambda rows: labels[rows],
+                           lambda y, p: self.runner.score(y, p, kept[0].classes), self.ensemble)
+
+    def update(self, study, trial) -> None:  # an Optuna callback
+        kept = kept_trials(self.runner.out)
+        if kept:
+            self.runner.reserve = reserve(self.plan(kept), kept, self.n_test, self.budget, self.refit)
 
 
 def open_study(storage: str, name: str, seed: int):
@@ -132,6 +179,8 @@ def open_study(storage: str, name: str, seed: int):
     import optuna
     import sqlalchemy.exc
 
+    from .pruning import WARMUP_STEPS
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # imgcls says what matters itself
     engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(5):
@@ -144,7 +193,8 @@ def open_study(storage: str, name: str, seed: int):
                         max_retry=1))
                 sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
                                                      constant_liar=True, n_startup_trials=8)
-            pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1)
+            # steps are tenths of each trial's schedule (see .pruning)
+            pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=WARMUP_STEPS)
             return optuna.create_study(study_name=name, storage=rdb, sampler=sampler, pruner=pruner,
                                        direction="maximize", load_if_exists=True)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
@@ -182,7 +232,7 @@ def _with_validation(ds, cfg):
     return ds
 
 
-def _runner(ds, base, out: Path, metric: str, deadline: float, families, progress: bool):
+def _runner(ds, base, out: Path, metric: str, deadline: float, families, progress: bool, order):
     backbones = tuple(b for b in BACKBONES if b != SMALL_CNN and offline_available(b))
     if base.model.pretrained == "hub":
         backbones = tuple(b for b in BACKBONES if b != SMALL_CNN)
@@ -192,7 +242,8 @@ def _runner(ds, base, out: Path, metric: str, deadline: float, families, progres
         warn("search: no linear-probe trials (no pretrained backbone offline, or images too small "
              "for one)")
     return TrialRunner(ds, base, out, uuid.uuid4().hex[:8], metric, deadline,
-                       tuple(f for f in families if f != "probe" or facts.probe_backbones), facts, progress)
+                       tuple(f for f in families if f != "probe" or facts.probe_backbones), facts, progress,
+                       order)
 
 
 def _enqueue_defaults(study, families, facts) -> None:
@@ -204,40 +255,67 @@ def _enqueue_defaults(study, families, facts) -> None:
         study.enqueue_trial(params, skip_if_exists=True)
 
 
-def _optimize(study, runner, deadline: float, trials: int | None, progress: bool) -> None:
+def _optimize(study, runner, deadline: float, trials: int | None, progress: bool, after_trial) -> None:
     timeout = max(0.0, deadline - time.monotonic())
     with LiveBoard(study, runner.metric, progress) as board:
         try:
-            study.optimize(runner, n_trials=trials, timeout=timeout, callbacks=[board.update],
+            study.optimize(runner, n_trials=trials, timeout=timeout, callbacks=[after_trial, board.update],
                            catch=(Exception,), gc_after_trial=True)
         except ValueError as exc:  # a resumed study with another search space
             raise ConfigError(f"The study cannot continue with these settings: {exc}. "
                               "Use another --study name or the same --families as before.") from None
 
 
-def _finish(study, runner, ds, base, out: Path, metric: str, seconds: float, families) -> SearchResult:
+def _finish(study, runner, end: Ending, base, out: Path, seconds: float, families) -> SearchResult:
     table = leaderboard(study)
-    summary = {"study": study.study_name, "metric": metric, "budget_seconds": seconds,
+    summary = {"study": study.study_name, "metric": runner.metric, "budget_seconds": seconds,
                "families": list(families), "trials": len(table), "worker": runner.worker,
                "budget_spent": budget_spent(table)}
     best_run = None
     completed = table[table["state"] == "complete"]
     if len(completed):
         best = study.best_trial
-        summary.update(best_trial=best.number, best_val_score=best.value,
+        summary.update(best_trial=best.number, best_trial_val_score=best.value,
                        best_overrides=best.user_attrs.get("overrides"))
-        best_run = write_best(study, best, runner, ds, base, out)
-        if best_run is not None:
-            summary["best_test"] = {k: best_run.metrics["test"][k] for k in ("accuracy", "n")}
-            summary["best_test"]["macro_f1"] = best_run.metrics["test"]["macro"]["f1"]
+        kept = _with_best_trial(kept_trials(out), best, runner)
+        plan = end.plan(kept)
+        if plan is not None:
+            done = (refit_plan(plan, runner, end.n_test) if end.refit
+                    else Refit([m.model_dir for m in plan.members]))
+            best_run = write_best(study, plan, done, runner, base, out, base.decision.target)
+            summary.update(winner=plan.describe(), best_val_score=plan.val_score,
+                           search=best_run.metrics["search"])
+            test = best_run.metrics["test"]
+            summary["best_test"] = {"accuracy": test["accuracy"], "n": test["n"],
+                                    "macro_f1": test["macro"]["f1"],
+                                    "accuracy_ci": test["intervals"]["accuracy"]}
+            if "ordinal" in test:
+                summary["best_test"]["kappa"] = test["ordinal"]["qwk"]
     else:
         warn("search: no trial completed within the budget; raise --budget")
+    summary["elapsed_seconds"] = round(seconds - (runner.deadline - time.monotonic()), 1)
     write_leaderboard(out, table, summary)
     atomic_write_text(out / "search.json", json.dumps(summary, indent=2, default=str))
-    print_leaderboard(table, metric)
-    info(f"search: leaderboard in {out / 'leaderboard.html'}"
-         + (f"; best model as a run in {best_run.path}" if best_run is not None else ""))
+    print_leaderboard(table, runner.metric)
+    where = f"; best model ({summary['winner']}) as a run in {best_run.path}" if best_run is not None else ""
+    info(f"search: leaderboard in {out / 'leaderboard.html'}{where}")
     return SearchResult(out, table, summary, best_run)
+
+
+def _with_best_trial(kept: list[KeptTrial], best, runner) -> list[KeptTrial]:
+    """The kept trials, with the study's best among them: when another worker ran it on
+    another machine, its settings are trained again here (with their seed)."""
+    if any(k.number == best.number for k in kept):
+        return kept
+    info(f"search: the model of trial {best.number} is not on this machine; training it again")
+    overrides = best.user_attrs.get("overrides", {})
+    cfg = resolve_config(runner.base, overrides)
+    clf, loaded, _, fit_seconds = runner.fit(cfg)
+    rows, proba, predict_seconds = runner.validation_proba(clf, loaded)
+    trial = runner.record(best.number, best.value, best.params.get("family", ""), overrides, clf, loaded,
+                          len(rows), fit_seconds, predict_seconds)
+    keep_trial(runner.out, runner.worker, trial, clf, config_to_yaml(cfg), rows, proba)
+    return kept_trials(runner.out)
 
 
 def _safe_url(url: str) -> str:

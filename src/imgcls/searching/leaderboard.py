@@ -75,7 +75,9 @@ def rich_table(table: pd.DataFrame, metric: str, title: str, top: int = 10, para
 def print_leaderboard(table: pd.DataFrame, metric: str, top: int = 10) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(rich_table(table, metric, f"Leaderboard ({len(table)} trials)", top))
+    console = Console(stderr=True)
+    wide = console.width >= 140  # the settings column only where it does not wrap every row
+    console.print(rich_table(table, metric, f"Leaderboard ({len(table)} trials)", top, params=wide))
 
 
 def write_leaderboard(out: Path, table: pd.DataFrame, summary: dict) -> None:
@@ -84,7 +86,7 @@ def write_leaderboard(out: Path, table: pd.DataFrame, summary: dict) -> None:
 
 
 def _html(table: pd.DataFrame, summary: dict) -> str:
-    picture = to_data_uri(score_vs_time(table, summary["metric"]))
+    picture = to_data_uri(score_vs_time(table, summary["metric"], summary))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
                    for row in table.itertuples(index=False))
@@ -104,8 +106,10 @@ def _cell(value) -> str:
     return str(value)
 
 
-def score_vs_time(table: pd.DataFrame, metric: str):
-    """Each finished trial's validation score at the time it finished, and the best so far."""
+def score_vs_time(table: pd.DataFrame, metric: str, summary: dict | None = None):
+    """Each finished trial's validation score at the time it finished, the best so far, and the
+    winner the search ended with (an ensemble can beat every trial): whether a longer budget
+    would pay shows as a curve still rising at its end."""
     fig, ax = new_figure(7, 3.6)
     done = table.dropna(subset=["val_score", "finished_s"]).sort_values("finished_s")
     for family, group in done.groupby("family"):
@@ -113,6 +117,11 @@ def score_vs_time(table: pd.DataFrame, metric: str):
     if len(done):
         ax.step(done["finished_s"] / 60, done["val_score"].cummax(), where="post", color="#444",
                 linewidth=1, label="best so far")
+    summary = summary or {}
+    if len(done) and summary.get("best_val_score") is not None and summary.get("search", {}).get("winner"):
+        kind = summary["search"]["winner"]
+        ax.scatter([done["finished_s"].max() / 60], [summary["best_val_score"]], marker="*", s=160,
+                   color="#d62728", zorder=3, label=f"winner ({kind})")
     ax.set_xlabel("minutes since the search started")
     ax.set_ylabel(f"validation {metric}")
     if len(done):

@@ -43,7 +43,7 @@ class SpaceFacts:
         return ("small_cnn",) if self.tiny or not self.backbones else self.backbones
 
     def finetune_sizes(self) -> tuple[int, ...]:
-        return (32, 48, 64) if self.tiny or not self.backbones else (128, 160, 192, 224)
+        return (32, 48, 64) if self.tiny or not self.backbones else (160, 192, 224, 256, 288)
 
 
 def suggest(trial, families: tuple[str, ...], facts: SpaceFacts) -> dict:
@@ -67,7 +67,7 @@ def suggest(trial, families: tuple[str, ...], facts: SpaceFacts) -> dict:
     else:
         trial.suggest_categorical("ft_backbone", list(facts.finetune_backbones()))
         trial.suggest_float("ft_lr", 1e-4, 3e-3, log=True)
-        trial.suggest_int("ft_epochs", 2, 8)
+        trial.suggest_int("ft_epochs", 3, 10)
         trial.suggest_categorical("ft_augment", list(AUGMENTS))
         trial.suggest_categorical("ft_size", list(facts.finetune_sizes()))
         trial.suggest_categorical("ft_tta", ["none", "hflip+vflip"])

@@ -1,52 +1,86 @@
-"""The search's winner as a normal run folder: the only model that sees the test split."""
+"""The search's winner as a normal run folder: the only model that sees the test split.
+
+The winner is the plan :mod:`.ensembling` chose (one trial's model, or an ensemble of
+several), with each member refitted on train + validation where :mod:`.refit` managed it.
+A decision target (``decision.target``) is tuned on the validation probabilities of the
+plan as it was selected, trained without those images; the refitted model keeps the rule.
+When any member was refitted, the validation images were training images for it, so the
+run reports the test split alone.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from ..config import resolve_config
 from ..core.log import info
+from ..data import merge_validation
 from ..evaluation.scoring import evaluate_splits, split_predictions
 from ..models import load_model
+from ..models.decision import tune_decision
+from ..models.ensemble import EnsembleClassifier
 from ..runs import MODEL_DIR, Run
 from ..training import describe_model, save_run
+from .ensembling import Plan
+from .refit import Refit, refit_epochs
 
 BEST = "best"
 
 
-def write_best(study, best, runner, ds, base, out: Path):
-    """Write ``out/best`` for the study's best trial; returns the Run.
-
-    The model a worker kept for that trial is reused when it is on this filesystem (any
-    worker's); otherwise the trial's configuration is trained again, with its seed.
-    """
+def write_best(study, plan: Plan, refit: Refit, runner, base, out: Path, target: str) -> Run:
+    """Write ``out/best`` for ``plan`` (members from ``refit.folders``); returns the Run."""
     started = time.perf_counter()
-    cfg = resolve_config(base, best.user_attrs.get("overrides", {}))
-    kept = _kept_model(out, best.number)
-    if kept is not None:
-        clf = load_model(kept)
-        loaded = runner.images(clf.image_spec.with_channels(None))
-    else:
-        info(f"search: the model of trial {best.number} is not on this machine; training it again")
-        clf, loaded, _ = runner.fit(cfg)
+    cfg, clf = _model(plan, refit, base)
+    order = runner.order
+    if target != "argmax":
+        names = [str(c) for c in clf.classes_]
+        proba = plan.proba[:, [plan.classes.index(c) for c in names]]
+        clf.decision_ = tune_decision(target, plan.labels, proba, names, order)
+        info(f"decision.target={target} -> {clf.decision_.describe()} (tuned on the {len(plan.labels)} "
+             "validation images, before the refit)")
+    ds = merge_validation(runner.ds) if refit.refitted else runner.ds
+    loaded = runner.images(clf.image_spec.with_channels(None))
     cfg = resolve_config(cfg, {"out": str(out / BEST)})
-    metrics = evaluate_splits(clf, ds, loaded)  # val and, once, test
+    metrics = evaluate_splits(clf, ds, loaded, order)  # test once (and val when nothing was refitted)
     predictions = split_predictions(metrics, ds, loaded, clf.classes_)
     metrics.update(timings={"total_seconds": round(time.perf_counter() - started, 3)},
                    dataset=ds.summary(), model=describe_model(clf), checks=[],
-                   search={"study": study.study_name, "trial": best.number, "val_score": best.value})
+                   search=search_record(study, plan, refit))
+    if clf.decision_ is not None:
+        metrics["decision"] = clf.decision_json()
     run = Run(out / BEST, cfg, metrics, out / BEST / MODEL_DIR)
     save_run(run, clf, metrics, predictions, ds, loaded)
     return run
 
 
-def _kept_model(out: Path, number: int) -> Path | None:
-    for record in sorted((out / "workers").glob("*/best.json")):
-        try:
-            if json.loads(record.read_text()).get("trial") == number:
-                return record.parent / "model"
-        except (OSError, ValueError):
-            continue
-    return None
+def search_record(study, plan: Plan, refit: Refit) -> dict:
+    """What the run's metrics say about how the search chose it."""
+    members = []
+    for member, weight, status in zip(plan.members, plan.weights, _by_member(plan, refit), strict=True):
+        members.append({"trial": member.number, "family": member.family, "weight": round(float(weight), 4),
+                        "val_score": member.score, "settings": member.overrides, **status})
+    return {"study": study.study_name, "winner": "ensemble" if plan.is_ensemble else "single",
+            "val_score": plan.val_score, "best_single_val_score": plan.single_best,
+            "val_images": len(plan.labels), "members": members,
+            "refitted": f"{refit.refitted} of {len(plan.members)}"}
+
+
+def _by_member(plan: Plan, refit: Refit) -> list[dict]:
+    found = {s["trial"]: {k: v for k, v in s.items() if k not in ("trial", "family")} for s in refit.status}
+    return [found.get(m.number, {"refitted": False}) for m in plan.members]
+
+
+def _model(plan: Plan, refit: Refit, base):
+    if not plan.is_ensemble:
+        member = plan.members[0]
+        overrides = dict(member.overrides)
+        if refit.refitted and refit_epochs(member) is not None:
+            overrides.update({"train.epochs": refit_epochs(member), "train.patience": 0})
+        return resolve_config(base, overrides), load_model(refit.folders[0])
+    folders = [str(f) for f in refit.folders]
+    clf = EnsembleClassifier(folders)
+    clf.members_  # noqa: B018 - loads the members, learns the classes
+    clf.weights_ = plan.weights.astype(float)
+    cfg = resolve_config(base, {"model.name": "ensemble", "model.members": folders})
+    return cfg, clf
