@@ -50,6 +50,18 @@ def test_a_hand_built_ensemble_of_both_schools_is_a_normal_run(member_runs, tmp_
     assert imgcls.evaluate(run.path, progress=False).metrics["n"] == run.metrics["test"]["n"]
     with pytest.raises(ModelError, match="cannot be exported to ONNX: its members svm"):
         imgcls.export(run.path, progress=False)
+    # black-box explanations and audits, as for any model; gradient methods say what they need
+    one = sorted((data / "circle").iterdir())[0]
+    explained = imgcls.explain(run.path, [one], methods="occlusion", progress=False)
+    assert explained.images and "occlusion" in explained.summary
+    with pytest.raises(ConfigError, match="needs a deep model"):
+        imgcls.explain(run.path, [one], methods="gradcam", progress=False)
+    files = sorted(data.glob("*/*.png"))
+    manifest = tmp_path / "sites.csv"
+    manifest.write_text("path,label,site\n" + "".join(f"{f},{f.parent.name},{'ab'[k % 2]}\n"
+                                                     for k, f in enumerate(files)))
+    audit = imgcls.audit(run.path, manifest, group_by="site", min_group_size=1, n_boot=50, progress=False)
+    assert set(audit.report["groups"]) == {"a", "b"} and audit.gap is not None
 
 
 def test_an_ensemble_of_networks_exports_with_parity(member_runs, tmp_path):

@@ -26,7 +26,7 @@ from .kept import KeptTrial, worker_dir
 SAFETY = 1.15  # estimates are from one trial's timing; keep a margin
 REPORT_SECONDS = 8.0  # writing the winner's run folder and the leaderboard: tables, report, plots
 WRAP_UP_SECONDS = 3.0  # a trial stopped at its deadline still restores its best epoch and saves
-MAX_SHARE = 0.35  # of the budget, at most, held back for refit and evaluation
+MAX_SHARE = 0.5  # of the budget, at most, held back for refits (a refit pays more than a late trial)
 
 
 @dataclass
@@ -72,14 +72,20 @@ def evaluation_seconds(plan: Plan, n_test: int) -> float:
 
 
 def reserve(plan: Plan | None, kept: list[KeptTrial], n_test: int, budget: float, refit: bool) -> float:
-    """Seconds to hold back from the trials for this plan's refit and evaluation, and for the
-    trial in flight when the trials' time ends (it still scores its validation images)."""
+    """Seconds to hold back from the trials for this plan's evaluation, for the trial in flight
+    when the trials' time ends (it still scores its validation images), and for the refits
+    that fit within ``MAX_SHARE`` of the budget, heaviest member first: time is not held back
+    for a refit that could not happen anyway."""
     if plan is None:
         return 0.0
     need = evaluation_seconds(plan, n_test) + WRAP_UP_SECONDS + max(k.predict_seconds for k in kept)
     if refit:
-        need += sum(refit_seconds(m) for m in plan.members)
-    return min(need, MAX_SHARE * budget)
+        cap = MAX_SHARE * budget
+        for k in sorted(range(len(plan.members)), key=lambda k: -plan.weights[k]):
+            cost = refit_seconds(plan.members[k])
+            if need + cost <= cap:
+                need += cost
+    return need
 
 
 def refit_plan(plan: Plan, runner, n_test: int) -> Refit:
