@@ -47,7 +47,7 @@ def main() -> None:
     ds = _with_validation(load_dataset(cfg.data), cfg)
     cfg, ds = resolve_task(cfg, ds)
     order = grades_of(cfg)
-    kept = kept_trials(args.search)
+    kept = kept_trials(args.search, summary["study"])
     classes = list(kept[0].classes)
     score = scorer(metric, classes, order)
 

@@ -88,3 +88,19 @@ def test_members_must_know_the_same_classes(member_runs, tmp_path):
                      overrides=[f"model.members=[{runs['svm'].path},{other.path}]"])
     with pytest.raises(ConfigError, match="model.members"):
         imgcls.train(str(data), model="ensemble", out=tmp_path / "e2", progress=False)
+
+
+def test_grey_images_reach_members_that_want_one_channel_and_three(member_runs, tmp_path):
+    from PIL import Image
+
+    data, _ = member_runs
+    grey = tmp_path / "grey"
+    for f in data.glob("*/*.png"):
+        (grey / f.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.open(f).convert("L").save(grey / f.parent.name / f.name)
+    svm = imgcls.train(str(grey), model="svm", features="hog+hist", out=tmp_path / "svm", progress=False)
+    cnn = imgcls.train(str(grey), model="small_cnn", out=tmp_path / "cnn", overrides=TINY, progress=False)
+    assert svm.model.image_spec.channels == 1 and cnn.model.image_spec.channels == 3
+    run = imgcls.train(str(grey), model="ensemble", out=tmp_path / "ens", progress=False,
+                       overrides=[f"model.members=[{svm.path},{cnn.path}]", "split.val=0.2"])
+    assert run.metrics["test"]["n"] > 0 and len(run.model.weights_) == 2

@@ -233,3 +233,22 @@ def test_probe_head_init_starts_from_a_working_classifier(data):
                           train={**frozen_lr, "head_init": "random"}).fit(images, labels)
     assert random.fit_summary_["head_init_seconds"] is None
     assert (random.predict(images) == labels).mean() < 0.8
+
+
+def test_the_head_initialisation_reuses_a_linear_probes_embeddings(data, tmp_path, monkeypatch):
+    from imgcls.models import Runtime
+    from imgcls.models.deep import networks
+
+    images, labels = data
+    probe = create_model("tf_efficientnet_lite0", image_size=32, mode="linear-probe")
+    probe.set_runtime(Runtime(cache_dir=tmp_path)).fit(images, labels)
+    embedded = []
+    original = networks.Preprocessed.embed
+    monkeypatch.setattr(networks.Preprocessed, "embed",
+                        lambda self, x: embedded.append(len(x)) or original(self, x))
+    tuned = create_model("tf_efficientnet_lite0", image_size=32, train={**FAST, "epochs": 1})
+    tuned.set_runtime(Runtime(cache_dir=tmp_path)).fit(images, labels)
+    assert embedded == []  # every image's features came from the probe's cache entries
+    fresh = create_model("tf_efficientnet_lite0", image_size=32, train={**FAST, "epochs": 1})
+    fresh.fit(images, labels)  # no cache: embeds itself
+    assert np.allclose(tuned.predict_proba(images), fresh.predict_proba(images), atol=1e-4)  # same numbers

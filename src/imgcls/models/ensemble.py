@@ -110,6 +110,10 @@ class EnsembleClassifier(Classifier):
         roi = largest.roi if all(s.roi == largest.roi for s in specs) else "none"
         return replace(largest, channels=3 if 3 in channels else largest.channels, roi=roi)
 
+    @property
+    def accepted_channels(self) -> tuple[int, ...]:
+        return (1, 3)  # each member gets the stack it needs (see _member_input)
+
     def _member_input(self, images: np.ndarray, member: Classifier) -> np.ndarray:
         mine, theirs = self.image_spec, member.image_spec
         same = (theirs.size, theirs.resize) == (mine.size, mine.resize) and theirs.roi in (mine.roi, "none")

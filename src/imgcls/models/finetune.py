@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import TrainConfig
 from ..core.errors import ConfigError, ModelError
-from ..core.io import atomic_dir
+from ..core.io import atomic_dir, cached_rows
 from ..core.log import info
 from ..data.prepare import ImageSpec
 from .base import (
@@ -39,7 +39,7 @@ from .base import (
     write_model_json,
 )
 from .deep.augment import build_augment, parse_deep_augment, tta_flips
-from .deep.catalog import BACKBONES, SMALL_CNN, auto_image_size
+from .deep.catalog import BACKBONES, SMALL_CNN, auto_image_size, embedding_key
 from .deep.pretrained import load_pretrained
 
 if TYPE_CHECKING:
@@ -174,14 +174,15 @@ class FinetuneClassifier(Classifier):
             opts["freeze_bn"] = self.source != "none"
         if opts["freeze_bn"]:
             frozen += batch_norms(self.net_.net)
-        x = to_tensor(self.check_input(images))
+        prepared = self.check_input(images)
+        x = to_tensor(prepared)
         y = _label_tensor(labels, index)
         val_pair = None
         if val is not None and len(val[1]):
             val_labels = np.asarray(val[1], dtype=object).astype(str)
             known = np.isin(val_labels, self.classes_)
             val_pair = (to_tensor(self.check_input(val[0])[known]), _label_tensor(val_labels[known], index))
-        head_seconds = self._init_head(opts, x, y)
+        head_seconds = self._init_head(opts, prepared, y)
         transform = build_augment(self.augment, int(self.image_size), x.shape[1], self.source != "none")
         with tempfile.TemporaryDirectory(prefix="imgcls-fit-") as tmp:
             work = Path(rt.work_dir) if rt.work_dir else Path(tmp)
@@ -196,7 +197,7 @@ class FinetuneClassifier(Classifier):
         self.net_.eval()
         return self
 
-    def _init_head(self, opts: dict, x, y) -> float | None:
+    def _init_head(self, opts: dict, prepared: np.ndarray, y) -> float | None:
         """LP-FT (Kumar et al., 2022): fit the head on frozen embeddings first, so that
         fine-tuning starts from a good classifier instead of distorting the features to
         fit a random one. Measured on ELPV: see docs/benchmarks.md."""
@@ -205,7 +206,7 @@ class FinetuneClassifier(Classifier):
         import torch
         from sklearn.linear_model import LogisticRegression
 
-        from .deep.networks import set_linear_head
+        from .deep.networks import set_linear_head, to_tensor
 
         method = opts["head_init"]
         if self.runtime.resume is not None:  # the checkpoint brings its own head
@@ -220,10 +221,19 @@ class FinetuneClassifier(Classifier):
         started = time.perf_counter()
         torch.set_num_threads(max(1, self.runtime.n_jobs))
         net = self.net_.eval()
-        with torch.inference_mode():
-            feats = torch.cat([net.embed(x[s:s + PREDICT_BATCH]) for s in range(0, len(x), PREDICT_BATCH)])
+
+        def embed(stack: np.ndarray) -> np.ndarray:
+            x = to_tensor(stack)
+            with torch.inference_mode():
+                return torch.cat([net.embed(x[s:s + PREDICT_BATCH])
+                                  for s in range(0, len(x), PREDICT_BATCH)]).float().numpy()
+
+        # the same numbers as a linear probe's embeddings of these images: one cache for both
+        cache = self.runtime.cache_dir
+        feats = (cached_rows(cache, "embeddings", embedding_key(self.family, self.weights_), prepared, embed)
+                 if cache is not None else embed(prepared))
         C = float((self.params or {}).get("C", 1.0))
-        probe = LogisticRegression(C=C, max_iter=3000).fit(feats.float().numpy(), y.numpy())
+        probe = LogisticRegression(C=C, max_iter=3000).fit(feats, y.numpy())
         set_linear_head(net.net, probe.coef_, probe.intercept_)
         net.train()  # Lightning keeps the modes it finds; frozen groups go back to eval each epoch
         return round(time.perf_counter() - started, 2)

@@ -33,7 +33,7 @@ from .base import (
     write_model_json,
 )
 from .classical import load_skops, skops_io
-from .deep.catalog import BACKBONES, SMALL_CNN, auto_image_size, create_backbone
+from .deep.catalog import BACKBONES, SMALL_CNN, auto_image_size, create_backbone, embedding_key
 from .deep.pretrained import load_pretrained
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from ..data.facts import DataFacts
 
 MODE = "linear-probe"
-EMBED_VERSION = "2"
 WEIGHTS = ("backbone.safetensors", "head.skops")
 
 
@@ -117,7 +116,7 @@ class ProbeClassifier(Classifier):
         if self.runtime.cache_dir is None:
             return self._run_backbone(prepared)
         self._backbone()  # resolves weights_, part of the key
-        return cached_rows(self.runtime.cache_dir, "embeddings", [EMBED_VERSION, self.family, self.weights_],
+        return cached_rows(self.runtime.cache_dir, "embeddings", embedding_key(self.family, self.weights_),
                            prepared, self._run_backbone)
 
     def _normalising_backbone(self):

@@ -132,6 +132,7 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
     study_name = study or f"search-{name}"
     optuna_study = open_study(storage, study_name, seed)
     runner = _runner(ds, base, out, metric, deadline, families, progress, order)
+    runner.study = study_name
     _enqueue_defaults(optuna_study, families, runner.facts)
     n_val = int((ds.table["split"] == "val").sum())
     info(f"search: study '{study_name}' in {_safe_url(storage)}; worker {runner.worker}; "
@@ -157,13 +158,16 @@ class Ending:
         return int((self.runner.ds.table["split"] == "test").sum())
 
     def plan(self, kept: list[KeptTrial] | None = None):
-        kept = kept_trials(self.runner.out) if kept is None else kept
+        kept = self.kept() if kept is None else kept
         labels = self.runner.ds.labels
         return plan_winner(kept, lambda rows: labels[rows],
                            lambda y, p: self.runner.score(y, p, kept[0].classes), self.ensemble)
 
+    def kept(self) -> list[KeptTrial]:
+        return kept_trials(self.runner.out, self.runner.study)
+
     def update(self, study, trial) -> None:  # an Optuna callback
-        kept = kept_trials(self.runner.out)
+        kept = self.kept()
         if kept:
             self.runner.reserve = reserve(self.plan(kept), kept, self.n_test, self.budget, self.refit)
 
@@ -277,7 +281,7 @@ def _finish(study, runner, end: Ending, base, out: Path, seconds: float, familie
         best = study.best_trial
         summary.update(best_trial=best.number, best_trial_val_score=best.value,
                        best_overrides=best.user_attrs.get("overrides"))
-        kept = _with_best_trial(kept_trials(out), best, runner)
+        kept = _with_best_trial(end.kept(), best, runner)
         plan = end.plan(kept)
         if plan is not None:
             done = (refit_plan(plan, runner, end.n_test) if end.refit
@@ -315,7 +319,7 @@ def _with_best_trial(kept: list[KeptTrial], best, runner) -> list[KeptTrial]:
     trial = runner.record(best.number, best.value, best.params.get("family", ""), overrides, clf, loaded,
                           len(rows), fit_seconds, predict_seconds)
     keep_trial(runner.out, runner.worker, trial, clf, config_to_yaml(cfg), rows, proba)
-    return kept_trials(runner.out)
+    return kept_trials(runner.out, runner.study)
 
 
 def _safe_url(url: str) -> str:

@@ -46,6 +46,7 @@ class KeptTrial:
     classes: list[str] = field(default_factory=list)
     features_seconds: float | None = None  # of fit_seconds, computing what the cache keeps
     cached: bool = True  # whether features and embeddings were cached (a refit reuses them)
+    study: str = ""  # the study the trial belongs to (another study may share the folder)
     folder: Path | None = None
 
     @property
@@ -77,8 +78,9 @@ def keep_trial(out: Path, worker: str, trial: KeptTrial, clf, config_yaml: str, 
     return folder
 
 
-def kept_trials(out: Path) -> list[KeptTrial]:
-    """Every worker's kept trials in ``out`` (a half-written folder is skipped), best first."""
+def kept_trials(out: Path, study: str | None = None) -> list[KeptTrial]:
+    """Every worker's kept trials in ``out`` (of ``study``, when given; a half-written folder
+    is skipped), best first."""
     found = []
     for record in (out / WORKERS).glob(f"*/{TRIALS}/*/trial.json"):
         if record.parent.name.startswith("."):  # a folder still being written
@@ -87,6 +89,8 @@ def kept_trials(out: Path) -> list[KeptTrial]:
             data = json.loads(record.read_text())
             kept = KeptTrial(**data, folder=record.parent)
         except (OSError, ValueError, TypeError):
+            continue
+        if study is not None and kept.study != study:
             continue
         if (record.parent / "val.npz").is_file() and (record.parent / "model").is_dir():
             found.append(kept)

@@ -57,6 +57,7 @@ class TrialRunner:
     progress: bool = False
     order: tuple[str, ...] | None = None  # grade order, for ordered grades
     reserve: float = 0.0
+    study: str = ""  # the study's name, recorded with each kept trial
     _images: dict = field(default_factory=dict)
     _durations: dict = field(default_factory=dict)
 
@@ -121,7 +122,8 @@ class TrialRunner:
         return KeptTrial(number, score, family, overrides, round(fit_seconds, 3), round(predict_seconds, 3),
                          len(loaded.split_rows(self.ds, "train")), n_val, summary.get("epochs"),
                          summary.get("best_epoch"), [str(c) for c in clf.classes_],
-                         clf.fit_timings.get("features_seconds"), cache_root(self.base) is not None)
+                         clf.fit_timings.get("features_seconds"), cache_root(self.base) is not None,
+                         self.study)
 
     def score(self, labels, proba, classes) -> float:
         return scorer(self.metric, classes, self.order)(labels, proba)

@@ -21,6 +21,14 @@ SMALL_CNN = "small_cnn"
 TRANSFORMERS = ("vit_tiny_patch16_224", "deit_tiny_patch16_224")  # built for their image size
 DEEP_AUTO_SIZE = 224
 SMALL_CNN_MIN, SMALL_CNN_MAX = 32, 64
+EMBED_VERSION = "2"  # bump when a backbone's pooled features change: it keys the embeddings cache
+
+
+def embedding_key(family: str, weights: str) -> list:
+    """The cache key of a pretrained backbone's pooled features (before its classifier): the
+    linear probe's embeddings and the LP-FT head initialisation of a fine-tune are the same
+    numbers for the same images, so they share their cache entries."""
+    return [EMBED_VERSION, family, weights]
 
 
 def auto_image_size(family: str, short_side: int) -> int:
