@@ -9,7 +9,8 @@ winner holds (members, weights, refitted or not); the budget against the wall ti
 Beside it, in one table: the best single run of `benchmarks/elpv_frontier.py` (from its
 results file, same split) and the previous 15-minute search (docs/benchmarks.md, issue 7).
 
-    python benchmarks/elpv_search.py [--task elpv|elpv4] [--budget 20m] [--set key=value ...]
+    python benchmarks/elpv_search.py [--task elpv|elpv4] [--budget 20m] [--metric auto|accuracy|kappa ...]
+        [--set key=value ...]
 """
 
 from __future__ import annotations
@@ -28,23 +29,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="elpv", choices=["elpv", "elpv4"])
     parser.add_argument("--budget", default="20m")
+    parser.add_argument("--metric", default="auto", help="what the search selects on")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every trial")
     args = parser.parse_args()
 
     import imgcls
 
-    out = args.out or Path("runs") / f"search-{args.task}-{args.budget}"
+    tag = f"{args.task}-{args.budget}" + ("" if args.metric == "auto" else f"-{args.metric}")
+    out = args.out or Path("runs") / f"search-{tag}"
     with tempfile.TemporaryDirectory(prefix="imgcls-cold-cache-") as cache:
         started = time.perf_counter()
-        result = imgcls.search(args.task, budget=args.budget, out=out, progress=False,
+        result = imgcls.search(args.task, budget=args.budget, out=out, progress=False, metric=args.metric,
                                overrides=[f"cache_dir={cache}", *args.set])
         wall = time.perf_counter() - started
     run = result.best_run
     test = run.metrics["test"]
     audit = imgcls.audit(run.path, group_by="type", metric="accuracy", n_boot=1000, progress=False)
     accuracy = audit.report["metrics"]["accuracy"]
-    row = {"task": args.task, "budget": args.budget, "wall_seconds": wall,
+    row = {"task": args.task, "budget": args.budget, "metric": args.metric, "wall_seconds": wall,
            "budget_seconds": result.summary["budget_seconds"], "trials": result.summary["trials"],
            "accuracy": test["accuracy"], "accuracy_ci": test["intervals"]["accuracy"],
            "macro_f1": test["macro"]["f1"], "macro_f1_ci": test["intervals"].get("macro_f1"),
@@ -57,7 +60,7 @@ def main() -> None:
     show(row)
     compare(row)
     OUT.mkdir(exist_ok=True)
-    (OUT / f"search-{args.task}-{args.budget}.json").write_text(json.dumps(row, indent=1, default=float))
+    (OUT / f"search-{tag}.json").write_text(json.dumps(row, indent=1, default=float))
 
 
 def show(row: dict) -> None:
