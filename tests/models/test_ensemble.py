@@ -104,3 +104,25 @@ def test_grey_images_reach_members_that_want_one_channel_and_three(member_runs, 
     run = imgcls.train(str(grey), model="ensemble", out=tmp_path / "ens", progress=False,
                        overrides=[f"model.members=[{svm.path},{cnn.path}]", "split.val=0.2"])
     assert run.metrics["test"]["n"] > 0 and len(run.model.weights_) == 2
+
+
+def test_probes_on_one_backbone_embed_the_images_once(member_runs, tmp_path, monkeypatch):
+    from imgcls.models.probe import ProbeClassifier
+
+    data, _ = member_runs
+    probes = [imgcls.train(str(data), model="tf_efficientnet_lite0", out=tmp_path / f"p{c}", progress=False,
+                           overrides=["model.mode=linear-probe", "model.image_size=32", f"model.params.C={c}",
+                                      "split.val=0.2", "cache=false"]) for c in (0.01, 10.0)]
+    run = imgcls.train(str(data), model="ensemble", out=tmp_path / "ens", progress=False,
+                       overrides=[f"model.members=[{probes[0].path},{probes[1].path}]", "split.val=0.2"])
+    model = imgcls.load_model(run.path)
+    assert all(m.runtime.cache_dir is None for m in model.members_)  # no disk cache to share them
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    batches = []
+    run_backbone = ProbeClassifier._run_backbone
+    monkeypatch.setattr(ProbeClassifier, "_run_backbone",
+                        lambda self, x: batches.append(len(x)) or run_backbone(self, x))
+    proba = model.predict_proba(images)
+    assert batches == [5]
+    alone = sum(w * m.predict_proba(images) for w, m in zip(model.weights_, model.members_, strict=True))
+    assert batches == [5, 5, 5] and np.allclose(proba, alone, atol=1e-5)

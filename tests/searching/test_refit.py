@@ -8,8 +8,15 @@ import pytest
 
 import imgcls
 from imgcls.searching import search
+from imgcls.searching.ensembling import Plan
 from imgcls.searching.kept import KeptTrial, kept_trials
-from imgcls.searching.refit import refit_epochs, refit_seconds
+from imgcls.searching.refit import (
+    HEATMAP_IMAGES,
+    REPORT_SECONDS,
+    evaluation_seconds,
+    refit_epochs,
+    refit_seconds,
+)
 
 
 def _kept(**kw):
@@ -30,6 +37,18 @@ def test_cached_features_are_not_counted_again():
     cached = refit_seconds(_kept(family="classical", fit_seconds=50.0, features_seconds=48.0))
     cold = refit_seconds(_kept(family="classical", fit_seconds=50.0, features_seconds=48.0, cached=False))
     assert cached < 6 < 60 < cold
+
+
+def test_the_evaluation_estimate_counts_the_heat_maps_of_a_winner_without_gradients():
+    def plan(*members):
+        return Plan(list(members), np.full(len(members), 1 / len(members)), 0.9, np.arange(3), np.zeros(3),
+                    np.zeros((3, 2)), ["a", "b"], 0.9)
+
+    net, svm = _kept(predict_seconds=2.0), _kept(family="classical", predict_seconds=1.0)  # n_val 200
+    assert evaluation_seconds(plan(net), 400) == pytest.approx(REPORT_SECONDS + 4.0)  # Grad-CAM: cheap
+    occluded = REPORT_SECONDS + (2.0 + 1.0) / 200 * (400 + HEATMAP_IMAGES)
+    assert evaluation_seconds(plan(net, svm), 400) == pytest.approx(occluded)
+    assert evaluation_seconds(plan(svm), 400) > REPORT_SECONDS + 2.0
 
 
 @pytest.fixture(scope="module")

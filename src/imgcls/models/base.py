@@ -51,7 +51,9 @@ EPOCHS = "epochs"                  # trains in epochs that callbacks see (search
 RESUME = "resume"                  # checkpoints every epoch; an interrupted fit resumes
 FEATURE_GROUPS = "feature_groups"  # named groups of feature columns: permutation importance per group
 TEST_TIME_VIEWS = "tta"            # averages flipped views at prediction (train.tta)
-CAPABILITIES = (GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, FEATURE_GROUPS, TEST_TIME_VIEWS)
+EMBEDDINGS = "embeddings"          # predicts from frozen-backbone embeddings: embedding_id(), embed(),
+                                   # proba_from_embeddings(); models with one id can share them
+CAPABILITIES = (GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, FEATURE_GROUPS, TEST_TIME_VIEWS, EMBEDDINGS)
 
 
 @dataclass(frozen=True)

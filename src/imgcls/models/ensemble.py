@@ -28,7 +28,16 @@ from ..core.errors import ConfigError, ModelError
 from ..core.io import atomic_dir
 from ..core.log import info
 from ..data.prepare import ImageSpec, prepare_images
-from .base import FORMAT_VERSION, ONNX, VALIDATION, Classifier, read_model_json, versions, write_model_json
+from .base import (
+    EMBEDDINGS,
+    FORMAT_VERSION,
+    ONNX,
+    VALIDATION,
+    Classifier,
+    read_model_json,
+    versions,
+    write_model_json,
+)
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -126,9 +135,16 @@ class EnsembleClassifier(Classifier):
     def _member_probas(self, images: np.ndarray) -> list[np.ndarray]:
         stack = self.check_input(images)
         classes = [str(c) for c in self.classes_]
-        out = []
+        out, embedded = [], {}
         for member in self.members_:
-            proba = member.predict_proba(self._member_input(stack, member))
+            x = self._member_input(stack, member)
+            if member.supports(EMBEDDINGS):  # probes on one backbone embed the images once
+                key = member.embedding_id()
+                if key not in embedded:
+                    embedded[key] = member.embed(x)
+                proba = member.proba_from_embeddings(embedded[key])
+            else:
+                proba = member.predict_proba(x)
             order = [[str(c) for c in member.classes_].index(c) for c in classes]
             out.append(np.asarray(proba, dtype=np.float64)[:, order])
         return out

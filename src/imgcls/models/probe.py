@@ -23,6 +23,7 @@ from ..core.io import atomic_dir, cached_rows
 from ..core.progress import progress_bar
 from ..data.prepare import ImageSpec
 from .base import (
+    EMBEDDINGS,
     FORMAT_VERSION,
     GRADIENTS,
     ONNX,
@@ -49,7 +50,7 @@ class ProbeClassifier(Classifier):
 
     school: ClassVar[str] = "deep"
     backend: ClassVar[str] = "torch"
-    capabilities: ClassVar[frozenset[str]] = frozenset({GRADIENTS, ONNX})
+    capabilities: ClassVar[frozenset[str]] = frozenset({GRADIENTS, ONNX, EMBEDDINGS})
 
     def __init__(self, family: str = "tf_efficientnet_lite0", image_size: int = 224,
                  resize: str = "squash", roi: str = "none", pretrained: str = "auto",
@@ -102,7 +103,16 @@ class ProbeClassifier(Classifier):
 
     def predict_proba(self, images) -> np.ndarray:
         self._check_fitted()
-        return self.head_.predict_proba(self.embed(images))
+        return self.proba_from_embeddings(self.embed(images))
+
+    def proba_from_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return self.head_.predict_proba(embeddings)
+
+    def embedding_id(self) -> tuple:
+        """Two probes with one id embed an image alike (same backbone, weights and input rule)."""
+        self._backbone()
+        return (*embedding_key(self.family, self.weights_), self.image_spec)
 
     def _backbone(self):
         if getattr(self, "backbone_", None) is None:
