@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -63,7 +63,7 @@ def row_digests(array: np.ndarray) -> np.ndarray:
     return np.array([hashlib.blake2b(row.data, digest_size=16).digest() for row in rows], dtype="S16")
 
 
-def cached_rows(cache_dir: Path | None, kind: str, header: list, array: np.ndarray,
+def cached_rows(cache_dir: Path | None, kind: str, header: Sequence, array: np.ndarray,
                 compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``compute(array)`` for a function that treats each row (image) on its own, cached row by
     row: a stack that shares images with earlier ones (train + validation, after each apart)

@@ -229,9 +229,8 @@ class FinetuneClassifier(Classifier):
                                   for s in range(0, len(x), PREDICT_BATCH)]).float().numpy()
 
         # the same numbers as a linear probe's embeddings of these images: one cache for both
-        cache = self.runtime.cache_dir
-        feats = (cached_rows(cache, "embeddings", embedding_key(self.family, self.weights_), prepared, embed)
-                 if cache is not None else embed(prepared))
+        feats = cached_rows(self.runtime.cache_dir, "embeddings", embedding_key(self.family, self.weights_),
+                            prepared, embed)
         C = float((self.params or {}).get("C", 1.0))
         probe = LogisticRegression(C=C, max_iter=3000).fit(feats, y.numpy())
         set_linear_head(net.net, probe.coef_, probe.intercept_)

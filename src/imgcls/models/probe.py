@@ -112,7 +112,7 @@ class ProbeClassifier(Classifier):
     def embedding_id(self) -> tuple:
         """Two probes with one id embed an image alike (same backbone, weights and input rule)."""
         self._backbone()
-        return (*embedding_key(self.family, self.weights_), self.image_spec)
+        return embedding_key(self.family, self.weights_), self.image_spec
 
     def _backbone(self):
         if getattr(self, "backbone_", None) is None:
@@ -123,8 +123,6 @@ class ProbeClassifier(Classifier):
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Backbone features (N, D) for a prepared stack, normalised as the backbone expects."""
         prepared = self.check_input(images)
-        if self.runtime.cache_dir is None:
-            return self._run_backbone(prepared)
         self._backbone()  # resolves weights_, part of the key
         return cached_rows(self.runtime.cache_dir, "embeddings", embedding_key(self.family, self.weights_),
                            prepared, self._run_backbone)

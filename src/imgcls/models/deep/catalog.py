@@ -24,11 +24,11 @@ SMALL_CNN_MIN, SMALL_CNN_MAX = 32, 64
 EMBED_VERSION = "2"  # bump when a backbone's pooled features change: it keys the embeddings cache
 
 
-def embedding_key(family: str, weights: str) -> list:
+def embedding_key(family: str, weights: str) -> tuple[str, str, str]:
     """The cache key of a pretrained backbone's pooled features (before its classifier): the
     linear probe's embeddings and the LP-FT head initialisation of a fine-tune are the same
     numbers for the same images, so they share their cache entries."""
-    return [EMBED_VERSION, family, weights]
+    return EMBED_VERSION, family, weights
 
 
 def auto_image_size(family: str, short_side: int) -> int:
