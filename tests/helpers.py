@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -147,3 +148,11 @@ def write_tiff_without_second_frame_size(path: str | Path) -> Path:
             + struct.pack("<H", len(second)) + b"".join(second) + struct.pack("<I", 0))
     path.write_bytes(b"II*\x00" + struct.pack("<I", first_at) + body + pixels)
     return path
+
+
+def wait_ready(client, timeout: float = 20.0) -> None:
+    """Until a TestClient's server has loaded its models (they load in the background)."""
+    deadline = time.monotonic() + timeout
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.02)

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import imgcls
+from helpers import wait_ready
 from imgcls.runs import Run
 
 
@@ -105,6 +106,7 @@ def test_a_recall_target_is_part_of_the_model_everywhere(two_class_folder, tmp_p
     # the server answers with the decided label
     client = TestClient(create_app(ServeConfig(models=[str(run.path)], api_key=None, max_wait_ms=0)))
     with client:
+        wait_ready(client)  # the model loads in the background; a busy machine may not have it yet
         body = client.post("/v1/predict", files=[("files", (f.name, f.read_bytes(), "image/png"))
                                                  for f in files]).json()
     labels = [r["label"] for r in body["results"]]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import imgcls
+from helpers import wait_ready
 
 QUICK = ["cache=false", "model.features=edges"]
 
@@ -47,13 +48,6 @@ def png_files(image_folder) -> list[Path]:
     """Two real PNG files of each class."""
     labels = ("circle", "square", "triangle")
     return [p for label in labels for p in sorted((image_folder / label).iterdir())[:2]]
-
-
-def wait_ready(client, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while client.get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/readyz").json()
-        time.sleep(0.02)
 
 
 def wait_loaded_or_failed(client, timeout: float = 20.0) -> dict:

@@ -43,7 +43,7 @@ from .leaderboard import budget_spent, leaderboard, print_leaderboard, write_lea
 from .live import LiveBoard
 from .refit import Refit, refit_plan, reserve
 from .space import FAMILIES, SpaceFacts, first_trials
-from .trials import TrialRunner
+from .trials import TrialRunner, scorer
 from .winner import write_best
 
 METRICS = ("auto", *SCORES)
@@ -159,9 +159,11 @@ class Ending:
 
     def plan(self, kept: list[KeptTrial] | None = None):
         kept = self.kept() if kept is None else kept
+        if not kept:
+            return None
         labels = self.runner.ds.labels
-        return plan_winner(kept, lambda rows: labels[rows],
-                           lambda y, p: self.runner.score(y, p, kept[0].classes), self.ensemble)
+        score = scorer(self.runner.metric, kept[0].classes, self.runner.order)  # once, not per call
+        return plan_winner(kept, lambda rows: labels[rows], score, self.ensemble)
 
     def kept(self) -> list[KeptTrial]:
         return kept_trials(self.runner.out, self.runner.study)

@@ -23,14 +23,31 @@ def schedule_steps(epoch: int, epochs: int) -> int:
     return min(STEPS, math.floor(STEPS * (epoch + 1) / max(1, epochs) + 1e-9))
 
 
-class EpochReporter(Callback):
+class Deadline(Callback):
+    """Stop a fit (a refit, with no trial to report to) when ``deadline`` passes."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.out_of_time = False
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if time.monotonic() > self.deadline:
+            self.out_of_time, trainer.should_stop = True, True
+
+    @property
+    def stopped(self) -> str | None:
+        return "budget" if self.out_of_time else None
+
+
+class EpochReporter(Deadline):
     """Report each epoch's validation score to the trial at the tenths of the schedule it
     completes; stop the fit when the pruner says so, or when the deadline
     (``time.monotonic()``) passes, checked every batch."""
 
     def __init__(self, trial, monitor: str, deadline: float) -> None:
-        self.trial, self.monitor, self.deadline = trial, monitor, deadline
-        self.pruned = self.out_of_time = False
+        super().__init__(deadline)
+        self.trial, self.monitor = trial, monitor
+        self.pruned = False
         self.last: float | None = None
         self.epochs = 0
         self.reported = 0  # tenths reported so far
@@ -48,27 +65,6 @@ class EpochReporter(Callback):
         if reached and self.trial.should_prune():
             self.pruned, trainer.should_stop = True, True
 
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if time.monotonic() > self.deadline:
-            self.out_of_time, trainer.should_stop = True, True
-
     @property
     def stopped(self) -> str | None:
-        return "pruner" if self.pruned else "budget" if self.out_of_time else None
-
-
-class Deadline(Callback):
-    """Stop a fit (a refit, with no trial to report to) when ``deadline`` passes."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.out_of_time = False
-        self.last, self.epochs = None, 0
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if time.monotonic() > self.deadline:
-            self.out_of_time, trainer.should_stop = True, True
-
-    @property
-    def stopped(self) -> str | None:
-        return "budget" if self.out_of_time else None
+        return "pruner" if self.pruned else super().stopped
