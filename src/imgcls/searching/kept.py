@@ -81,19 +81,9 @@ def keep_trial(out: Path, worker: str, trial: KeptTrial, clf, config_yaml: str, 
 def kept_trials(out: Path, study: str | None = None) -> list[KeptTrial]:
     """Every worker's kept trials in ``out`` (of ``study``, when given; a half-written folder
     is skipped), best first."""
-    found = []
-    for record in (out / WORKERS).glob(f"*/{TRIALS}/*/trial.json"):
-        if record.parent.name.startswith("."):  # a folder still being written
-            continue
-        try:
-            data = json.loads(record.read_text())
-            kept = KeptTrial(**data, folder=record.parent)
-        except (OSError, ValueError, TypeError):
-            continue
-        if study is not None and kept.study != study:
-            continue
-        if (record.parent / "val.npz").is_file() and (record.parent / "model").is_dir():
-            found.append(kept)
+    found = [t for folder in (out / WORKERS).glob(f"*/{TRIALS}") for t in _read(folder)
+             if (study is None or t.study == study)
+             and (t.folder / "val.npz").is_file() and (t.folder / "model").is_dir()]
     return sorted(found, key=lambda t: (-t.score, t.number))
 
 
@@ -106,9 +96,10 @@ def would_keep(out: Path, worker: str, family: str, score: float) -> bool:
 
 
 def _read(folder: Path) -> list[KeptTrial]:
+    """The trials recorded in one worker's folder; a half-written (dot) folder is skipped."""
     out = []
     for record in folder.glob("*/trial.json"):
-        if record.parent.name.startswith("."):
+        if record.parent.name.startswith("."):  # a folder still being written
             continue
         try:
             out.append(KeptTrial(**json.loads(record.read_text()), folder=record.parent))
