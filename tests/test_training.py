@@ -141,3 +141,33 @@ def test_a_manifest_of_absolute_paths_elsewhere_trains(shapes_folder, tmp_path):
     run = imgcls.train(str(manifest), model="logistic_regression", features="hist", out=tmp_path / "run",
                        progress=False)
     assert run.metrics["test"]["n"] == 9 and not run.metrics["dataset"]["ignored"]
+
+
+def test_a_validation_split_calibrates_and_gives_an_unknown_detector(shapes_folder, tmp_path):
+    run = imgcls.train(str(shapes_folder), model="logistic_regression", features="edges",
+                       out=tmp_path / "tuned", progress=False, overrides=["split.val=0.3"])
+    clf = run.model
+    assert clf.calibration_ is not None and clf.unknown_.method == "knn"
+    assert run.metrics["calibration"]["temperature"] == clf.calibration_.temperature
+    test = run.metrics["test"]
+    assert test["calibration"]["temperature"] == clf.calibration_.temperature
+    assert 0 <= test["unknown"]["rejected"] <= 1 and "ece_before" in test["calibration"]
+    table = pd.read_csv(tmp_path / "tuned" / "predictions.csv")
+    assert table["unknown_score"].notna().all()
+    assert run.metrics["timings"]["tune_seconds"] >= 0
+
+
+def test_without_a_validation_split_nothing_is_tuned_unless_asked(shapes_folder, tmp_path):
+    plain = imgcls.train(str(shapes_folder), model="logistic_regression", features="edges",
+                         out=tmp_path / "plain", progress=False)
+    assert plain.model.calibration_ is None and plain.model.unknown_ is None
+    assert "calibration" not in plain.metrics["test"]
+    asked = imgcls.train(str(shapes_folder), model="logistic_regression", features="edges",
+                         out=tmp_path / "asked", progress=False,
+                         overrides=["decision.calibration=temperature", "decision.unknown=msp"])
+    assert asked.model.calibration_ is not None and asked.model.unknown_.method == "msp"
+    assert asked.metrics["dataset"]["splits"]["val"] > 0  # held out of train to tune on
+    with pytest.raises(ConfigError, match="energy is not available"):
+        imgcls.train(str(shapes_folder), model="logistic_regression", features="edges",
+                     out=tmp_path / "energy", progress=False,
+                     overrides=["split.val=0.3", "decision.unknown=energy"])

@@ -29,6 +29,7 @@ from .data import Dataset, assign_splits, carve_validation, describe, load_datas
 from .data.tasks import grade_order
 from .evaluation.scoring import (
     evaluate_splits,
+    needs_validation,
     split_predictions,
     tune_on_validation,
     warn_skipped,
@@ -114,9 +115,10 @@ def resolve_task(cfg: RunConfig, ds: Dataset) -> tuple[RunConfig, Dataset]:
     cfg = resolve_config(cfg, {**task, "decision.target": target})
     if order:
         info(f"task: ordered grades {' < '.join(order)}")
-    if target != "argmax" and not (ds.table["split"] == "val").any():
+    asked = needs_validation(cfg.decision)
+    if asked and not (ds.table["split"] == "val").any():
         ds = carve_validation(ds, cfg.split.model_copy(update={"val": cfg.decision.val}))
-        info(f"decision.target={target}: {cfg.decision.val:.0%} of train held out to tune it on")
+        info(f"{', '.join(asked)}: {cfg.decision.val:.0%} of train held out to tune on")
     return cfg, ds
 
 
@@ -144,7 +146,9 @@ def _train_into(run_dir: Path, cfg: RunConfig, ds: Dataset, started: float, prog
     if clf.global_rank_ != 0:  # another DDP process: rank 0 evaluates and writes
         return run
     timings = {"fit_seconds": round(time.perf_counter() - fit_started, 3), **clf.fit_timings}
-    tune_on_validation(clf, ds, loaded, cfg.decision.target, grades_of(cfg))
+    tuned = time.perf_counter()
+    tune_on_validation(clf, ds, loaded, cfg.decision, grades_of(cfg), cfg.split.seed)
+    timings["tune_seconds"] = round(time.perf_counter() - tuned, 3)
     metrics = evaluate_splits(clf, ds, loaded, grades_of(cfg))
     predictions = split_predictions(metrics, ds, loaded, clf.classes_)
     timings["total_seconds"] = round(time.perf_counter() - started, 3)
@@ -152,8 +156,7 @@ def _train_into(run_dir: Path, cfg: RunConfig, ds: Dataset, started: float, prog
                    checks=[f.to_dict() for f in findings])
     if choice is not None:
         metrics["model_choice"] = choice.to_dict()
-    if clf.decision_ is not None:
-        metrics["decision"] = clf.decision_json()
+    metrics.update({k: v for k, v in clf.tuned_json().items() if v is not None})  # decision, calibration...
     save_run(run, clf, metrics, predictions, ds, loaded)
     record(cfg, run, loggers)
     info(f"Run written to {run_dir}  (report: {run_dir / 'report.html'})")

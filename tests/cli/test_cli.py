@@ -98,3 +98,23 @@ def test_deep_train_profile_predict_evaluate_and_resume_errors(tmp_path):
     not_run = imgcls("train", "--resume", tmp_path / "shapes")
     assert not_run.returncode == 1 and "not a run folder" in not_run.stderr
     assert "Traceback" not in not_run.stderr
+
+
+def test_calibration_unknown_and_ood_from_the_command_line(trained):
+    import json
+
+    root, folder, _ = trained
+    out = root / "tuned"
+    result = imgcls("train", folder, "--model", "logistic_regression", "--features", "edges", "--out", out,
+                    "-q", "split.test=0.3", "split.val=0.3")
+    assert result.returncode == 0, result.stderr
+    assert "calibration: temperature" in result.stderr and "unknown: knn score" in result.stderr
+    shown = imgcls("evaluate", out, "--ood", "digits", "-q")
+    assert shown.returncode == 0, shown.stderr
+    assert "AUROC" in shown.stdout and "knn" in shown.stdout and "msp" in shown.stdout
+    ood = json.loads((out / "eval-shapes-test" / "metrics.json").read_text())["ood"]["digits"]
+    assert set(ood["methods"]) == {"knn", "msp"} and ood["n_out"] == 1797
+    refused = imgcls("predict", root / "run", folder / "circle", "--abstain", "-q")
+    assert refused.returncode == 1 and "no unknown detector" in refused.stderr
+    missing = imgcls("evaluate", out, "--ood", root / "nothing-here", "-q")
+    assert missing.returncode == 1 and "nothing-here" in missing.stderr

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -70,3 +71,28 @@ def test_manifest_as_input(run_dir, tmp_path):
     (folder / "bad.csv").write_text("file\nx.png\n")
     with pytest.raises(DataError, match="lacks a 'path' column"):
         imgcls.predict(run, [folder / "bad.csv"], progress=False)
+
+
+def test_abstain_calls_unknown_what_the_threshold_rejects(run_dir, tmp_path):
+    from PIL import Image
+
+    from imgcls.core.errors import ConfigError
+
+    path, folder = run_dir
+    with pytest.raises(ConfigError, match="no unknown detector"):  # this run had no validation split
+        imgcls.predict(path, [str(folder)], abstain=True, progress=False)
+    assert "unknown_score" not in imgcls.predict(path, [str(folder)], progress=False).columns
+    run = imgcls.train(str(folder), model="logistic_regression", features="edges", out=tmp_path / "u",
+                       overrides=["split.val=0.3"], progress=False)
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    grid = np.indices((32, 32))
+    for k, image in enumerate([grid.sum(axis=0) % 2, grid[1] // 2 % 2, grid[0] // 4 % 2, np.zeros((32, 32))]):
+        Image.fromarray((image * 255).astype(np.uint8)).save(noise / f"{k}.png")  # checkers, stripes, flat
+    shapes = imgcls.predict(run.path, [str(folder)], progress=False)
+    noisy = imgcls.predict(run.path, [str(noise)], abstain=True, progress=False)
+    assert {"unknown_score", "unknown"} <= set(noisy.columns)
+    assert noisy["unknown"].mean() > shapes["unknown"].mean()
+    assert (noisy.loc[noisy["unknown"], "prediction"] == "unknown").all()
+    assert (noisy.loc[~noisy["unknown"], "prediction"] != "unknown").all()
+    assert (shapes["prediction"] != "unknown").all()  # without --abstain the class is kept

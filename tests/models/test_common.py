@@ -14,13 +14,16 @@ from imgcls.models import (
     GRADIENTS,
     MODELS,
     ONNX,
+    REPRESENTATION,
     TEST_TIME_VIEWS,
     VALIDATION,
     Classifier,
     create_model,
     load_model,
 )
+from imgcls.models.calibration import fit_temperature
 from imgcls.models.decision import Decision
+from imgcls.models.unknown import fit_unknown, resolve_method
 
 TINY_TRAIN = {"epochs": 1, "batch_size": 8, "head_init": "random", "freeze": 0}
 MEMBERS = "two fitted members"
@@ -87,14 +90,26 @@ def test_every_family_keeps_the_contract(name, options, data, members, tmp_path)
     assert proba.shape == (len(images), 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert (model.predict(images) == model.classes_[proba.argmax(axis=1)]).all()
     model.decision_ = Decision("weights", weights=(1.0, 0.5, 0.25), target="macro_f1")
+    # what is tuned after fit: a temperature, an unknown detector (knn where there is a representation)
+    y = np.asarray([model.classes_.tolist().index(v) for v in labels])
+    model.calibration_ = fit_temperature(y, model.raw_proba(images))
+    model.unknown_ = fit_unknown(model, resolve_method("auto", model), images[::2], images[1::2], 0.1)
+    calibrated, scores = model.predict_with_unknown(images)
+    assert np.allclose(calibrated, model.calibration_.apply(proba), atol=1e-5)
+    assert (calibrated.argmax(1) == proba.argmax(1)).all()  # a temperature keeps the ranking
+    assert scores.shape == (len(images),) and np.isfinite(scores).all()
     folder = model.save(tmp_path / "model")
     meta = json.loads((folder / "model.json").read_text())
     assert meta["family"] == name and meta["classes"] == model.classes_.tolist()
+    assert meta["calibration"]["temperature"] == model.calibration_.temperature
     loaded = load_model(folder)
     assert type(loaded) is type(model) and loaded.image_spec == model.image_spec
-    assert np.allclose(loaded.predict_proba(images), proba, atol=1e-5)
+    assert np.allclose(loaded.raw_proba(images), proba, atol=1e-5)
+    assert np.allclose(loaded.predict_proba(images), calibrated, atol=1e-5)
     assert loaded.decision_ == model.decision_  # the decision rule travels with the model
-    assert (loaded.predict(images) == model.decide(proba)).all()
+    assert loaded.calibration_ == model.calibration_ and loaded.unknown_.threshold == model.unknown_.threshold
+    assert np.allclose(loaded.predict_with_unknown(images)[1], scores, atol=1e-4)
+    assert (loaded.predict(images) == model.decide(calibrated)).all()
 
 
 @pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
@@ -115,6 +130,15 @@ def test_declared_capabilities_are_real(name, options, data, members):
         assert sum(g.stop - g.start for g in groups.values()) == width
     if model.supports(TEST_TIME_VIEWS):
         assert model.set_tta("hflip+vflip").test_time_flips() == ((3,), (2,))
+    if model.supports(REPRESENTATION):
+        vectors = model.representation(images[:4])
+        assert vectors.ndim == 2 and len(vectors) == 4
+        assert np.allclose(vectors, model.representation(images[:4]))
+        assert resolve_method("auto", model) == "knn"
+    else:
+        with pytest.raises(ModelError, match="no representation"):
+            model.representation(images[:4])
+        assert resolve_method("auto", model) == "msp"
     if model.supports(VALIDATION):
         assert model.fit(images[::2], labels[::2], val=(images[1::2], labels[1::2])) is model
 

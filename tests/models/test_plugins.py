@@ -47,7 +47,7 @@ class NearestMean(Classifier):
         self.means_ = np.array([x[labels == c].mean() for c in self.classes_])
         return self
 
-    def predict_proba(self, images):
+    def raw_proba(self, images):
         x = self.check_input(images).reshape(len(images), -1).mean(axis=1)
         scores = -np.abs(x[:, None] - self.means_[None, :])
         e = np.exp(scores - scores.max(axis=1, keepdims=True))

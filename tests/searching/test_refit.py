@@ -92,6 +92,11 @@ def test_without_refit_the_winner_is_the_trials_model(searches):
     assert run.metrics["search"]["refitted"].startswith("0 of")
     assert run.metrics["val"]["n"] == result.summary["search"]["val_images"]
     sample = _sample(run.model)
-    assert np.allclose(run.model.predict_proba(sample), _trials_proba(result, sample), atol=1e-5)
+    # the trials' own probabilities; the winner's temperature, fitted on validation, on top
+    assert np.allclose(run.model.raw_proba(sample), _trials_proba(result, sample), atol=1e-5)
+    assert run.model.calibration_ is not None and run.metrics["calibration"]["validation"]["n"] == \
+        result.summary["search"]["val_images"]
+    assert np.allclose(run.model.predict_proba(sample), run.model.calibration_.apply(
+        _trials_proba(result, sample)), atol=1e-5)
     summary = json.loads((result.out / "search.json").read_text())
     assert summary["elapsed_seconds"] <= 60 and summary["winner"]

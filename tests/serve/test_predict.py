@@ -127,3 +127,38 @@ def test_previous_version_stays_reachable_after_a_reload(make_client, shapes_run
     assert old in missing.json()["error"]["message"] and new in missing.json()["error"]["message"]
     metrics = client.get("/metrics").text
     assert f'version="{old}"' in metrics and f'version="{new}"' in metrics
+
+
+@pytest.fixture(scope="module")
+def unknown_run(serve_root, image_folder):
+    """The shapes model with a validation split: calibrated, with a knn unknown detector."""
+    import imgcls
+
+    from .conftest import QUICK
+
+    return imgcls.train(str(image_folder), model="logistic_regression", out=serve_root / "unknown",
+                        overrides=[*QUICK, "split.val=0.3"], progress=False).path
+
+
+def test_abstain_answers_unknown_for_images_unlike_the_training_data(make_client, unknown_run, png_files,
+                                                                     tmp_path):
+    from PIL import Image
+
+    noise = tmp_path / "checkerboard.png"  # nothing like a shape's edges
+    Image.fromarray((np.indices((32, 32)).sum(axis=0) % 2 * 255).astype(np.uint8)).save(noise)
+    client = make_client([f"u={unknown_run}"])
+    plain = client.post("/v1/predict", files=files_of([noise, png_files[0]])).json()["results"]
+    asked = client.post("/v1/predict?abstain=true", files=files_of([noise, png_files[0]])).json()["results"]
+    threshold = load_predictor(unknown_run).unknown["threshold"]
+    for result in (*plain, *asked):
+        assert result["unknown"] == (result["unknown_score"] > threshold)
+    assert plain[0]["unknown"] and plain[0]["label"] != "unknown"  # flagged, but the class is kept
+    assert asked[0]["label"] == "unknown" and asked[0]["predictions"]  # the top-k stay for inspection
+    assert asked[1]["label"] == plain[1]["label"] == "circle" and not asked[1]["unknown"]
+
+
+def test_abstain_with_a_model_without_a_detector_is_a_409(client, png_files):
+    response = client.post("/v1/predict?abstain=true", files=files_of(png_files[:1]))
+    assert response.status_code == 409 and response.json()["error"]["code"] == "no_unknown_detector"
+    plain = client.post("/v1/predict", files=files_of(png_files[:1])).json()["results"][0]
+    assert plain["unknown"] is None and plain["unknown_score"] is None

@@ -29,6 +29,7 @@ class FakePredictor:
 
     backend = "fake"
     classes = ("a", "b")
+    unknown = None  # no unknown detector
 
     def __init__(self, version: str, gate: threading.Event | None = None) -> None:
         self.name = None

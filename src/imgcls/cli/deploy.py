@@ -32,6 +32,9 @@ def predict(
     address: Annotated[str | None, typer.Option(
         help="With --engine ray: the cluster to join, e.g. auto (default: a local Ray on all cores).")
     ] = None,
+    abstain: Annotated[bool, typer.Option(
+        "--abstain", help="Answer 'unknown' for images unlike the training data (the model's unknown "
+                          "threshold).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Predict the top-k labels of images with a saved model."""
@@ -39,7 +42,7 @@ def predict(
 
     table = run_predict(run, paths, top_k=top_k, output=output, limit=limit, progress=not quiet,
                         backend=backend, precision=precision, export=export, batch_size=batch_size,
-                        n_jobs=threads, engine=engine, address=address)
+                        n_jobs=threads, engine=engine, address=address, abstain=abstain)
     if output is None:
         _print_table(table)
     failed = int((table["error"] != "").sum())

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..core.errors import ConfigError
-from .common import Overrides
+from .common import Overrides, print_rows
 
 
 def train(
@@ -51,12 +51,20 @@ def evaluate(
     data: Annotated[str | None, typer.Argument(help="Other dataset to evaluate on.")] = None,
     split: Annotated[str | None, typer.Option(help="test, val, train or all.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
+    ood: Annotated[list[str] | None, typer.Option(
+        help="Images of other kinds (folder, glob, manifest, dataset; repeatable): how well the unknown "
+             "scores tell them apart (AUROC, FPR at 95% TPR).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Evaluate a saved run on its test split or on another dataset."""
     from ..evaluation import evaluate as run_evaluate
 
-    run_evaluate(run, data, split=split, out=out, progress=not quiet)
+    result = run_evaluate(run, data, split=split, out=out, progress=not quiet, ood=ood)
+    if ood:
+        rows = [[name, method, f"{m['auroc']:.3f}", f"{m['fpr_at_95_tpr']:.3f}", str(m["n_in"]),
+                 str(m["n_out"])]
+                for name, found in result.metrics["ood"].items() for method, m in found["methods"].items()]
+        print_rows(["other images", "unknown score", "AUROC", "FPR@95TPR", "in", "other"], rows)
 
 
 def search(

@@ -204,7 +204,8 @@ class TaskConfig(_Strict):
 
 
 class DecisionConfig(_Strict):
-    """How probabilities become a label, tuned on the validation split and saved with the model."""
+    """What is tuned on the validation split after fit and saved with the model: the calibration
+    of the probabilities, how they become a label, and when an image is called unknown."""
 
     _key_prefix: ClassVar[str] = "decision."
 
@@ -214,3 +215,12 @@ class DecisionConfig(_Strict):
     val: float = Field(
         0.2, gt=0, lt=1, description="Fraction of train held out to tune the decision when there is no "
         "validation split.")
+    calibration: Literal["auto", "temperature", "none"] = Field(
+        "auto", description="auto (temperature scaling when there is a validation split), temperature "
+        "(holds out decision.val of train when there is none) or none.")
+    unknown: Literal["auto", "knn", "msp", "energy", "none"] = Field(
+        "auto", description="The unknown score and its threshold: auto (knn for models with a "
+        "representation, else msp, when there is a validation split), knn, msp, energy or none.")
+    unknown_rate: float = Field(
+        0.05, gt=0, lt=1, description="Fraction of in-distribution validation images the unknown "
+        "threshold rejects (the false-rejection rate).")

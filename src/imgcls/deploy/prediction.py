@@ -23,7 +23,7 @@ from .inputs import as_dataset, is_remote
 from .loading import load_predictor
 from .predictors import Predictor, iter_batches
 from .ray import predict_rows
-from .tables import build_table, top_k_rows, write_table
+from .tables import build_table, check_abstain, top_k_rows, write_table
 
 ENGINES = ("local", "ray")
 
@@ -32,7 +32,7 @@ def predict(model: str | Path | Classifier | Predictor, inputs: Sequence[str | P
             output: str | Path | None = None, limit: int | None = None, n_jobs: int = 0,
             progress: bool = True, backend: str = "auto", precision: str = "fp32",
             batch_size: int = 32, export: bool = False, engine: str = "local",
-            address: str | None = None) -> pd.DataFrame:
+            address: str | None = None, abstain: bool = False) -> pd.DataFrame:
     """Top-k predictions per image; unreadable files get a row with ``error`` set.
 
     Decoding runs in threads ahead of the model, and a run with an up-to-date ONNX export
@@ -53,16 +53,19 @@ def predict(model: str | Path | Classifier | Predictor, inputs: Sequence[str | P
             table; see :mod:`imgcls.batch_ray`).
         address: With ``engine="ray"``, the cluster to join (``auto``, ``ray://host:10001``);
             default: a local Ray instance on this machine's cores.
+        abstain: Answer ``unknown`` for images whose unknown score is above the model's
+            threshold (see :mod:`imgcls.models.unknown`). Whatever it is, a model with an
+            unknown detector adds the ``unknown_score`` and ``unknown`` columns.
     """
     _check_options(top_k, batch_size, engine, address)
     if engine == "ray":
         paths, rows, k = predict_rows(model, inputs, top_k=top_k, limit=limit, backend=backend,
                                       precision=precision, threads=n_jobs, batch_size=batch_size,
-                                      export=export, address=address, progress=progress)
+                                      export=export, address=address, progress=progress, abstain=abstain)
     else:
         paths, rows, k = _local_rows(model, inputs, top_k=top_k, limit=limit, backend=backend,
                                      precision=precision, n_jobs=n_jobs, batch_size=batch_size,
-                                     export=export, progress=progress)
+                                     export=export, progress=progress, abstain=abstain)
     table = build_table(rows, paths, k)
     if output is not None:
         write_table(table, Path(output))
@@ -82,13 +85,14 @@ def _check_options(top_k: int, batch_size: int, engine: str, address: str | None
 
 
 def _local_rows(model, inputs, *, top_k: int, limit: int | None, backend: str, precision: str,
-                n_jobs: int, batch_size: int, export: bool, progress: bool
+                n_jobs: int, batch_size: int, export: bool, progress: bool, abstain: bool = False
                 ) -> tuple[list[str], list[dict], int]:
     if any(is_remote(i) for i in inputs):
         raise ConfigError("Object-store URIs (s3://, gs://...) are read by engine='ray'; "
                           "pass engine='ray' (CLI: --engine ray).")
     predictor = model if isinstance(model, Predictor) else load_predictor(
         model, backend=backend, precision=precision, threads=n_jobs or None, export=export)
+    check_abstain(abstain, predictor)
     ds = as_dataset(inputs)
     if limit is not None:
         ds = ds.subset(np.arange(min(limit, len(ds))))
@@ -96,8 +100,9 @@ def _local_rows(model, inputs, *, top_k: int, limit: int | None, backend: str, p
     classes = np.asarray(predictor.classes, dtype=object)
     rows: list[dict] = []
     with progress_bar(len(ds), f"Predicting ({predictor.backend})", progress) as advance:
-        for done, proba, failed in iter_batches(predictor, range(len(ds)), ds.read, batch_size):
+        for done, proba, failed, scores in iter_batches(predictor, range(len(ds)), ds.read, batch_size):
             rows += [{"index": i, "error": reason} for i, reason in failed]
-            rows += top_k_rows(done, proba, classes, k, predictor.decide(proba))
+            rows += top_k_rows(done, proba, classes, k, predictor.decide(proba), scores,
+                               predictor.unknown_flags(scores, len(done)), abstain)
             advance(len(done) + len(failed))
     return ds.paths, rows, k

@@ -46,10 +46,22 @@ class Predictor(ABC):
     version: str = ""
     path: Path | None = None
     decision: Decision | None = None  # the model's tuned decision rule; None: the most probable class
+    unknown: dict | None = None  # the model's unknown detector (method, threshold, rate); None: none
 
     @abstractmethod
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """A stack of prepared images -> probabilities (N, n_classes), columns as ``classes``."""
+
+    def predict_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, unknown scores); the scores are None for a model without an unknown
+        detector (see :mod:`imgcls.models.unknown`)."""
+        return self.predict_proba(batch), None
+
+    def unknown_flags(self, scores: np.ndarray | None, n: int) -> np.ndarray:
+        """Which rows the model calls unknown (none without a detector)."""
+        if scores is None or self.unknown is None:
+            return np.zeros(n, dtype=bool)
+        return np.asarray(scores, dtype=np.float64) > float(self.unknown["threshold"])
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """The label of each row of probabilities, by the model's decision rule."""
@@ -66,7 +78,9 @@ class Predictor(ABC):
         return {"name": self.name, "version": self.version, "backend": self.backend,
                 "classes": list(self.classes), "input_size": self.spec.size,
                 "channels": self.spec.channels, "resize": self.spec.resize, "roi": self.spec.roi,
-                "decision": (self.decision or Decision()).describe()}
+                "decision": (self.decision or Decision()).describe(),
+                "unknown": None if self.unknown is None else {
+                    k: self.unknown[k] for k in ("method", "threshold", "rate")}}
 
 
 class ClassifierPredictor(Predictor):
@@ -78,11 +92,16 @@ class ClassifierPredictor(Predictor):
         self.spec = clf.image_spec
         self.backend = clf.backend
         self.decision = clf.decision_
+        self.unknown = clf.unknown_.to_dict() if clf.unknown_ is not None else None
         if threads:
             clf.set_runtime(n_jobs=threads)
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.clf.predict_proba(batch), dtype=np.float32)
+
+    def predict_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        proba, scores = self.clf.predict_with_unknown(batch)
+        return np.asarray(proba, dtype=np.float32), scores
 
 
 class OnnxPredictor(Predictor):
@@ -110,6 +129,7 @@ class OnnxPredictor(Predictor):
         meta = read_onnx_metadata(self.session, self.path)
         self.metadata = meta
         self.decision = Decision.from_dict(meta.get("decision"))
+        self.unknown = meta.get("unknown") or None
         try:
             self.classes = [str(c) for c in meta["classes"]]
             spec = meta["image_spec"]
@@ -124,6 +144,10 @@ class OnnxPredictor(Predictor):
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: self._input(batch)})[0]
+
+    def predict_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        outputs = self.session.run(None, {self.input_name: self._input(batch)})
+        return outputs[0], (outputs[2].astype(np.float64) if len(outputs) > 2 else None)
 
     def graph_labels(self, batch: np.ndarray) -> np.ndarray:
         """The decided class indices the graph computes itself (its second output, when it has one)."""
@@ -164,8 +188,9 @@ def default_threads() -> int:
 
 def iter_batches(predictor: Predictor, items: Sequence, read: Callable[[object, int | None], np.ndarray],
                  batch_size: int = 32, workers: int = 2
-                 ) -> Iterator[tuple[list, np.ndarray, list[tuple[object, str]]]]:
-    """Decode and prepare in threads, ahead of the model: yields (items, proba, failures).
+                 ) -> Iterator[tuple[list, np.ndarray, list[tuple[object, str]], np.ndarray | None]]:
+    """Decode and prepare in threads, ahead of the model: yields (items, proba, failures,
+    unknown scores or None).
 
     ``read(item, draft_size)`` decodes one image. While the model runs on one batch (ONNX
     Runtime and PyTorch release the GIL), the pool decodes the next two, so decoding hides
@@ -183,6 +208,6 @@ def iter_batches(predictor: Predictor, items: Sequence, read: Callable[[object, 
                 pending.append(pool.map(load, chunks[n + 2]))
             ok = [(i, r) for i, r in zip(chunk, results, strict=True) if not isinstance(r, str)]
             failed = [(i, r) for i, r in zip(chunk, results, strict=True) if isinstance(r, str)]
-            proba = (predictor.predict_proba(np.stack([r for _, r in ok])) if ok
-                     else np.zeros((0, len(predictor.classes)), np.float32))
-            yield [i for i, _ in ok], proba, failed
+            proba, scores = (predictor.predict_outputs(np.stack([r for _, r in ok])) if ok
+                             else (np.zeros((0, len(predictor.classes)), np.float32), None))
+            yield [i for i, _ in ok], proba, failed, scores

@@ -31,7 +31,7 @@ from ..data.decode import decode_image, decode_with_info, is_image_name
 from .inputs import as_dataset, is_uri
 from .loading import load_predictor
 from .predictors import iter_batches
-from .tables import top_k_rows
+from .tables import UNKNOWN_COLUMNS, check_abstain, top_k_rows
 
 
 @dataclass(frozen=True)
@@ -51,21 +51,23 @@ class Source:
 
 def predict_rows(model, inputs: Sequence[str | Path], *, top_k: int, limit: int | None, backend: str,
                  precision: str, threads: int, batch_size: int, export: bool, address: str | None,
-                 progress: bool) -> tuple[list[str], list[dict], int]:
+                 progress: bool, abstain: bool = False) -> tuple[list[str], list[dict], int]:
     """The rows of :func:`imgcls.predict` (keyed by input position), computed on Ray."""
     ray = _import_ray()
     if not isinstance(model, str | Path):
         raise ConfigError("engine='ray' needs a run folder, model folder or .onnx file (every actor "
                           f"loads it); got a {type(model).__name__} object.")
     # Loaded here once: a bad model fails before Ray starts, and `export` happens only once.
-    classes = load_predictor(model, backend=backend, precision=precision, threads=1,
-                             export=export).classes
+    predictor = load_predictor(model, backend=backend, precision=precision, threads=1, export=export)
+    check_abstain(abstain, predictor)
+    classes = predictor.classes
     source = list_inputs(inputs, limit)
     k = min(top_k, len(classes))
     started = _connect(ray, address)
     try:
         rows = _run(ray, source, progress=progress, batch_size=batch_size, threads=threads or 1,
-                    model=str(Path(model).resolve()), backend=backend, precision=precision, top_k=k)
+                    model=str(Path(model).resolve()), backend=backend, precision=precision, top_k=k,
+                    abstain=abstain)
     finally:
         if started:
             ray.shutdown()  # for a cluster joined with `address`, this only disconnects
@@ -184,7 +186,9 @@ class BatchPredictor:
     """
 
     def __init__(self, model: str, backend: str, precision: str, threads: int, top_k: int,
-                 batch_size: int, builtin: str | None, uris: list[str], max_pixels: int | None) -> None:
+                 batch_size: int, builtin: str | None, uris: list[str], max_pixels: int | None,
+                 abstain: bool = False) -> None:
+        self.abstain = abstain
         self.predictor = load_predictor(model, backend=backend, precision=precision, threads=threads)
         self.classes = np.asarray(self.predictor.classes, dtype=object)
         self.k, self.batch_size, self.max_pixels = top_k, batch_size, max_pixels
@@ -200,10 +204,12 @@ class BatchPredictor:
             return self.read(index[j], roots[j], locations[j], draft)
 
         rows: list[dict] = []
-        for done, proba, failed in iter_batches(self.predictor, range(len(index)), read, self.batch_size):
+        for done, proba, failed, scores in iter_batches(self.predictor, range(len(index)), read,
+                                                        self.batch_size):
             rows += [{"index": index[j], "error": reason} for j, reason in failed]
             rows += top_k_rows([index[j] for j in done], proba, self.classes, self.k,
-                               self.predictor.decide(proba))
+                               self.predictor.decide(proba), scores,
+                               self.predictor.unknown_flags(scores, len(done)), self.abstain)
         return self._columns(rows)
 
     def read(self, index: int, root: int, location: str, draft: int | None) -> np.ndarray:
@@ -225,6 +231,8 @@ class BatchPredictor:
         names = ["prediction", "confidence"] + [f"{n}{r}" for r in range(1, self.k + 1) for n in ("top", "p")]
         out = {"index": np.asarray([r["index"] for r in rows], dtype=np.int64),
                "error": np.asarray([r["error"] for r in rows], dtype=object)}
+        if self.predictor.unknown is not None:
+            names += list(UNKNOWN_COLUMNS)
         for name in names:
             text = name == "prediction" or name.startswith("top")
             out[name] = (np.asarray([r.get(name, "") for r in rows], dtype=object) if text

@@ -11,11 +11,29 @@ import pandas as pd
 from ..core.errors import ConfigError
 from ..core.io import atomic_open, atomic_write_text
 
+UNKNOWN = "unknown"  # the prediction of an image the model abstains on
+UNKNOWN_COLUMNS = ("unknown_score", "unknown")
+
+
+def check_abstain(abstain: bool, predictor) -> None:
+    """``abstain`` needs a model with an unknown detector and no class called 'unknown'."""
+    if not abstain:
+        return
+    if predictor.unknown is None:
+        raise ConfigError(f"'{predictor.name}' has no unknown detector to abstain with: train it with a "
+                          "validation split and decision.unknown=auto (or knn, msp, energy).")
+    if UNKNOWN in predictor.classes:
+        raise ConfigError(f"'{predictor.name}' has a class called '{UNKNOWN}', so abstaining would be "
+                          "ambiguous; read the unknown column instead of --abstain.")
+
 
 def top_k_rows(done: list[int], proba: np.ndarray, classes: np.ndarray, k: int,
-               decided: np.ndarray | None = None) -> list[dict]:
+               decided: np.ndarray | None = None, scores: np.ndarray | None = None,
+               flags: np.ndarray | None = None, abstain: bool = False) -> list[dict]:
     """One row per predicted input position: the prediction (``decided`` by the model's decision
-    rule, else the most probable class), its probability, then top1/p1 ... topk/pk."""
+    rule, else the most probable class; 'unknown' for a flagged image when ``abstain``), the
+    probability of the class chosen, top1/p1 ... topk/pk, and with ``scores`` the unknown score
+    and whether it is above the model's threshold."""
     order = np.argsort(-proba, axis=1)[:, :k]
     names = list(classes)
     rows = []
@@ -26,6 +44,11 @@ def top_k_rows(done: list[int], proba: np.ndarray, classes: np.ndarray, k: int,
         for rank, c in enumerate(order[j], start=1):
             row[f"top{rank}"] = classes[c]
             row[f"p{rank}"] = round(float(proba[j, c]), 6)
+        if scores is not None:
+            flagged = bool(flags[j]) if flags is not None else False
+            row.update(unknown_score=round(float(scores[j]), 6), unknown=flagged)
+            if abstain and flagged:
+                row["prediction"] = UNKNOWN
         rows.append(row)
     return rows
 
@@ -35,6 +58,8 @@ def build_table(rows: list[dict], paths: Sequence[str], k: int) -> pd.DataFrame:
     rows = sorted(rows, key=lambda r: r["index"])
     columns = ["path", "prediction", "confidence"] + [
         f"{n}{r}" for r in range(1, k + 1) for n in ("top", "p")] + ["error"]
+    if any("unknown_score" in r for r in rows):
+        columns[-1:-1] = UNKNOWN_COLUMNS
     table = pd.DataFrame(rows, columns=["index", *columns[1:]])
     table.insert(0, "path", np.asarray(paths, dtype=object)[table.pop("index").to_numpy(dtype=int)])
     return table.reindex(columns=columns).fillna({"error": ""})

@@ -14,23 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..core.errors import DataError
-
-
-def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 15
-                               ) -> tuple[float, list[dict]]:
-    """ECE over equal-width confidence bins, and the bins for a reliability diagram."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece, table = 0.0, []
-    for b in range(bins):
-        mask = which == b
-        if not mask.any():
-            continue
-        acc, conf = float(correct[mask].mean()), float(confidence[mask].mean())
-        ece += mask.mean() * abs(acc - conf)
-        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
-                      "accuracy": acc, "confidence": conf})
-    return float(ece), table
+from ..models.calibration import expected_calibration_error
 
 
 def _confusion(true_idx: np.ndarray, pred_idx: np.ndarray, k: int) -> np.ndarray:

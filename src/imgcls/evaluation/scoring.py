@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import RunConfig
+from ..config import DecisionConfig, RunConfig
 from ..core.errors import DataError
 from ..core.log import info, warn
 from ..data import Dataset, LoadedImages
+from ..models.calibration import expected_calibration_error, fit_temperature, log_loss
 from ..models.decision import tune_decision
+from ..models.unknown import fit_unknown, resolve_method
 from ..report import worst_errors, write_report
 from ..review.explaining import error_overlays
 from ..runs import REPORT, write_results
@@ -28,12 +30,40 @@ def decision_order(clf) -> tuple[str, ...] | None:
     return rule.order if rule is not None and rule.order else None
 
 
-def score(clf, images, labels, order: Sequence[str] | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Metrics of a prepared stack, its probabilities and the labels the model decides."""
-    proba = clf.predict_proba(images)
+def score(clf, images, labels, order: Sequence[str] | None = None
+          ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Metrics of a prepared stack, its probabilities, the labels the model decides and their
+    unknown scores (None without a detector). A calibrated model's metrics also say what its
+    probabilities were before calibration (``calibration``); one with an unknown detector,
+    how many images it would call unknown and the accuracy on the rest (``unknown``)."""
+    raw = clf.raw_proba(images)
+    proba = clf.calibrate(raw)
     decided = clf.decide(proba)
     order = order or decision_order(clf)
-    return compute_metrics(labels, proba, clf.classes_, y_pred=decided, order=order), proba, decided
+    metrics = compute_metrics(labels, proba, clf.classes_, y_pred=decided, order=order)
+    if clf.calibration_ is not None:
+        classes = [str(c) for c in clf.classes_]
+        y = np.asarray([classes.index(str(v)) for v in labels])
+        chosen = np.asarray([classes.index(str(v)) for v in decided])
+        confidence = np.asarray(raw, dtype=np.float64)[np.arange(len(raw)), chosen]
+        ece, reliability = expected_calibration_error(chosen == y, confidence)
+        metrics["calibration"] = {"temperature": clf.calibration_.temperature, "ece_before": ece,
+                                  "log_loss_before": log_loss(y, np.asarray(raw, dtype=np.float64)),
+                                  "reliability_before": reliability}
+    scores = None
+    if clf.unknown_ is not None:
+        scores = clf.unknown_.scores(clf, images, proba)
+        flagged = clf.unknown_.flags(scores)
+        correct = np.asarray(decided).astype(str) == np.asarray(labels).astype(str)
+        metrics["unknown"] = {"method": clf.unknown_.method, "threshold": clf.unknown_.threshold,
+                              "rejected": float(flagged.mean()),
+                              "accuracy_accepted": _mean_or_none(correct[~flagged]),
+                              "accuracy_rejected": _mean_or_none(correct[flagged])}
+    return metrics, proba, decided, scores
+
+
+def _mean_or_none(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None
 
 
 def evaluate_splits(clf, ds: Dataset, loaded: LoadedImages, order: Sequence[str] | None = None) -> dict:
@@ -43,34 +73,70 @@ def evaluate_splits(clf, ds: Dataset, loaded: LoadedImages, order: Sequence[str]
         rows = loaded.split_rows(ds, split)
         if len(rows) == 0:
             continue
-        metrics[split], proba, decided = score(clf, loaded.images[rows], ds.labels[loaded.rows[rows]], order)
-        metrics["predictions"][split] = (rows, proba, decided)
+        metrics[split], proba, decided, scores = score(clf, loaded.images[rows], ds.labels[loaded.rows[rows]],
+                                                       order)
+        metrics["predictions"][split] = (rows, proba, decided, scores)
     if "test" in metrics:
         m = metrics["test"]
         info(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro']['f1']:.4f}  (n={m['n']})")
     return metrics
 
 
-def tune_on_validation(clf, ds: Dataset, loaded: LoadedImages, target: str,
-                       order: Sequence[str] | None = None) -> None:
-    """Tune the model's decision rule to ``target`` on the validation split (see
-    :mod:`imgcls.models.decision`); ``argmax`` leaves the most probable class."""
-    if target == "argmax":
-        return
+def needs_validation(decision: DecisionConfig) -> list[str]:
+    """The ``decision.*`` settings that cannot be met without a validation split."""
+    asked = {"target": decision.target not in ("argmax", "auto"),
+             "calibration": decision.calibration == "temperature",
+             "unknown": decision.unknown not in ("auto", "none")}
+    return [f"decision.{k}={getattr(decision, k)}" for k, wanted in asked.items() if wanted]
+
+
+def tune_on_validation(clf, ds: Dataset, loaded: LoadedImages, decision: DecisionConfig,
+                       order: Sequence[str] | None = None, seed: int = 0) -> None:
+    """Tune on the validation split, in this order: the calibration (a temperature, see
+    :mod:`imgcls.models.calibration`), the decision rule to ``decision.target`` (see
+    :mod:`imgcls.models.decision`) on the calibrated probabilities, and the unknown detector
+    (see :mod:`imgcls.models.unknown`), whose training vectors come from the train split.
+    Without a validation split, the ``auto`` settings leave the model as fitted."""
     rows = loaded.split_rows(ds, "val")
     if len(rows) == 0:
-        raise DataError(f"decision.target={target} is tuned on a validation split, and '{ds.name}' has none.")
-    labels = ds.labels[loaded.rows[rows]]
-    rule = tune_decision(target, labels, clf.predict_proba(loaded.images[rows]), clf.classes_, order)
-    clf.decision_ = rule
-    reached = ", ".join(f"{k} {v:.3f}" for k, v in rule.validation.items() if k != "n")
-    info(f"decision.target={target} -> {rule.describe()}" + (f"; on {len(rows)} validation images: "
-                                                              f"{reached}" if reached else ""))
+        asked = needs_validation(decision)
+        if asked:
+            raise DataError(f"{', '.join(asked)} is tuned on a validation split, and '{ds.name}' has none.")
+        if decision.calibration == "auto" or decision.unknown == "auto":
+            info("no validation split: probabilities left as the model gives them and no unknown detector; "
+                 "set split.val=0.1 (or give a val split) to calibrate them and answer 'unknown'")
+        return
+    images, labels = loaded.images[rows], ds.labels[loaded.rows[rows]]
+    classes = [str(c) for c in clf.classes_]
+    known = np.isin(labels.astype(str), classes)
+    raw = clf.raw_proba(images)
+    if decision.calibration != "none" and known.sum() >= 2:
+        y = np.asarray([classes.index(str(v)) for v in labels[known]])
+        clf.calibration_ = fit_temperature(y, raw[known])
+        v = clf.calibration_.validation
+        info(f"calibration: {clf.calibration_.describe()}; validation ECE {v['ece_before']:.3f} -> "
+             f"{v['ece']:.3f}")
+    proba = clf.calibrate(raw)
+    target = decision.target
+    if target != "argmax":
+        rule = tune_decision(target, labels, proba, clf.classes_, order)
+        clf.decision_ = rule
+        reached = ", ".join(f"{k} {v:.3f}" for k, v in rule.validation.items() if k != "n")
+        info(f"decision.target={target} -> {rule.describe()}" + (f"; on {len(rows)} validation images: "
+                                                                  f"{reached}" if reached else ""))
+    method = resolve_method(decision.unknown, clf)
+    if method is not None:
+        train_rows = loaded.split_rows(ds, "train")
+        clf.unknown_ = fit_unknown(clf, method, loaded.images[train_rows], images, decision.unknown_rate,
+                                   seed, proba)
+        info(f"unknown: {clf.unknown_.describe()}")
 
 
 def predictions_table(ds: Dataset, loaded: LoadedImages, rows: np.ndarray, proba: np.ndarray,
-                      classes: Sequence[str], split: str, decided: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per image: label, the decided prediction, its probability, every class's."""
+                      classes: Sequence[str], split: str, decided: np.ndarray | None = None,
+                      scores: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per image: label, the decided prediction, its probability, every class's, and
+    the unknown score when the model has a detector."""
     picked = loaded.rows[rows]
     names = [str(c) for c in classes]
     pred = np.asarray(names, dtype=object)[proba.argmax(axis=1)] if decided is None else decided
@@ -80,6 +146,8 @@ def predictions_table(ds: Dataset, loaded: LoadedImages, rows: np.ndarray, proba
                           "confidence": proba[np.arange(len(proba)), index].round(6), "split": split})
     for k, c in enumerate(classes):
         table[f"p_{c}"] = proba[:, k].round(6)
+    if scores is not None:
+        table["unknown_score"] = np.asarray(scores, dtype=np.float64).round(6)
     for column in ds.metadata_columns:  # kept for per-group analysis (audits)
         table[column] = ds.table[column].to_numpy()[picked]
     return table
@@ -87,8 +155,8 @@ def predictions_table(ds: Dataset, loaded: LoadedImages, rows: np.ndarray, proba
 
 def split_predictions(metrics: dict, ds: Dataset, loaded: LoadedImages, classes) -> pd.DataFrame:
     """The predictions table of every evaluated split; removes them from ``metrics``."""
-    tables = [predictions_table(ds, loaded, rows, proba, classes, split, decided)
-              for split, (rows, proba, decided) in metrics.pop("predictions").items()]
+    tables = [predictions_table(ds, loaded, rows, proba, classes, split, decided, scores)
+              for split, (rows, proba, decided, scores) in metrics.pop("predictions").items()]
     return pd.concat(tables) if tables else pd.DataFrame()
 
 

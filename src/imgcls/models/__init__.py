@@ -7,6 +7,7 @@ from .base import (
     FEATURE_GROUPS,
     GRADIENTS,
     ONNX,
+    REPRESENTATION,
     RESUME,
     TEST_TIME_VIEWS,
     VALIDATION,
@@ -16,6 +17,7 @@ from .base import (
 from .choice import ModelChoice, choose_model
 from .families import MODELS, ModelFamily, build_model, create_model, list_models, load_model
 
-__all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "GRADIENTS", "MODELS", "ONNX", "RESUME",
-           "TEST_TIME_VIEWS", "VALIDATION", "Classifier", "ModelChoice", "ModelFamily", "Runtime",
-           "build_model", "choose_model", "create_model", "list_models", "load_model"]
+__all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "GRADIENTS", "MODELS", "ONNX",
+           "REPRESENTATION", "RESUME", "TEST_TIME_VIEWS", "VALIDATION", "Classifier", "ModelChoice",
+           "ModelFamily", "Runtime", "build_model", "choose_model", "create_model", "list_models",
+           "load_model"]

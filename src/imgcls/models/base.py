@@ -34,7 +34,21 @@ import numpy as np
 from ..core.errors import ConfigError, ModelError
 from ..core.version import __version__
 from ..data.prepare import ImageSpec
+from .calibration import Calibration
+from .capabilities import (  # noqa: F401 - re-exported: the names callers ask with
+    CAPABILITIES,
+    EMBEDDINGS,
+    EPOCHS,
+    FEATURE_GROUPS,
+    GRADIENTS,
+    ONNX,
+    REPRESENTATION,
+    RESUME,
+    TEST_TIME_VIEWS,
+    VALIDATION,
+)
 from .decision import Decision
+from .unknown import Unknown
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -43,17 +57,6 @@ if TYPE_CHECKING:
 MODEL_JSON = "model.json"
 FORMAT_VERSION = 1
 
-# What a family can do; callers ask these, never the school.
-GRADIENTS = "gradients"            # a differentiable network: Grad-CAM, Integrated Gradients, sanity check
-ONNX = "onnx"                      # exports to ONNX with its preprocessing inside
-VALIDATION = "validation"          # fit(val=...) uses a validation split (early stopping, best epoch)
-EPOCHS = "epochs"                  # trains in epochs that callbacks see (search pruning, budgets)
-RESUME = "resume"                  # checkpoints every epoch; an interrupted fit resumes
-FEATURE_GROUPS = "feature_groups"  # named groups of feature columns: permutation importance per group
-TEST_TIME_VIEWS = "tta"            # averages flipped views at prediction (train.tta)
-EMBEDDINGS = "embeddings"          # predicts from frozen-backbone embeddings: embedding_id(), embed(),
-                                   # proba_from_embeddings(); models with one id can share them
-CAPABILITIES = (GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, FEATURE_GROUPS, TEST_TIME_VIEWS, EMBEDDINGS)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ class Classifier(ABC):
     runtime: Runtime = Runtime()
     global_rank_: int = 0  # under DDP only rank 0's fit writes results
     decision_: Decision | None = None  # how probabilities become a label (tuned after fit); None: argmax
+    calibration_: Calibration | None = None  # a temperature fitted on validation; None: as the model gives
+    unknown_: Unknown | None = None  # the unknown score and its threshold; None: no unknown answer
+    representation_metric: ClassVar[str] = "euclidean"  # REPRESENTATION: how its vectors are compared
 
     # ----- parameters (scikit-learn's contract) ---------------------------------------
     @classmethod
@@ -163,8 +169,25 @@ class Classifier(ABC):
         families that support VALIDATION and ignored by the others. Returns self."""
 
     @abstractmethod
+    def raw_proba(self, images: np.ndarray) -> np.ndarray:
+        """The family's own class probabilities (N, n_classes), columns ordered as ``classes_``,
+        before calibration; families implement this, callers use ``predict_proba``."""
+
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, n_classes), columns ordered as ``classes_``."""
+        """Class probabilities (N, n_classes), columns ordered as ``classes_``, calibrated when a
+        temperature was fitted (see :mod:`imgcls.models.calibration`)."""
+        return self.calibrate(self.raw_proba(images))
+
+    def calibrate(self, proba: np.ndarray) -> np.ndarray:
+        """The model's calibration applied to probabilities of ``raw_proba``."""
+        return proba if self.calibration_ is None else self.calibration_.apply(proba)
+
+    def predict_with_unknown(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, unknown scores); the scores are None without an unknown detector."""
+        proba = self.predict_proba(images)
+        if self.unknown_ is None:
+            return proba, None
+        return proba, self.unknown_.scores(self, images, proba)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return self.decide(self.predict_proba(images))
@@ -176,8 +199,21 @@ class Classifier(ABC):
         return np.asarray(self.classes_, dtype=object)[rule.indices(proba, [str(c) for c in self.classes_])]
 
     def decision_json(self) -> dict | None:
-        """What model.json keeps of the decision rule (every family's ``to_json`` includes it)."""
+        """What model.json keeps of the decision rule."""
         return self.decision_.to_dict() if self.decision_ is not None else None
+
+    def tuned_json(self) -> dict:
+        """What was tuned on validation after fit: decision rule, calibration, unknown detector.
+        Every family's ``to_json`` includes it; :func:`imgcls.models.load_model` reads it back."""
+        return {"decision": self.decision_json(),
+                "calibration": self.calibration_.to_dict() if self.calibration_ is not None else None,
+                "unknown": self.unknown_.to_dict() if self.unknown_ is not None else None}
+
+    def save_tuned(self, folder: Path) -> None:
+        """Files of what was tuned after fit (the unknown detector's training vectors); every
+        family's ``save`` calls it inside its atomic folder."""
+        if self.unknown_ is not None:
+            self.unknown_.save_bank(folder)
 
     @property
     def fit_timings(self) -> dict:
@@ -203,6 +239,10 @@ class Classifier(ABC):
     def test_time_flips(self) -> tuple[tuple[int, ...], ...]:
         """TEST_TIME_VIEWS: the flips (tensor dims of NCHW) averaged with the plain view."""
         return ()
+
+    def representation(self, images: np.ndarray) -> np.ndarray:
+        """REPRESENTATION: the vectors (N, D) the model decides from, for a prepared stack."""
+        raise ModelError(f"'{self.family}' has no representation of its own; its unknown score is msp.")
 
     # ----- artifacts --------------------------------------------------------------------
     @abstractmethod

@@ -31,6 +31,7 @@ from .base import (
     FEATURE_GROUPS,
     FORMAT_VERSION,
     MODEL_JSON,
+    REPRESENTATION,
     Classifier,
     check_labels,
     read_model_json,
@@ -136,7 +137,7 @@ class SklearnClassifier(Classifier):
 
     school: ClassVar[str] = "classical"
     backend: ClassVar[str] = "sklearn"
-    capabilities: ClassVar[frozenset[str]] = frozenset({FEATURE_GROUPS})
+    capabilities: ClassVar[frozenset[str]] = frozenset({FEATURE_GROUPS, REPRESENTATION})
 
     def __init__(self, family: str = "svm", features: str = "auto", image_size: int = 128,
                  channels: int | None = None, resize: str = "squash", roi: str = "none",
@@ -285,10 +286,19 @@ class SklearnClassifier(Classifier):
         self.tuned_ = {"C": grid.best_params_["svc__C"], "cv_accuracy": float(grid.best_score_)}
         return {**rest, "C": self.tuned_["C"]}
 
-    def predict_proba(self, images) -> np.ndarray:
+    def raw_proba(self, images) -> np.ndarray:
         if not hasattr(self, "pipeline_"):
             raise ModelError("This model is not fitted yet; call fit() or load a saved model.")
         return self.pipeline_.predict_proba(self.feature_matrix(images))
+
+    def representation(self, images) -> np.ndarray:
+        """REPRESENTATION: the feature vectors as the estimator sees them (standardised when
+        the pipeline standardises)."""
+        if not hasattr(self, "pipeline_"):
+            raise ModelError("This model is not fitted yet; call fit() or load a saved model.")
+        X = self.feature_matrix(images)
+        steps = getattr(self.pipeline_, "steps", None)
+        return self.pipeline_[:-1].transform(X) if steps and len(steps) > 1 else X
 
     def to_json(self) -> dict:
         return {
@@ -299,13 +309,14 @@ class SklearnClassifier(Classifier):
             "augment": self.augment,
             "seed": self.seed,
             "tuned": getattr(self, "tuned_", None), "weights": SKOPS_FILE, "versions": versions(),
-            "decision": self.decision_json(),
+            **self.tuned_json(),
         }
 
     def save(self, path: str | Path) -> Path:
         sio = skops_io()
         with atomic_dir(path) as tmp:
             sio.dump(self.pipeline_, tmp / SKOPS_FILE)
+            self.save_tuned(tmp)
             write_model_json(tmp, self.to_json())
         return Path(path)
 

@@ -173,7 +173,7 @@ class EnsembleClassifier(Classifier):
                                                                                    strict=True)))
         return self
 
-    def predict_proba(self, images) -> np.ndarray:
+    def raw_proba(self, images) -> np.ndarray:
         if not hasattr(self, "weights_"):
             raise ModelError("This ensemble is not fitted yet; call fit() or load a saved one.")
         probas = self._member_probas(images)
@@ -191,8 +191,9 @@ class EnsembleClassifier(Classifier):
         classes = [str(c) for c in self.classes_]
         orders = [[[str(c) for c in m.classes_].index(c) for c in classes] for m in self.members_]
         members = self.members_
+        temperatures = [m.calibration_.temperature if m.calibration_ else 1.0 for m in members]
         return WeightedEnsemble([m.network() for m in members], [m.test_time_flips() for m in members],
-                                self.weights_, orders).eval()
+                                self.weights_, orders, temperatures).eval()
 
     # ----- artifacts -------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -202,13 +203,14 @@ class EnsembleClassifier(Classifier):
                              "weight": float(w)}
                             for k, (m, path, w) in enumerate(zip(self.members_, self.members, self.weights_,
                                                                  strict=True))],
-                "versions": versions(), "decision": self.decision_json()}
+                "versions": versions(), **self.tuned_json()}
 
     def save(self, path: str | Path) -> Path:
         meta = self.to_json()
         with atomic_dir(path) as tmp:
             for k, member in enumerate(self.members_):
                 member.save(tmp / MEMBERS / str(k))
+            self.save_tuned(tmp)
             write_model_json(tmp, meta)
         return Path(path)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import ConfigError, ModelError
 from ..core.registry import Registry
 from .base import GRADIENTS, Classifier, read_model_json  # noqa: F401 - GRADIENTS: the example
+from .calibration import Calibration
 from .classical import FAMILIES as CLASSICAL_FAMILIES
 from .classical import SklearnClassifier
 from .decision import Decision
@@ -25,6 +26,7 @@ from .deep.pretrained import offline_available
 from .ensemble import EnsembleClassifier
 from .finetune import FinetuneClassifier
 from .probe import ProbeClassifier
+from .unknown import Unknown
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -156,6 +158,8 @@ def load_model(path: str | Path) -> Classifier:
                          "provides it installed?).")
     model = MODELS.get(family).load(folder, meta)
     model.decision_ = Decision.from_dict(meta.get("decision"))
+    model.calibration_ = Calibration.from_dict(meta.get("calibration"))
+    model.unknown_ = Unknown.from_dict(meta.get("unknown"), folder)
     return model
 
 

@@ -29,6 +29,7 @@ from .base import (
     FORMAT_VERSION,
     GRADIENTS,
     ONNX,
+    REPRESENTATION,
     RESUME,
     TEST_TIME_VIEWS,
     VALIDATION,
@@ -70,7 +71,8 @@ class FinetuneClassifier(Classifier):
     school: ClassVar[str] = "deep"
     backend: ClassVar[str] = "torch"
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, TEST_TIME_VIEWS})
+        {GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, TEST_TIME_VIEWS, REPRESENTATION})
+    representation_metric: ClassVar[str] = "cosine"  # embeddings: their direction (Sun et al., 2022)
 
     def __init__(self, family: str = "tf_efficientnet_lite0", image_size: int = 224,
                  resize: str = "squash", roi: str = "none", pretrained: str = "auto",
@@ -237,7 +239,7 @@ class FinetuneClassifier(Classifier):
         net.train()  # Lightning keeps the modes it finds; frozen groups go back to eval each epoch
         return round(time.perf_counter() - started, 2)
 
-    def predict_proba(self, images) -> np.ndarray:
+    def raw_proba(self, images) -> np.ndarray:
         import torch
 
         from .deep.networks import to_tensor
@@ -256,6 +258,21 @@ class FinetuneClassifier(Classifier):
                     proba = proba + net(x.flip(dims)).float().softmax(1)
                 out.append((proba / (1 + len(flips))).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
+
+    def representation(self, images) -> np.ndarray:
+        """REPRESENTATION: the network's pooled features before its classifier (plain view)."""
+        import torch
+
+        from .deep.networks import to_tensor
+
+        self._check_fitted()
+        prepared = self.check_input(images)
+        torch.set_num_threads(max(1, self.runtime.n_jobs))
+        net = self.net_.eval()
+        with torch.inference_mode():
+            out = [net.logits_and_embedding(to_tensor(prepared[s:s + PREDICT_BATCH]))[1].float().numpy()
+                   for s in range(0, len(prepared), PREDICT_BATCH)]
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def network(self):
         self._check_fitted()
@@ -289,7 +306,7 @@ class FinetuneClassifier(Classifier):
             "weights": [WEIGHTS],
             "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
             "frozen_groups": self.frozen_groups_, "resolved": _jsonable(self.options_),
-            "fit": _jsonable(self.fit_summary_), "decision": self.decision_json(),
+            "fit": _jsonable(self.fit_summary_), **self.tuned_json(),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -299,6 +316,7 @@ class FinetuneClassifier(Classifier):
         with atomic_dir(path) as tmp:
             state = {k: v.detach().contiguous() for k, v in self.net_.state_dict().items()}
             save_file(state, str(tmp / WEIGHTS))
+            self.save_tuned(tmp)
             write_model_json(tmp, meta)
         return Path(path)
 

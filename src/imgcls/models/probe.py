@@ -27,6 +27,7 @@ from .base import (
     FORMAT_VERSION,
     GRADIENTS,
     ONNX,
+    REPRESENTATION,
     Classifier,
     check_labels,
     read_model_json,
@@ -50,7 +51,8 @@ class ProbeClassifier(Classifier):
 
     school: ClassVar[str] = "deep"
     backend: ClassVar[str] = "torch"
-    capabilities: ClassVar[frozenset[str]] = frozenset({GRADIENTS, ONNX, EMBEDDINGS})
+    capabilities: ClassVar[frozenset[str]] = frozenset({GRADIENTS, ONNX, EMBEDDINGS, REPRESENTATION})
+    representation_metric: ClassVar[str] = "cosine"  # embeddings: their direction (Sun et al., 2022)
 
     def __init__(self, family: str = "tf_efficientnet_lite0", image_size: int = 224,
                  resize: str = "squash", roi: str = "none", pretrained: str = "auto",
@@ -101,13 +103,18 @@ class ProbeClassifier(Classifier):
                              "estimator_seconds": round(time.perf_counter() - embedded, 3)}
         return self
 
-    def predict_proba(self, images) -> np.ndarray:
+    def raw_proba(self, images) -> np.ndarray:
         self._check_fitted()
-        return self.proba_from_embeddings(self.embed(images))
+        return self.head_.predict_proba(self.embed(images))
 
     def proba_from_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """EMBEDDINGS: calibrated probabilities, as ``predict_proba`` gives, from ``embed``."""
         self._check_fitted()
-        return self.head_.predict_proba(embeddings)
+        return self.calibrate(self.head_.predict_proba(embeddings))
+
+    def representation(self, images) -> np.ndarray:
+        """REPRESENTATION: the backbone's embeddings."""
+        return self.embed(images)
 
     def embedding_id(self) -> tuple:
         """Two probes with one id embed an image alike (same backbone, weights and input rule)."""
@@ -189,7 +196,7 @@ class ProbeClassifier(Classifier):
             "class_weight": self.class_weight, "params": self.params or {}, "seed": self.seed,
             "weights": list(WEIGHTS),
             "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
-            "decision": self.decision_json(),
+            **self.tuned_json(),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -201,6 +208,7 @@ class ProbeClassifier(Classifier):
             state = {k: v.contiguous() for k, v in self._backbone().state_dict().items()}
             save_file(state, str(tmp / WEIGHTS[0]))
             sio.dump(self.head_, tmp / WEIGHTS[1])
+            self.save_tuned(tmp)
             write_model_json(tmp, meta)
         return Path(path)
 

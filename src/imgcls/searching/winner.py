@@ -2,8 +2,11 @@
 
 The winner is the plan :mod:`.ensembling` chose (one trial's model, or an ensemble of
 several), with each member refitted on train + validation where :mod:`.refit` managed it.
-A decision target (``decision.target``) is tuned on the validation probabilities of the
-plan as it was selected, trained without those images; the refitted model keeps the rule.
+The calibration (a temperature, ``decision.calibration``) and a decision target
+(``decision.target``) are tuned on the validation probabilities of the plan as it was
+selected, trained without those images; the refitted model keeps both. The winner has no
+unknown detector: its threshold would need images that no member trained on, and the
+refit trains on them; ``imgcls train`` with the winner's settings gives one.
 When any member was refitted, the validation images were training images for it, so the
 run reports the test split alone.
 """
@@ -13,11 +16,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..config import resolve_config
 from ..core.log import info
 from ..data import merge_validation
 from ..evaluation.scoring import evaluate_splits, split_predictions
 from ..models import load_model
+from ..models.calibration import fit_temperature
 from ..models.decision import tune_decision
 from ..models.ensemble import EnsembleClassifier
 from ..runs import MODEL_DIR, Run
@@ -33,9 +39,15 @@ def write_best(study, plan: Plan, refit: Refit, runner, base, out: Path, target:
     started = time.perf_counter()
     cfg, clf = _model(plan, refit, base)
     order = runner.order
+    names = [str(c) for c in clf.classes_]
+    proba = plan.proba[:, [plan.classes.index(c) for c in names]]
+    if base.decision.calibration != "none":
+        y = np.asarray([names.index(str(v)) for v in plan.labels])
+        clf.calibration_ = fit_temperature(y, proba)
+        proba = clf.calibrate(proba)
+        info(f"calibration: {clf.calibration_.describe()} (fitted on the {len(plan.labels)} validation "
+             "images, before the refit)")
     if target != "argmax":
-        names = [str(c) for c in clf.classes_]
-        proba = plan.proba[:, [plan.classes.index(c) for c in names]]
         clf.decision_ = tune_decision(target, plan.labels, proba, names, order)
         info(f"decision.target={target} -> {clf.decision_.describe()} (tuned on the {len(plan.labels)} "
              "validation images, before the refit)")
@@ -47,8 +59,7 @@ def write_best(study, plan: Plan, refit: Refit, runner, base, out: Path, target:
     metrics.update(timings={"total_seconds": round(time.perf_counter() - started, 3)},
                    dataset=ds.summary(), model=describe_model(clf), checks=[],
                    search=search_record(study, plan, refit))
-    if clf.decision_ is not None:
-        metrics["decision"] = clf.decision_json()
+    metrics.update({k: v for k, v in clf.tuned_json().items() if v is not None})  # decision, calibration...
     run = Run(out / BEST, cfg, metrics, out / BEST / MODEL_DIR)
     save_run(run, clf, metrics, predictions, ds, loaded)
     return run

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from ..config import ServeConfig
 from ..core.errors import ImgclsError
+from ..deploy.tables import UNKNOWN
 from .errors import ApiError, documented
 from .heatmaps import HeatmapMaker
 from .schemas import (
@@ -32,7 +33,7 @@ from .schemas import (
     PredictResponse,
     Timing,
 )
-from .store import LoadedModel, ModelStore, NotLoaded, UnknownModel, UnknownVersion
+from .store import LoadedModel, ModelStore, NotLoaded, UnknownModel, UnknownVersion, split_outputs
 from .telemetry import ServerMetrics
 from .uploads import all_failed, decode_uploads, read_uploads
 
@@ -76,6 +77,8 @@ TopK = Annotated[int | None, Query(ge=1, le=MAX_TOP_K, description="Labels per i
                                    "a JSON body's `top_k` takes precedence.")]
 Target = Annotated[str | None, Query(max_length=256, description="Class to explain; default the "
                                      "predicted one.")]
+Abstain = Annotated[bool, Query(description="Answer `unknown` as the label of images above the model's "
+                                 "unknown threshold (a model trained with a validation split has one).")]
 Version = Annotated[str | None, Query(max_length=64, description="A loaded version of the model (see "
                                       "`versions` in `GET /v1/models`); default: the current one.")]
 
@@ -125,23 +128,25 @@ def build_router(settings: ServeConfig) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["models"])
     protected = api_key_dependencies(settings.api_key)
     body = predict_body(settings.max_images_per_request)
-    predict_errors = documented(400, 401, 404, 413, 415, 422, 503) if protected else \
-        documented(400, 404, 413, 415, 422, 503)
+    predict_errors = documented(400, 401, 404, 409, 413, 415, 422, 503) if protected else \
+        documented(400, 404, 409, 413, 415, 422, 503)
 
     @router.post("/predict", response_model=PredictResponse, responses=predict_errors,
                  openapi_extra=body, dependencies=protected,
                  summary="Classify with the default model")
-    async def predict_default(request: Request, state: StateDep, top_k: TopK = None) -> PredictResponse:
+    async def predict_default(request: Request, state: StateDep, top_k: TopK = None,
+                              abstain: Abstain = False) -> PredictResponse:
         """Top-k labels for one or many images (multipart `files` or JSON base64 `images`)."""
-        return await predict(request, state, state.model(None), top_k)
+        return await predict(request, state, state.model(None), top_k, abstain)
 
     @router.post("/models/{name}/predict", response_model=PredictResponse, responses=predict_errors,
                  openapi_extra=body, dependencies=protected, summary="Classify with a named model")
     async def predict_named(request: Request, state: StateDep, name: ModelName,
-                            top_k: TopK = None, version: Version = None) -> PredictResponse:
+                            top_k: TopK = None, version: Version = None,
+                            abstain: Abstain = False) -> PredictResponse:
         """Like `POST /v1/predict`, with the model chosen by name, and optionally one of its loaded
         versions (the current one, or the previous one kept after a reload)."""
-        return await predict(request, state, state.model(name, version), top_k)
+        return await predict(request, state, state.model(name, version), top_k, abstain)
 
     @router.post("/models/{name}/explain", response_model=ExplainResponse, responses=predict_errors,
                  openapi_extra=predict_body(1), dependencies=protected,
@@ -204,10 +209,13 @@ def model_info(model: LoadedModel, store: ModelStore) -> ModelInfo:
                                for i, v in enumerate(versions)])
 
 
-async def predict(request: Request, state: ServerState, model: LoadedModel, top_k: int | None
-                  ) -> PredictResponse:
+async def predict(request: Request, state: ServerState, model: LoadedModel, top_k: int | None,
+                  abstain: bool = False) -> PredictResponse:
     """Answer with ``model``: this version serves the whole request, even across a reload."""
     started = time.perf_counter()
+    if abstain and model.predictor.unknown is None:
+        raise ApiError(409, "no_unknown_detector", f"Model '{model.name}' has no unknown detector, so it "
+                       "cannot abstain; drop `abstain` or serve a model trained with a validation split.")
     uploads, body_top_k = await read_uploads(request, state.settings.max_images_per_request)
     prepared = await anyio.to_thread.run_sync(decode_uploads, uploads, model.predictor,
                                               state.settings.max_pixels)
@@ -216,18 +224,27 @@ async def predict(request: Request, state: ServerState, model: LoadedModel, top_
     images = [p for p in prepared if not isinstance(p, ErrorDetail)]
     if not images:
         raise all_failed(errors)
-    proba = check_probabilities(np.asarray(await model.batcher.predict(np.stack(images))), model,
-                                len(images))
+    proba, scores = split_outputs(np.asarray(await model.batcher.predict(np.stack(images))), model.predictor)
+    proba = check_probabilities(proba, model, len(images))
+    flags = model.predictor.unknown_flags(scores, len(images))
     done = time.perf_counter()
     for err in errors:
         state.metrics.errors.labels(err.code).inc()
     state.metrics.images.labels(model.name).inc(len(images))
     k = min(body_top_k or top_k or DEFAULT_TOP_K, len(model.predictor.classes))
-    rows, labels = iter(proba), iter(model.predictor.decide(proba))
-    results = [ImageResult(filename=up.filename, predictions=[], error=p) if isinstance(p, ErrorDetail)
-               else ImageResult(filename=up.filename, label=str(next(labels)),
-                                predictions=top_k_labels(next(rows), model, k))
-               for up, p in zip(uploads, prepared, strict=True)]
+    answers = iter(zip(proba, model.predictor.decide(proba), flags,
+                       scores if scores is not None else [None] * len(images), strict=True))
+    results = []
+    for up, p in zip(uploads, prepared, strict=True):
+        if isinstance(p, ErrorDetail):
+            results.append(ImageResult(filename=up.filename, predictions=[], error=p))
+            continue
+        row, label, flagged, score = next(answers)
+        known = score is not None
+        results.append(ImageResult(
+            filename=up.filename, label=UNKNOWN if abstain and flagged else str(label),
+            predictions=top_k_labels(row, model, k), unknown_score=float(score) if known else None,
+            unknown=bool(flagged) if known else None))
     ms = 1000.0
     timing = Timing(decode=round((decoded - started) * ms, 3), inference=round((done - decoded) * ms, 3),
                     total=round((time.perf_counter() - started) * ms, 3))

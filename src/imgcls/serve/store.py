@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..config import ServeConfig
 from ..core.errors import ConfigError, ModelError
 from ..core.log import info, warn
@@ -255,7 +257,7 @@ class ModelStore:
         predictor = self.loader(source.path)
         predictor.name = name
         predictor.version = predictor.version or model_version(source.path)
-        batcher = MicroBatcher(predictor.predict_proba, self.max_batch, self.max_wait_ms,
+        batcher = MicroBatcher(batch_function(predictor), self.max_batch, self.max_wait_ms,
                                on_batch=lambda size: self._batch_done(name, size))
         return LoadedModel(name, source.path, predictor, predictor.version, time.time(), batcher,
                            run_test_metrics(source.path), predictor.describe())
@@ -279,6 +281,26 @@ class ModelStore:
             self.errors.pop(model.name, None)
         dropped = [m for m in versions if not any(m is k for k in kept)]
         return old, dropped
+
+
+def batch_function(predictor: Predictor) -> Callable[[np.ndarray], np.ndarray]:
+    """What a model's micro-batcher runs: its probabilities, with the unknown score as one
+    more column for a model with an unknown detector (see :func:`split_outputs`)."""
+    if predictor.unknown is None:
+        return predictor.predict_proba
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        proba, scores = predictor.predict_outputs(batch)
+        return np.column_stack([np.asarray(proba, np.float64), np.asarray(scores, np.float64)])
+
+    return run
+
+
+def split_outputs(out: np.ndarray, predictor: Predictor) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities, unknown scores or None) of what ``batch_function`` returned."""
+    if predictor.unknown is None:
+        return out, None
+    return out[:, :-1], out[:, -1]
 
 
 def model_threads(threads: int | None, n_models: int) -> int | None:

@@ -240,3 +240,38 @@ def test_tta_views_can_be_dropped_at_export(deep_run, exported, tmp_path):
     assert len(without.graph.node) < len(with_views.graph.node)
     with pytest.raises(ConfigError, match="'tta'"):
         export(deep_run, tta="rot90")
+
+
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory):
+    """small_cnn with a validation split: a temperature and a knn unknown detector, hflip TTA."""
+    out = tmp_path_factory.mktemp("export-tuned") / "run"
+    return imgcls.train("shapes", model="small_cnn", out=out, progress=False,
+                        overrides=["train.epochs=2", "model.image_size=32", "train.tta=hflip",
+                                   "split.val=0.2"])
+
+
+def test_calibration_and_unknown_score_are_in_the_graph(tuned_run):
+    clf = tuned_run.model
+    assert clf.calibration_ is not None and clf.calibration_.temperature != 1.0
+    assert clf.unknown_.method == "knn" and clf.unknown_.metric == "cosine"
+    report = export(tuned_run.path, progress=False).report
+    assert report["parity"]["max_abs_diff"] < 1e-4  # the calibrated probabilities
+    assert report["parity"]["unknown"]["max_abs_diff"] < 1e-4
+    model = onnx.load(str(tuned_run.path / "export" / "model.onnx"))
+    assert [o.name for o in model.graph.output] == ["probabilities", "label", "unknown_score"]
+    graph = OnnxPredictor(tuned_run.path / "export" / "model.onnx")
+    assert graph.unknown["threshold"] == clf.unknown_.threshold
+    images = np.stack([noise_image(32, 32, seed=s) for s in range(4)])
+    proba, scores = graph.predict_outputs(images)
+    expected, expected_scores = clf.predict_with_unknown(images)
+    assert np.allclose(proba, expected, atol=1e-4) and np.allclose(scores, expected_scores, atol=1e-4)
+    assert load_predictor(tuned_run.path).backend == "onnx-fp32"  # predict and serve now run the graph
+
+
+def test_an_ensemble_of_calibrated_networks_exports_with_their_temperatures(deep_run, tuned_run, tmp_path):
+    run = imgcls.train("shapes", model="ensemble", out=tmp_path / "ens", progress=False,
+                       overrides=[f"model.members=[{tuned_run.path},{deep_run}]", "model.image_size=32"])
+    assert run.model.members_[0].calibration_ is not None
+    report = export(run.path, progress=False).report  # raises when the graph and the model disagree
+    assert report["parity"]["max_abs_diff"] < 1e-4

@@ -17,7 +17,7 @@ from ...core.errors import ModelError
 from ...core.io import atomic_open
 from ..predictors import METADATA_KEY
 
-INPUT, OUTPUT, LABEL = "images", "probabilities", "label"
+INPUT, OUTPUT, LABEL, UNKNOWN = "images", "probabilities", "label", "unknown_score"
 OPSET = 18
 MAX_BATCH = 4096
 
@@ -31,6 +31,7 @@ def write_onnx(module, size: int, metadata: dict, path: Path) -> None:
     import torch
 
     example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
+    outputs = [OUTPUT, LABEL] + ([UNKNOWN] if getattr(module, "unknown", None) is not None else [])
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     with tempfile.TemporaryDirectory(prefix="imgcls-onnx-") as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -38,7 +39,7 @@ def write_onnx(module, size: int, metadata: dict, path: Path) -> None:
         try:
             with torch.inference_mode(False), contextlib.redirect_stdout(chatter):
                 torch.onnx.export(module, (example,), str(raw), dynamo=True, opset_version=OPSET,
-                                  input_names=[INPUT], output_names=[OUTPUT, LABEL],
+                                  input_names=[INPUT], output_names=outputs,
                                   dynamic_shapes={"images": {0: batch}}, optimize=True,
                                   external_data=False)
         except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds

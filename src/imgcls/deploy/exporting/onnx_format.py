@@ -33,8 +33,10 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
     described = clf.to_json()
     meta = {"family": clf.family, "mode": described.get("mode"), "classes": [str(c) for c in clf.classes_],
             "image_spec": clf.image_spec.to_dict(), "input": "uint8 (N, H, W, 3)",
-            "output": "probabilities (N, classes); label (N,) int64, the decided class index",
-            "precision": "fp32", "tta": clf.tta, "decision": clf.decision_json(),
+            "output": "probabilities (N, classes); label (N,) int64, the decided class index"
+                      + ("; unknown_score (N,) float, unknown above unknown.threshold"
+                         if clf.unknown_ else ""),
+            "precision": "fp32", "tta": clf.tta, **clf.tuned_json(),
             "model_sha256": run.model_digest(),
             "versions": {**versions(), "torch": torch.__version__, "onnx": onnx.__version__,
                          "onnxruntime": onnxruntime.__version__}}
@@ -50,6 +52,8 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
         decided = np.asarray(fp32.classes, dtype=object)[np.concatenate(
             [fp32.graph_labels(images[s:s + 32]) for s in range(0, len(images), 32)])]
         report["label_agreement"] = float(np.mean(decided == clf.decide(reference))) if len(images) else 1.0
+        if clf.unknown_ is not None:
+            report["unknown"] = unknown_parity(clf, fp32, images, reference)
         if report["disagreements"] > report["disagreements_at_ties"]:
             raise ModelError(f"The ONNX export disagrees with PyTorch on {report['disagreements']} of "
                              f"{report['n']} test images (max probability difference "
@@ -73,6 +77,25 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
     else:
         (out_dir / ONNX_FILES["int8"]).unlink(missing_ok=True)  # an old int8 copy would be stale
     return result
+
+
+def unknown_parity(clf, exported: OnnxPredictor, images: np.ndarray, reference: np.ndarray) -> dict:
+    """The graph's unknown scores against the model's own: largest difference, and on how many
+    images they call a different answer (only images within a hair of the threshold may);
+    a ModelError when any other image is answered differently."""
+    if not len(images):
+        return {"max_abs_diff": 0.0, "flag_disagreements": 0}
+    ours = clf.unknown_.scores(clf, images, reference)
+    theirs = np.concatenate([exported.predict_outputs(images[s:s + 32])[1]
+                             for s in range(0, len(images), 32)])
+    threshold = clf.unknown_.threshold
+    differ = (ours > threshold) != (theirs > threshold)
+    near = np.abs(ours - threshold) < 1e-4
+    if (differ & ~near).any():
+        raise ModelError(f"The ONNX export's unknown score disagrees with the model's on {int(differ.sum())} "
+                         f"of {len(images)} images (max difference {np.abs(ours - theirs).max():.3g}); "
+                         "nothing was written. Please report this.")
+    return {"max_abs_diff": float(np.abs(ours - theirs).max()), "flag_disagreements": int(differ.sum())}
 
 
 def _int8(out_dir: Path, meta: dict, calib: np.ndarray, images, labels, fp32_proba, fp32_speed,

@@ -44,6 +44,15 @@ class Preprocessed(nn.Module):
         """Pooled features just before the classifier (timm models)."""
         return self.net.forward_head(self.net.forward_features(self.normalise(images)), pre_logits=True)
 
+    def logits_and_embedding(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, pooled features before the classifier) in one pass (eval mode)."""
+        x = self.normalise(images)
+        if isinstance(self.net, SmallCNN):
+            pooled = self.net.pool(self.net.features(x))
+            return self.net.head(pooled), pooled
+        pooled = self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+        return self.net.get_classifier()(pooled), pooled
+
 
 def _block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -82,6 +91,10 @@ class ProbeNetwork(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
 
+    def logits_and_embedding(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = self.backbone(images)
+        return self.head(embedding), embedding
+
 
 class WeightedEnsemble(nn.Module):
     """Members' networks (uint8 NCHW -> logits) averaged as probabilities, each with its own
@@ -89,10 +102,11 @@ class WeightedEnsemble(nn.Module):
     average, whose softmax is the average itself."""
 
     def __init__(self, members: list[nn.Module], flips: list[tuple], weights,
-                 orders: list[list[int]]) -> None:
+                 orders: list[list[int]], temperatures: list[float] | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.flips = flips
+        self.temperatures = [float(t) for t in (temperatures or [1.0] * len(members))]
         self.register_buffer("weights", torch.as_tensor(np.asarray(weights), dtype=torch.float32))
         for k, order in enumerate(orders):
             self.register_buffer(f"order{k}", torch.as_tensor(order, dtype=torch.long))
@@ -104,6 +118,8 @@ class WeightedEnsemble(nn.Module):
             for dims in self.flips[k]:
                 proba = proba + net(images.flip(dims)).softmax(dim=1)
             proba = proba[:, getattr(self, f"order{k}")] / (1 + len(self.flips[k]))
+            if self.temperatures[k] != 1.0:  # the member's calibration, as predict_proba applies it
+                proba = (proba.clamp_min(1e-12).log() / self.temperatures[k]).softmax(dim=1)
             total = self.weights[k] * proba if total is None else total + self.weights[k] * proba
         return total.clamp_min(1e-12).log()
 
