@@ -92,7 +92,12 @@ def _evaluation(metrics: dict) -> list[str]:
              *([f"- Decision rule: {metrics['decision']['target']}, tuned on "
                 f"{metrics['decision']['validation'].get('n', '?')} validation images"]
                if (metrics.get("decision") or {}).get("kind", "argmax") != "argmax" else []),
-             f"- Expected calibration error: {test['ece']:.3f}", "",
+             f"- Expected calibration error: {test['ece']:.3f}"
+             + (f" (temperature {test['calibration']['temperature']:.2f}; "
+                f"{test['calibration']['ece_before']:.3f} before)" if test.get("calibration") else ""),
+             *([f"- Unknown ({test['unknown']['method']} score above its threshold): "
+                f"{_pct(test['unknown']['rejected'])} of the test images"] if test.get("unknown") else []),
+             "",
              "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     lines += [f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
               for c, m in test["per_class"].items()]

@@ -79,20 +79,27 @@ def precision_recall_plot(positive: np.ndarray, scores: np.ndarray, threshold: f
     return to_data_uri(fig)
 
 
-def reliability_plot(bins: list[dict], ece: float) -> str:
+def reliability_plot(bins: list[dict], ece: float, before: list[dict] | None = None,
+                     ece_before: float | None = None) -> str:
+    """Accuracy against confidence per bin; with ``before``, the uncalibrated model's too."""
     fig, ax = new_figure(4.2, 4.0)
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")
-    if bins:
-        conf = [b["confidence"] for b in bins]
-        acc = [b["accuracy"] for b in bins]
-        sizes = [20 + 180 * b["count"] / max(x["count"] for x in bins) for b in bins]
-        ax.plot(conf, acc, "-", color="C0")
-        ax.scatter(conf, acc, s=sizes, color="C0", label="model (size = images)")
+    curves = [(bins, "C0", "calibrated" if before else "model")]
+    if before:
+        curves.insert(0, (before, "C7", f"before calibration (ECE {ece_before:.3f})"))
+    for points, colour, name in curves:
+        if not points:
+            continue
+        conf = [b["confidence"] for b in points]
+        acc = [b["accuracy"] for b in points]
+        sizes = [20 + 180 * b["count"] / max(x["count"] for x in points) for b in points]
+        ax.plot(conf, acc, "-", color=colour)
+        ax.scatter(conf, acc, s=sizes, color=colour, label=f"{name} (size = images)")
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=7)
     ax.set_title(f"reliability (ECE {ece:.3f})")
     return to_data_uri(fig)
 

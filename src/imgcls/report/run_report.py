@@ -57,7 +57,9 @@ def _figures(test: dict, predictions: pd.DataFrame, decision: dict | None) -> di
         "cm_counts": plots.confusion_matrix_plot(cm["counts"], cm["labels"], normalized=False),
         "cm_norm": plots.confusion_matrix_plot(cm["normalized"], cm["labels"], normalized=True),
         "per_class": plots.per_class_plot(test["per_class"]),
-        "reliability": plots.reliability_plot(test["reliability"], test["ece"]),
+        "reliability": plots.reliability_plot(test["reliability"], test["ece"],
+                                              (test.get("calibration") or {}).get("reliability_before"),
+                                              (test.get("calibration") or {}).get("ece_before")),
     }
     if decision and decision.get("kind") == "threshold" and not predictions.empty:
         label = decision["positive"]
