@@ -210,3 +210,15 @@ def test_group_by_respects_groups_of_given_rows():
     )
     out = assign_splits(ds, SplitConfig(test=0.25, group_by="patient", stratify=False)).table
     _groups_never_straddle(out, "patient")
+
+
+def test_split_val_carves_validation_out_of_given_train_and_test():
+    given = ["train"] * 30 + ["test"] * 10
+    ds = _dataset(["a", "b"] * 20, split=given)
+    out = assign_splits(ds, SplitConfig(val=0.2, seed=1))
+    splits = out.table["split"].to_numpy()
+    assert (splits[30:] == "test").all()  # the given test rows stay
+    assert (splits == "val").sum() == 6 and set(out.table.loc[splits == "val", "label"]) == {"a", "b"}
+    assert (assign_splits(ds, SplitConfig(seed=1)).table["split"].to_numpy() == np.array(given)).all()
+    with_val = _dataset(["a", "b"] * 20, split=["train"] * 28 + ["val"] * 2 + ["test"] * 10)
+    assert (assign_splits(with_val, SplitConfig(val=0.2)).table["split"] == "val").sum() == 2  # kept as given

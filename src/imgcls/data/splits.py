@@ -17,7 +17,9 @@ from .dataset import Dataset
 
 
 def assign_splits(ds: Dataset, cfg: SplitConfig) -> Dataset:
-    """Return ``ds`` with a filled ``split`` column (a copy; the input is not changed)."""
+    """Return ``ds`` with a filled ``split`` column (a copy; the input is not changed). Rows with
+    a given split keep it; when the given splits hold no validation rows and ``cfg.val`` > 0,
+    that fraction of train becomes the validation split."""
     table = ds.table.copy()
     if cfg.group_by and cfg.group_by not in table.columns:
         raise DataError(
@@ -37,6 +39,8 @@ def assign_splits(ds: Dataset, cfg: SplitConfig) -> Dataset:
         table.loc[todo, "split"] = _random_split(table.iloc[todo], cfg, ds.name)
     result = ds.subset(np.arange(len(ds)))
     result.table = table
+    if cfg.val > 0 and not (table["split"] == "val").any() and (table["split"] == "train").any():
+        result = carve_validation(result, cfg)  # given train/test splits: split.val of train, as asked
     return result
 
 
