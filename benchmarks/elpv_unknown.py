@@ -2,7 +2,8 @@
 
 Each model is trained on ELPV (2 classes, the reference split) with 10 % of train held out
 as the validation split that the temperature and the unknown threshold are fitted on
-(``split.val=0.1``; every other setting as in benchmarks/elpv_deep.py and elpv_classical.py).
+(``split.val=0.1``, stratified, carved from the reference train split; every other setting
+as in benchmarks/elpv_deep.py and elpv_classical.py).
 Then, on the same process and the same test images:
 
 - calibration: test ECE and log-loss of the model's own probabilities (the baseline, as

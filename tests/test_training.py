@@ -171,3 +171,38 @@ def test_without_a_validation_split_nothing_is_tuned_unless_asked(shapes_folder,
         imgcls.train(str(shapes_folder), model="logistic_regression", features="edges",
                      out=tmp_path / "energy", progress=False,
                      overrides=["split.val=0.3", "decision.unknown=energy"])
+
+
+def test_a_multi_label_run_end_to_end(tmp_path):
+    run = imgcls.train("shapes_multi", model="logistic_regression", features="edges+color",
+                       out=tmp_path / "multi", progress=False)
+    assert run.config.task.kind == "multilabel" and run.model.is_multilabel
+    test = run.metrics["test"]
+    assert test["task"] == "multilabel" and set(test["per_label"]) == {"circle", "square", "triangle"}
+    assert 0 < test["micro"]["f1"] <= 1 and test["intervals"]["map"] is not None
+    rule = run.model.decision_
+    assert rule.kind == "multilabel" and rule.target == "f1" and len(rule.thresholds) == 3
+    assert run.metrics["dataset"]["splits"]["val"] > 0  # carved to tune the thresholds on
+    table = pd.read_csv(tmp_path / "multi" / "predictions.csv", keep_default_na=False)
+    assert {"p_circle", "p_square", "p_triangle"} <= set(table.columns)
+    row = table.iloc[0]
+    chosen = [c for c, t in zip(["circle", "square", "triangle"], rule.thresholds, strict=True)
+              if row[f"p_{c}"] >= t]
+    assert row["prediction"] == "|".join(chosen)
+    html = (tmp_path / "multi" / "report.html").read_text()
+    assert "Per label" in html and "Worst examples per label" in html
+    assert "Micro-F1" in (tmp_path / "multi" / "model_card.md").read_text()
+    again = imgcls.evaluate(run.path, progress=False)
+    assert again.metrics["micro"]["f1"] == pytest.approx(test["micro"]["f1"])
+    plain = imgcls.train("shapes_multi", model="logistic_regression", features="edges+color",
+                         out=tmp_path / "plain", progress=False, overrides=["decision.target=threshold"])
+    proba = np.array([[0.49, 0.5, 0.9]])
+    assert plain.model.decision_ is None and plain.model.decide(proba).tolist() == ["square|triangle"]
+    assert plain.metrics["dataset"]["splits"].get("val", 0) == 0  # 0.5 needs no validation split
+    predicted = imgcls.predict(run.path, ["shapes_multi"], limit=5, progress=False)
+    threshold = dict(zip(["circle", "square", "triangle"], rule.thresholds, strict=True))
+    for row in predicted.itertuples(index=False):
+        p = {getattr(row, f"top{k}"): getattr(row, f"p{k}") for k in (1, 2, 3)}
+        assert row.prediction == "|".join(c for c in sorted(p) if p[c] >= threshold[c])
+        exact = np.prod([p[c] if p[c] >= threshold[c] else 1 - p[c] for c in p])
+        assert row.confidence == pytest.approx(exact, abs=1e-5)  # that exactly this set is right

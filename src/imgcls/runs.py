@@ -131,7 +131,7 @@ class Run:
     def dataset(self) -> Dataset:
         """The run's data with the splits it was trained with (only tables are read)."""
         cfg = self.require_config()
-        return assign_splits(load_dataset(cfg.data), cfg.split)
+        return assign_splits(load_dataset(cfg.data, cfg.task), cfg.split)
 
     def rows(self, data: str | Path | None = None, split: str | None = None) -> tuple[Dataset, str]:
         """The rows the run is evaluated on, before any image is decoded.
@@ -148,7 +148,8 @@ class Run:
         if data is None:
             ds, split = self.dataset(), split or "test"
         else:
-            ds, split = load_dataset(cfg.data.model_copy(update={"source": str(data)})), split or "all"
+            ds = load_dataset(cfg.data.model_copy(update={"source": str(data)}), cfg.task)
+            split = split or "all"
         if split != "all":
             if "split" not in ds.table:
                 raise DataError(f"'{ds.name}' has no split column; use --split all.")

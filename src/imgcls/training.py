@@ -26,7 +26,7 @@ from .core.distributed import is_global_zero
 from .core.errors import ConfigError, DataError
 from .core.log import info, warn
 from .data import Dataset, assign_splits, carve_validation, describe, load_dataset, load_images
-from .data.tasks import grade_order
+from .data.tasks import grade_order, indicator
 from .evaluation.scoring import (
     evaluate_splits,
     needs_validation,
@@ -75,7 +75,7 @@ def train(data: str | Path | None = None, *, model: str | None = None,
     cfg = resolve_config(config, strings)
     cfg = resolve_config(cfg, items) if items else cfg
     started = time.perf_counter()
-    ds = assign_splits(load_dataset(cfg.data), cfg.split)
+    ds = assign_splits(load_dataset(cfg.data, cfg.task), cfg.split)
     _check_trainable(ds)
     cfg, choice = resolve_auto(cfg, ds)
     cfg, ds = resolve_task(cfg, ds)
@@ -110,8 +110,13 @@ def resolve_task(cfg: RunConfig, ds: Dataset) -> tuple[RunConfig, Dataset]:
     (``auto``: kappa for grades, else the most probable class), and a validation split to tune
     a decision on when the data has none."""
     order = grade_order(cfg.task, ds)
-    task = {"task.kind": "ordinal", "task.order": list(order)} if order else {"task.kind": "single"}
-    target = cfg.decision.target if cfg.decision.target != AUTO else ("kappa" if order else "argmax")
+    if ds.multilabel:
+        task = {"task.kind": "multilabel"}
+        info(f"task: multi-label, {len(ds.classes)} labels: {', '.join(ds.classes)}")
+    else:
+        task = {"task.kind": "ordinal", "task.order": list(order)} if order else {"task.kind": "single"}
+    auto_target = "f1" if ds.multilabel else ("kappa" if order else "argmax")
+    target = cfg.decision.target if cfg.decision.target != AUTO else auto_target
     cfg = resolve_config(cfg, {**task, "decision.target": target})
     if order:
         info(f"task: ordered grades {' < '.join(order)}")
@@ -207,6 +212,14 @@ def _resume_point(run_dir: Path) -> tuple[Path, Path]:
 
 def _check_trainable(ds: Dataset) -> None:
     train_labels = ds.table.loc[ds.table["split"] == "train", "label"]
+    if ds.multilabel:
+        counts = indicator(train_labels.to_numpy(), ds.classes, strict=False).sum(axis=0)
+        bad = [f"'{c}' ({int(n)} of {len(train_labels)})" for c, n in zip(ds.classes, counts, strict=True)
+               if n == 0 or n == len(train_labels)]
+        if bad:
+            raise DataError(f"'{ds.name}': label(s) {', '.join(bad)} are on none or all of the train images; "
+                            "each label needs images with it and images without it.")
+        return
     if train_labels.nunique() < 2:
         raise DataError(f"'{ds.name}' has {train_labels.nunique()} class(es) in its train split; "
                         "a classifier needs at least 2.")

@@ -237,3 +237,39 @@ def test_augment_adds_flipped_copies_and_is_saved(data, tmp_path, monkeypatch):
     assert load_model(model.save(tmp_path / "m")).augment == "hflip+vflip"
     with pytest.raises(ConfigError, match="model.augment"):
         create_model("svm", augment="mirror")
+
+
+@pytest.fixture(scope="module")
+def multi_data():
+    from imgcls.data import ImageSpec, load_images
+    from imgcls.data.builtins import make_multi_shapes
+
+    shapes = make_multi_shapes(48, 64, seed=2)
+    return load_images(shapes, ImageSpec(size=32), progress=False).images, shapes.labels
+
+
+@pytest.mark.parametrize(("name", "options"), [v for v in VARIANTS if v[0] != "ensemble"],
+                         ids=[i for i, v in zip(IDS, VARIANTS, strict=True) if v[0] != "ensemble"])
+def test_every_family_learns_several_labels_per_image(name, options, multi_data, tmp_path):
+    images, labels = multi_data
+    model = create_model(name, **options, multilabel=True)
+    assert model.is_multilabel and model.fit(images, labels) is model
+    assert model.classes_.tolist() == ["circle", "square", "triangle"]
+    proba = model.predict_proba(images)
+    assert proba.shape == (len(images), 3) and ((proba >= 0) & (proba <= 1)).all()
+    assert not np.allclose(proba.sum(axis=1), 1.0)  # independent labels, not one softmax
+    decided = model.predict(images)
+    assert all(set(d.split("|")) - {""} <= {"circle", "square", "triangle"} for d in decided)
+    expected = ["|".join(c for c, p in zip(model.classes_, row, strict=True) if p >= 0.5) for row in proba]
+    assert decided.tolist() == expected  # untuned: every label at 0.5
+    model.decision_ = Decision("multilabel", thresholds=(0.2, 0.5, 0.8), target="f1")
+    loaded = load_model(model.save(tmp_path / "model"))
+    assert loaded.is_multilabel and np.allclose(loaded.predict_proba(images), proba, atol=1e-5)
+    assert (loaded.predict(images) == model.predict(images)).all()
+
+
+def test_multi_label_training_refuses_a_label_on_every_image(multi_data):
+    images, labels = multi_data
+    with pytest.raises(ConfigError, match="on every training image"):
+        create_model("logistic_regression", features="hist", image_size=32, multilabel=True).fit(
+            images, [f"{v}|always" if v else "always" for v in labels])

@@ -76,3 +76,30 @@ def test_a_rule_survives_its_dict_and_bad_targets_name_the_parameter():
         tune_decision("recall>0.9", labels, proba, CLASSES)
     with pytest.raises(ConfigError, match="needs ordered grades"):
         tune_decision("kappa", labels, proba, CLASSES)
+
+
+def test_multi_label_thresholds_are_tuned_per_label():
+    from imgcls.models.decision import tune_multilabel
+
+    rng = np.random.default_rng(0)
+    y = rng.random((300, 3)) < [0.5, 0.2, 0.05]
+    proba = np.clip(y * 0.3 + rng.random((300, 3)) * 0.5, 0, 1)  # positives sit around 0.3-0.8
+    names = ["a", "b", "c"]
+
+    def f1(chosen, k):
+        tp = (chosen[:, k] & y[:, k]).sum()
+        return 2 * tp / (chosen[:, k].sum() + y[:, k].sum())
+
+    rule = tune_multilabel("f1", y, proba, names)
+    assert rule.kind == "multilabel" and len(rule.thresholds) == 3
+    half = tune_multilabel("threshold", y, proba, names)
+    assert half.thresholds == (0.5, 0.5, 0.5)
+    for k in range(3):
+        assert f1(rule.chosen(proba), k) >= f1(half.chosen(proba), k)
+    assert rule.labels(proba[:2], names).tolist() == ["|".join(
+        n for n, on in zip(names, row, strict=True) if on) for row in rule.chosen(proba[:2])]
+    goal = tune_multilabel("recall:c=0.9", y, proba, names)
+    assert (goal.chosen(proba)[:, 2] & y[:, 2]).sum() / y[:, 2].sum() >= 0.9
+    with pytest.raises(ConfigError, match="multi-label"):
+        tune_multilabel("kappa", y, proba, names)
+    assert Decision.from_dict(rule.to_dict()) == rule

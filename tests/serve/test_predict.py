@@ -162,3 +162,25 @@ def test_abstain_with_a_model_without_a_detector_is_a_409(client, png_files):
     assert response.status_code == 409 and response.json()["error"]["code"] == "no_unknown_detector"
     plain = client.post("/v1/predict", files=files_of(png_files[:1])).json()["results"][0]
     assert plain["unknown"] is None and plain["unknown_score"] is None
+
+
+def test_a_multi_label_model_answers_a_set_of_labels(make_client, serve_root, tmp_path):
+    from PIL import Image
+
+    import imgcls
+    from imgcls.data.builtins import make_multi_shapes
+
+    run = imgcls.train("shapes_multi", model="logistic_regression", features="edges+color",
+                       out=serve_root / "multi", progress=False).path
+    shapes = make_multi_shapes(4, 64, seed=9)
+    paths = []
+    for k, image in enumerate(shapes.arrays):
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray(image).save(paths[-1])
+    client = make_client([f"multi={run}"])
+    results = client.post("/v1/predict", files=files_of(paths)).json()["results"]
+    predictor = load_predictor(run)
+    expected = predictor.decide(predictor.predict_images([decode_image(p) for p in paths]))
+    for result, label in zip(results, expected, strict=True):
+        assert result["label"] == label and result["labels"] == [v for v in label.split("|") if v]
+        assert len(result["predictions"]) == 3

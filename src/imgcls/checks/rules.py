@@ -1,10 +1,11 @@
-"""Turn inspection records into findings: per file, outliers, duplicates, classes, groups."""
+"""Turn inspection records into findings: per file, outliers, duplicates, classes (or labels), groups."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from ..data.tasks import indicator, label_names
 from .findings import Finding
 
 EXTENSION_FORMATS = {
@@ -176,4 +177,50 @@ def group_findings(table: pd.DataFrame, columns: list[str], max_groups: int = 50
                     out.append(Finding("", "group_representation", "info",
                                        f"{column}={group} has {n} image(s) of class '{label}'",
                                        "Per-group figures for it will be unreliable; collect more."))
+    return summary, out
+
+
+def multilabel_findings(table: pd.DataFrame, test_fraction: float, max_ratio: float
+                        ) -> tuple[dict, list[Finding]]:
+    """Multi-label: images per label, labels per image, label co-occurrence; labels too rare
+    to split, on every image, or far outnumbered by the images without them."""
+    labels = table["label"].tolist()
+    names = label_names(labels)
+    Y = indicator(labels, names).astype(int)
+    counts = Y.sum(axis=0)
+    per_image = Y.sum(axis=1)
+    summary = {"counts": {n: int(c) for n, c in zip(names, counts, strict=True)},
+               "multilabel": True, "no_label": int((per_image == 0).sum()),
+               "labels_per_image": {"mean": round(float(per_image.mean()), 3) if len(Y) else 0.0,
+                                    "max": int(per_image.max()) if len(Y) else 0},
+               "cooccurrence": {"labels": names, "counts": (Y.T @ Y).tolist()}}
+    out = []
+    if len(names) < 2:
+        out.append(Finding("", "one_class", "error", f"only label(s) {names}",
+                           "A multi-label task needs at least two labels."))
+    need = int(np.ceil(1 / test_fraction)) if test_fraction > 0 else 2
+    for name, n in zip(names, counts, strict=True):
+        if n == len(Y):
+            out.append(Finding("", "label_everywhere", "error", f"label '{name}' is on every image",
+                               "There is nothing to learn about it; drop it or add images without it."))
+        elif n < 2:
+            out.append(Finding("", "class_too_small", "error", f"label '{name}' is on {n} image",
+                               "Iterative stratification needs at least 2 images per label; add images."))
+        elif n < need:
+            out.append(Finding("", "class_too_small", "warning",
+                               f"label '{name}' is on {n} images; a {test_fraction:.0%} test split may hold "
+                               "none of it", "Add images or lower split.test."))
+        elif (len(Y) - n) / n > max_ratio:
+            out.append(Finding("", "class_imbalance", "warning",
+                               f"label '{name}' is on {n} of {len(Y)} images ({n / len(Y):.1%})",
+                               "Consider train.multilabel_loss=asymmetric; judge it by its average "
+                               "precision, not accuracy."))
+    co = Y.T @ Y
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            if counts[i] and co[i, j] == counts[i] == counts[j]:
+                out.append(Finding("", "labels_always_together", "note",
+                                   f"labels '{names[i]}' and '{names[j]}' are always on the same images",
+                                   "A model cannot tell them apart; merge them or add images with one "
+                                   "alone."))
     return summary, out

@@ -25,8 +25,20 @@ from . import report as pages
 from .duplicates import ContentMatch, exact_groups, near_groups
 from .findings import SEVERITIES, Finding, at_least
 from .inspect import inspect_dataset
-from .labels import label_issue_findings, out_of_fold_probabilities
-from .rules import class_findings, duplicate_findings, file_findings, group_findings, outlier_findings
+from .labels import (
+    label_issue_findings,
+    multilabel_issue_findings,
+    multilabel_out_of_fold,
+    out_of_fold_probabilities,
+)
+from .rules import (
+    class_findings,
+    duplicate_findings,
+    file_findings,
+    group_findings,
+    multilabel_findings,
+    outlier_findings,
+)
 
 
 @dataclass
@@ -65,7 +77,7 @@ def check(data: str | Path | Dataset, *, out: str | Path | None = None,
     cfg = resolve_config(overrides=overrides)
     ccfg, jobs = cfg.check, resolve_n_jobs(n_jobs)
     given_dataset = isinstance(data, Dataset)
-    ds = data if given_dataset else load_dataset(cfg.data.model_copy(update={"source": str(data)}))
+    ds = data if given_dataset else load_dataset(cfg.data.model_copy(update={"source": str(data)}), cfg.task)
     ds = _with_splits(ds, ccfg)
     started = time.perf_counter()
     records, thumbs = inspect_dataset(ds, jobs, cache_root(cfg), progress)
@@ -104,7 +116,8 @@ def _dataset_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, ccfg
                        ContentMatch(thumbs, colours, ccfg.near_similarity))
     issues += duplicate_findings(ds.table, exact, "exact")
     issues += duplicate_findings(ds.table, near, "near")
-    class_summary, class_issues = class_findings(ds.table, ccfg.test_fraction, ccfg.imbalance_ratio)
+    class_summary, class_issues = (multilabel_findings if ds.multilabel else class_findings)(
+        ds.table, ccfg.test_fraction, ccfg.imbalance_ratio)
     group_summary, group_issues = group_findings(ds.table, ds.metadata_columns)
     facts = {"classes": class_summary, "groups": group_summary,
              "duplicates": {"exact_groups": len(exact), "near_groups": len(near),
@@ -116,6 +129,13 @@ def _dataset_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, ccfg
 def _label_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, jobs: int) -> list[Finding]:
     rows = np.array([i for i, r in enumerate(records) if "error" not in r], dtype=int)
     labels = ds.labels[rows].astype(str)
+    if ds.multilabel:
+        names = ds.classes
+        proba = multilabel_out_of_fold(thumbs[rows], labels, names, n_jobs=jobs) if len(rows) else None
+        if proba is None:
+            info("label-issue pass skipped: a label is on (or missing from) fewer than 2 decodable images")
+            return []
+        return multilabel_issue_findings([ds.paths[i] for i in rows], labels, proba, names)
     oof = out_of_fold_probabilities(thumbs[rows], labels, n_jobs=jobs) if len(rows) else None
     if oof is None:
         info("label-issue pass skipped: a class has fewer than 2 decodable images")

@@ -96,6 +96,10 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(0.5, ge=0, description="Linear warm-up, then cosine decay to zero.")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    multilabel_loss: Literal["bce", "focal", "asymmetric"] = Field(
+        "bce", description="Multi-label fine-tuning: binary cross-entropy per label, focal (gamma 2) or "
+        "asymmetric (Ridnik et al. 2021: gamma 4 on negatives, 0 on positives, margin 0.05), which "
+        "weigh the many easy negatives of rare labels down.")
     clip_grad: float = Field(1.0, ge=0, description="Clip the gradient norm to this; 0 turns it off.")
     mixup: float = Field(0.0, ge=0, description="MixUp alpha; 0 turns it off.")
     cutmix: float = Field(0.0, ge=0, description="CutMix alpha; 0 turns it off.")
@@ -191,13 +195,21 @@ class AuditConfig(_Strict):
 
 
 class TaskConfig(_Strict):
-    """What is predicted: one class of unordered classes, or one of ordered grades."""
+    """What is predicted: one class of unordered classes, one of ordered grades, or any number
+    of labels per image."""
 
     _key_prefix: ClassVar[str] = "task."
 
-    kind: Literal["auto", "single", "ordinal"] = Field(
+    kind: Literal["auto", "single", "ordinal", "multilabel"] = Field(
         "auto", description="single: unordered classes; ordinal: ordered grades (severity, stage); "
-        "auto: ordinal when the dataset declares its grades' order, else single.")
+        "multilabel: any number of labels per image; auto: multilabel or ordinal when the dataset "
+        "declares it, else single.")
+    separator: str = Field(
+        "|", min_length=1, description="Multilabel: what separates an image's labels in the manifest's "
+        "'labels' (or 'label') column, e.g. cat|outdoor.")
+    label_columns: list[str] | None = Field(
+        None, description="Multilabel: manifest columns holding 0/1 (or true/false), one per label, "
+        "instead of a 'labels' column.")
     order: list[str] | None = Field(
         None, description="Ordinal: the classes from lowest to highest grade; default the dataset's "
         "declared order, else the labels sorted as numbers.")

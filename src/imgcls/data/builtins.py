@@ -1,8 +1,9 @@
-"""Built-in datasets: ``digits``, ``shapes`` (synthetic), ``elpv`` and ``elpv4`` (solar cells).
+"""Built-in datasets: ``digits``, ``shapes`` and ``shapes_multi`` (synthetic), ``elpv`` and
+``elpv4`` (solar cells).
 
 Example:
     >>> sorted(DATASETS.names())
-    ['digits', 'elpv', 'elpv4', 'shapes']
+    ['digits', 'elpv', 'elpv4', 'shapes', 'shapes_multi']
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from ..core.errors import DataError
 from ..core.registry import Registry
-from .dataset import Dataset
+from .dataset import SEPARATOR, Dataset
 
 
 @dataclass(frozen=True)
@@ -45,31 +46,59 @@ def _load_digits() -> Dataset:
 SHAPE_CLASSES = ("circle", "square", "triangle")
 
 
-def make_shapes(n_per_class: int = 100, size: int = 64, seed: int = 0) -> Dataset:
-    """A deterministic synthetic colour dataset: one filled shape per image on a noisy background."""
+def _background(rng, size: int) -> np.ndarray:
+    img = np.full((size, size, 3), rng.integers(0, 120, size=3), dtype=np.uint8)
+    return np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+
+
+def _draw(img: np.ndarray, label: str, rng, box: tuple[int, int, int]) -> None:
+    """A filled ``label`` shape of random colour and radius inside the square (x0, y0, side)."""
     import cv2
 
+    x0, y0, side = box
+    colour = tuple(int(c) for c in rng.integers(130, 256, size=3))
+    r = int(rng.integers(side // 6, side // 3))
+    cx, cy = (int(v) for v in rng.integers(r + 1, side - r - 1, size=2) + (x0, y0))
+    if label == "circle":
+        cv2.circle(img, (cx, cy), r, colour, thickness=-1)
+    elif label == "square":
+        cv2.rectangle(img, (cx - r, cy - r), (cx + r, cy + r), colour, thickness=-1)
+    else:
+        pts = np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], np.int32)
+        cv2.fillPoly(img, [pts], colour)
+
+
+def make_shapes(n_per_class: int = 100, size: int = 64, seed: int = 0) -> Dataset:
+    """A deterministic synthetic colour dataset: one filled shape per image on a noisy background."""
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for label in SHAPE_CLASSES:
         for _ in range(n_per_class):
-            img = np.full((size, size, 3), rng.integers(0, 120, size=3), dtype=np.uint8)
-            img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
-            colour = tuple(int(c) for c in rng.integers(130, 256, size=3))
-            r = int(rng.integers(size // 6, size // 3))
-            cx, cy = (int(v) for v in rng.integers(r + 1, size - r - 1, size=2))
-            if label == "circle":
-                cv2.circle(img, (cx, cy), r, colour, thickness=-1)
-            elif label == "square":
-                cv2.rectangle(img, (cx - r, cy - r), (cx + r, cy + r), colour, thickness=-1)
-            else:
-                pts = np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], np.int32)
-                cv2.fillPoly(img, [pts], colour)
+            img = _background(rng, size)
+            _draw(img, label, rng, (0, 0, size))
             images.append(img)
             labels.append(label)
     table = pd.DataFrame({"path": [f"shapes/{i:04d}" for i in range(len(images))],
                           "label": labels})
     return Dataset("shapes", table, arrays=images, description="synthetic shapes")
+
+
+def make_multi_shapes(n: int = 300, size: int = 64, seed: int = 0) -> Dataset:
+    """A multi-label synthetic set: each of circle, square and triangle is drawn, in its own
+    random quadrant, with probability 1/2 (so an image has 0 to 3 labels)."""
+    rng = np.random.default_rng(seed)
+    half = size // 2
+    images, labels = [], []
+    for _ in range(n):
+        img = _background(rng, size)
+        present = [label for label in SHAPE_CLASSES if rng.random() < 0.5]
+        for label, q in zip(present, rng.permutation(4), strict=False):
+            _draw(img, label, rng, (int(q % 2) * half, int(q // 2) * half, half))
+        images.append(img)
+        labels.append(SEPARATOR.join(present))
+    table = pd.DataFrame({"path": [f"shapes_multi/{i:04d}" for i in range(n)], "label": labels})
+    return Dataset("shapes_multi", table, arrays=images, description="synthetic shapes, several per image",
+                   multilabel=True)
 
 
 def write_image_folder(ds: Dataset, root: Path, fmt: str = "png") -> Path:
@@ -139,6 +168,9 @@ DATASETS.add("digits", BuiltinDataset(
     "scikit-learn handwritten digits: 1,797 grey 8x8 images, 10 classes", _load_digits))
 DATASETS.add("shapes", BuiltinDataset(
     "synthetic circles, squares and triangles: 300 colour 64x64 images", make_shapes))
+DATASETS.add("shapes_multi", BuiltinDataset(
+    "synthetic multi-label: 0-3 of circle, square, triangle per colour 64x64 image, 300 images",
+    make_multi_shapes))
 DATASETS.add("elpv", BuiltinDataset(
     "ELPV solar cells, 2,624 grey 300x300: functional vs defective (p>=0.5); "
     "metadata 'type' mono/poly; reference 75/25 split (package elpv-dataset)",

@@ -15,6 +15,17 @@ from .decode import decode_image
 
 SPLITS = ("train", "val", "test")
 RESERVED_COLUMNS = ("path", "label", "split")
+SEPARATOR = "|"  # how a multi-label dataset joins an image's labels in its ``label`` column
+
+
+def split_labels(value: str) -> tuple[str, ...]:
+    """The labels of one multi-label ``label`` value ('' is an image with none)."""
+    return tuple(v for v in str(value).split(SEPARATOR) if v)
+
+
+def join_labels(names) -> str:
+    """The canonical ``label`` value of a set of labels: sorted, joined by '|'."""
+    return SEPARATOR.join(sorted({str(n) for n in names}, key=natural_key))
 
 
 def natural_key(text: str) -> list:
@@ -44,6 +55,7 @@ class Dataset:
     max_image_pixels: int | None = PIL_DEFAULT_MAX_PIXELS
     decode_timeout: float | None = DECODE_TIMEOUT
     order: tuple[str, ...] | None = None  # labels that are ordered grades, lowest first
+    multilabel: bool = False  # each ``label`` is a set of labels joined by "|" (data/tasks.py)
 
     def __post_init__(self) -> None:
         self.table = self.table.reset_index(drop=True)
@@ -63,6 +75,9 @@ class Dataset:
 
     @property
     def classes(self) -> list[str]:
+        """The classes; for a multi-label dataset, every label that occurs."""
+        if self.multilabel:
+            return sorted({n for value in self.table["label"] for n in split_labels(value)}, key=natural_key)
         return sorted(self.table["label"].unique(), key=natural_key)
 
     @property
@@ -110,16 +125,22 @@ class Dataset:
             self.max_image_pixels,
             self.decode_timeout,
             self.order,
+            self.multilabel,
         )
 
     def summary(self) -> dict:
-        counts = self.table["label"].value_counts()
+        if self.multilabel:  # images carrying each label
+            counts = pd.Series([n for v in self.table["label"] for n in split_labels(v)]).value_counts()
+        else:
+            counts = self.table["label"].value_counts()
         out = {
             "name": self.name,
             "images": len(self),
             "classes": {c: int(counts.get(c, 0)) for c in self.classes},
             "metadata_columns": self.metadata_columns,
             **({"order": list(self.order)} if self.order else {}),
+            **({"multilabel": True, "no_label": int((self.table["label"] == "").sum())}
+               if self.multilabel else {}),
             "ignored": dict(self.ignored),
         }
         if "split" in self.table:

@@ -15,31 +15,41 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from ..config import DataConfig
+from ..config import DataConfig, TaskConfig
 from ..core.errors import DataError
 from ..core.registry import did_you_mean
 from .builtins import DATASETS
 from .dataset import SPLITS, Dataset, natural_key
 from .decode import is_image_name
+from .tasks import as_multilabel, is_multilabel
 
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                   "validation": "val", "dev": "val", "test": "test", "testing": "test"}
 
 
-def load_dataset(source: str | Path | DataConfig, **options) -> Dataset:
+def load_dataset(source: str | Path | DataConfig, task: TaskConfig | None = None,
+                 **options) -> Dataset:
     """Open a folder, a manifest or a built-in dataset by name.
 
     Args:
         source: Folder path, ``.csv``/``.parquet`` manifest, built-in name, or a DataConfig.
+        task: What the labels are; with ``task.kind=multilabel`` a manifest's ``labels`` (or
+            ``label``) column is split at ``task.separator``, or ``task.label_columns`` are
+            read as one 0/1 column per label (see :mod:`imgcls.data.tasks`).
         **options: DataConfig fields, e.g. ``allow_outside_root=False`` for an untrusted manifest.
     """
     cfg = source if isinstance(source, DataConfig) else DataConfig(source=str(source), **options)
     path = Path(local_path(cfg.source)).expanduser()
+    multilabel = task is not None and task.kind == "multilabel"
     if path.is_dir():
+        if multilabel:
+            raise DataError(f"'{cfg.source}' is a folder; a multi-label task reads a CSV / Parquet "
+                            "manifest with a 'labels' column (e.g. cat|outdoor) or task.label_columns.")
         ds = from_folder(path)
     elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
-        ds = from_manifest(path, allow_outside_root=cfg.allow_outside_root)
+        ds = from_manifest(path, allow_outside_root=cfg.allow_outside_root, multilabel=multilabel,
+                           label_columns=bool(task and task.label_columns))
     elif path.exists():
         raise DataError(f"'{cfg.source}' is a file but not a manifest; use a .csv or .parquet file.")
     elif cfg.source in DATASETS:
@@ -53,6 +63,8 @@ def load_dataset(source: str | Path | DataConfig, **options) -> Dataset:
     ds.max_image_pixels, ds.decode_timeout = cfg.max_image_pixels, cfg.decode_timeout
     if len(ds) == 0:
         raise DataError(f"'{cfg.source}' holds no images (ignored: {ds.ignored or 'none'}).")
+    if task is not None and is_multilabel(task, ds):
+        ds = as_multilabel(ds, task)
     return ds
 
 
@@ -103,25 +115,34 @@ def local_path(text: str) -> str:
     return unquote(parsed.path)
 
 
-def from_manifest(path: Path, allow_outside_root: bool = True) -> Dataset:
+def from_manifest(path: Path, allow_outside_root: bool = True, multilabel: bool = False,
+                  label_columns: bool = False) -> Dataset:
     """Rows of ``path``, ``label``, optional ``split``; other columns are kept as metadata.
 
     Paths are relative to the manifest's folder, absolute, or ``file://`` URIs; with
     ``allow_outside_root=False`` (a manifest from an untrusted source) a path outside the
-    manifest's folder is refused.
+    manifest's folder is refused. A multi-label manifest may name its column ``labels`` and
+    leave it empty for an image with no label; with ``label_columns`` it needs none.
     """
     path = Path(path)
     table = read_manifest(path)
+    if multilabel and "label" not in table.columns:
+        if "labels" in table.columns:
+            table = table.rename(columns={"labels": "label"})
+        elif label_columns:
+            table["label"] = ""
     missing = [c for c in ("path", "label") if c not in table.columns]
     if missing:
         raise DataError(
             f"Manifest '{path}' lacks column(s) {missing}; found {list(table.columns)}. "
-            "It needs 'path' and 'label' (and optionally 'split')."
+            "It needs 'path' and 'label' (and optionally 'split')"
+            + ("; a multi-label one 'labels' (e.g. cat|outdoor) or task.label_columns." if multilabel
+               else ".")
         )
     table["path"] = table["path"].fillna("").astype(str).str.strip().map(
         lambda p: os.path.expanduser(local_path(p)))
     table["label"] = table["label"].fillna("").astype(str).str.strip()
-    for column in ("path", "label"):
+    for column in ("path",) if multilabel else ("path", "label"):
         empty = table.index[table[column].isin(["", "nan", "None"])]
         if len(empty):
             raise DataError(f"Manifest '{path}' row {empty[0] + 2}: empty '{column}'.")

@@ -14,6 +14,7 @@ import numpy as np
 from ..config import SplitConfig
 from ..core.errors import DataError
 from .dataset import Dataset
+from .tasks import indicator, label_names
 
 
 def assign_splits(ds: Dataset, cfg: SplitConfig) -> Dataset:
@@ -36,7 +37,7 @@ def assign_splits(ds: Dataset, cfg: SplitConfig) -> Dataset:
     if cfg.group_by and len(todo) < len(table):
         todo = _follow_given_groups(table, todo, cfg.group_by, ds.name)
     if len(todo):
-        table.loc[todo, "split"] = _random_split(table.iloc[todo], cfg, ds.name)
+        table.loc[todo, "split"] = _random_split(table.iloc[todo], cfg, ds.name, ds.multilabel)
     result = ds.subset(np.arange(len(ds)))
     result.table = table
     if cfg.val > 0 and not (table["split"] == "val").any() and (table["split"] == "train").any():
@@ -50,7 +51,8 @@ def carve_validation(ds: Dataset, cfg: SplitConfig) -> Dataset:
     table = ds.table.copy()
     train = np.flatnonzero(table["split"].to_numpy() == "train")
     groups = table[cfg.group_by].astype(str).to_numpy()[train] if cfg.group_by else None
-    _, val = _cut(train, table["label"].to_numpy()[train], groups, cfg.val, cfg, ds.name, "val")
+    _, val = _cut(train, table["label"].to_numpy()[train], groups, cfg.val, cfg, ds.name, "val",
+                  ds.multilabel)
     table.iloc[val, table.columns.get_loc("split")] = "val"
     result = ds.subset(np.arange(len(ds)))
     result.table = table
@@ -83,28 +85,33 @@ def _follow_given_groups(table, todo: np.ndarray, group_by: str, name: str) -> n
     return todo[~follow]
 
 
-def _random_split(table, cfg: SplitConfig, name: str) -> np.ndarray:
+def _random_split(table, cfg: SplitConfig, name: str, multilabel: bool = False) -> np.ndarray:
     labels = table["label"].to_numpy()
     groups = table[cfg.group_by].astype(str).to_numpy() if cfg.group_by else None
     split = np.full(len(table), "train", dtype=object)
     idx = np.arange(len(table))
     rest = idx
     if cfg.test > 0:
-        rest, test = _cut(idx, labels, groups, cfg.test, cfg, name, "test")
+        rest, test = _cut(idx, labels, groups, cfg.test, cfg, name, "test", multilabel)
         split[test] = "test"
     if cfg.val > 0:
         sub_groups = groups[rest] if groups is not None else None
-        keep, val = _cut(rest, labels[rest], sub_groups, cfg.val, cfg, name, "val")
+        keep, val = _cut(rest, labels[rest], sub_groups, cfg.val, cfg, name, "val", multilabel)
         split[keep] = "train"
         split[val] = "val"
     return split
 
 
-def _cut(idx, labels, groups, fraction, cfg, name, which):
-    """Split ``idx`` into (rest, held_out) with ``fraction`` of rows held out."""
+def _cut(idx, labels, groups, fraction, cfg, name, which, multilabel: bool = False):
+    """Split ``idx`` into (rest, held_out) with ``fraction`` of rows held out; multi-label rows
+    by iterative stratification (Sechidis et al., 2011), so every label is in each part."""
     from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
     sub_labels = labels
+    if multilabel and groups is None and cfg.stratify:
+        return _cut_multilabel(idx, labels, fraction, cfg, name, which)
+    if multilabel:  # groups: kept whole, not stratified (no multi-label group stratifier)
+        sub_labels = np.zeros(len(labels), dtype=int)
     if groups is not None:
         n_groups = len(set(groups))
         if n_groups < 2:
@@ -126,6 +133,20 @@ def _cut(idx, labels, groups, fraction, cfg, name, which):
     except ValueError as exc:
         raise DataError(f"Cannot make the {which} split of '{name}': {exc}") from None
     return rest, held
+
+
+def _cut_multilabel(idx, labels, fraction, cfg, name, which):
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    names = label_names(labels)
+    matrix = indicator(labels, names)
+    rare = [f"'{n}' ({int(c)})" for n, c in zip(names, matrix.sum(axis=0), strict=True) if c < 2]
+    if rare:
+        raise DataError(f"Cannot stratify the {which} split of '{name}': label {', '.join(rare)} is on "
+                        "fewer than 2 images. Add images, drop the label, or give a 'split' column.")
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=cfg.seed)
+    rest, held = next(splitter.split(np.zeros((len(idx), 1)), matrix))
+    return idx[rest], idx[held]
 
 
 def _check_stratifiable(labels, fraction, name, which) -> None:

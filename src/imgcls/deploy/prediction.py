@@ -103,6 +103,7 @@ def _local_rows(model, inputs, *, top_k: int, limit: int | None, backend: str, p
         for done, proba, failed, scores in iter_batches(predictor, range(len(ds)), ds.read, batch_size):
             rows += [{"index": i, "error": reason} for i, reason in failed]
             rows += top_k_rows(done, proba, classes, k, predictor.decide(proba), scores,
-                               predictor.unknown_flags(scores, len(done)), abstain)
+                               predictor.unknown_flags(scores, len(done)), abstain,
+                               predictor.rule.chosen(proba) if predictor.multilabel else None)
             advance(len(done) + len(failed))
     return ds.paths, rows, k

@@ -47,6 +47,7 @@ class Predictor(ABC):
     path: Path | None = None
     decision: Decision | None = None  # the model's tuned decision rule; None: the most probable class
     unknown: dict | None = None  # the model's unknown detector (method, threshold, rate); None: none
+    multilabel: bool = False  # independent labels per image: a decision is a set, joined by '|'
 
     @abstractmethod
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
@@ -63,10 +64,15 @@ class Predictor(ABC):
             return np.zeros(n, dtype=bool)
         return np.asarray(scores, dtype=np.float64) > float(self.unknown["threshold"])
 
+    @property
+    def rule(self) -> Decision:
+        """The model's decision rule; untuned: the most probable class, or every label at 0.5."""
+        return self.decision or (Decision.multilabel(len(self.classes)) if self.multilabel else Decision())
+
     def decide(self, proba: np.ndarray) -> np.ndarray:
-        """The label of each row of probabilities, by the model's decision rule."""
-        rule = self.decision or Decision()
-        return np.asarray(self.classes, dtype=object)[rule.indices(proba, self.classes)]
+        """The label of each row of probabilities, by the model's decision rule (for a
+        multi-label model, its labels joined by '|')."""
+        return self.rule.labels(proba, self.classes)
 
     def predict_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Decoded images of any size -> probabilities (prepared here, once)."""
@@ -92,6 +98,7 @@ class ClassifierPredictor(Predictor):
         self.spec = clf.image_spec
         self.backend = clf.backend
         self.decision = clf.decision_
+        self.multilabel = clf.is_multilabel
         self.unknown = clf.unknown_.to_dict() if clf.unknown_ is not None else None
         if threads:
             clf.set_runtime(n_jobs=threads)
@@ -130,6 +137,7 @@ class OnnxPredictor(Predictor):
         self.metadata = meta
         self.decision = Decision.from_dict(meta.get("decision"))
         self.unknown = meta.get("unknown") or None
+        self.multilabel = bool(meta.get("multilabel"))
         try:
             self.classes = [str(c) for c in meta["classes"]]
             spec = meta["image_spec"]
@@ -154,7 +162,7 @@ class OnnxPredictor(Predictor):
         outputs = self.session.run(None, {self.input_name: self._input(batch)})
         if len(outputs) > 1:
             return outputs[1]
-        return (self.decision or Decision()).indices(outputs[0], self.classes)
+        return self.rule.indices(outputs[0], self.classes)
 
     @staticmethod
     def _input(batch: np.ndarray) -> np.ndarray:

@@ -209,7 +209,8 @@ class BatchPredictor:
             rows += [{"index": index[j], "error": reason} for j, reason in failed]
             rows += top_k_rows([index[j] for j in done], proba, self.classes, self.k,
                                self.predictor.decide(proba), scores,
-                               self.predictor.unknown_flags(scores, len(done)), self.abstain)
+                               self.predictor.unknown_flags(scores, len(done)), self.abstain,
+                               self.predictor.rule.chosen(proba) if self.predictor.multilabel else None)
         return self._columns(rows)
 
     def read(self, index: int, root: int, location: str, draft: int | None) -> np.ndarray:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..core.errors import ConfigError
 from ..core.io import atomic_open, atomic_write_text
+from ..models.decision import set_confidence
 
 UNKNOWN = "unknown"  # the prediction of an image the model abstains on
 UNKNOWN_COLUMNS = ("unknown_score", "unknown")
@@ -29,18 +30,22 @@ def check_abstain(abstain: bool, predictor) -> None:
 
 def top_k_rows(done: list[int], proba: np.ndarray, classes: np.ndarray, k: int,
                decided: np.ndarray | None = None, scores: np.ndarray | None = None,
-               flags: np.ndarray | None = None, abstain: bool = False) -> list[dict]:
+               flags: np.ndarray | None = None, abstain: bool = False,
+               chosen: np.ndarray | None = None) -> list[dict]:
     """One row per predicted input position: the prediction (``decided`` by the model's decision
     rule, else the most probable class; 'unknown' for a flagged image when ``abstain``), the
     probability of the class chosen, top1/p1 ... topk/pk, and with ``scores`` the unknown score
-    and whether it is above the model's threshold."""
+    and whether it is above the model's threshold. A multi-label model passes ``chosen`` (its
+    labels per row, booleans): the prediction is its labels joined by '|' and the confidence
+    the probability that exactly that set is right."""
     order = np.argsort(-proba, axis=1)[:, :k]
     names = list(classes)
+    exact = set_confidence(proba, chosen) if chosen is not None else None
     rows = []
     for j, i in enumerate(done):
         label = classes[order[j, 0]] if decided is None else decided[j]
-        row = {"index": i, "prediction": label,
-               "confidence": round(float(proba[j, names.index(label)]), 6), "error": ""}
+        confidence = exact[j] if exact is not None else proba[j, names.index(label)]
+        row = {"index": i, "prediction": label, "confidence": round(float(confidence), 6), "error": ""}
         for rank, c in enumerate(order[j], start=1):
             row[f"top{rank}"] = classes[c]
             row[f"p{rank}"] = round(float(proba[j, c]), 6)

@@ -12,16 +12,18 @@ import numpy as np
 import pandas as pd
 
 from ..config import DecisionConfig, RunConfig
-from ..core.errors import DataError
+from ..core.errors import ConfigError, DataError
 from ..core.log import info, warn
 from ..data import Dataset, LoadedImages
+from ..data.tasks import indicator
 from ..models.calibration import expected_calibration_error, fit_temperature, log_loss
-from ..models.decision import tune_decision
+from ..models.decision import Decision, set_confidence, tune_decision, tune_multilabel
 from ..models.unknown import fit_unknown, resolve_method
 from ..report import worst_errors, write_report
 from ..review.explaining import error_overlays
 from ..runs import REPORT, write_results
 from .metrics import compute_metrics
+from .multilabel import multilabel_metrics
 
 
 def decision_order(clf) -> tuple[str, ...] | None:
@@ -40,7 +42,11 @@ def score(clf, images, labels, order: Sequence[str] | None = None
     proba = clf.calibrate(raw)
     decided = clf.decide(proba)
     order = order or decision_order(clf)
-    metrics = compute_metrics(labels, proba, clf.classes_, y_pred=decided, order=order)
+    if clf.is_multilabel:
+        rule = clf.decision_ or Decision.multilabel(len(clf.classes_))
+        metrics = multilabel_metrics(labels, proba, clf.classes_, decided, thresholds=rule.thresholds)
+    else:
+        metrics = compute_metrics(labels, proba, clf.classes_, y_pred=decided, order=order)
     if clf.calibration_ is not None:
         classes = [str(c) for c in clf.classes_]
         y = np.asarray([classes.index(str(v)) for v in labels])
@@ -78,13 +84,17 @@ def evaluate_splits(clf, ds: Dataset, loaded: LoadedImages, order: Sequence[str]
         metrics["predictions"][split] = (rows, proba, decided, scores)
     if "test" in metrics:
         m = metrics["test"]
-        info(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro']['f1']:.4f}  (n={m['n']})")
+        if m.get("task") == "multilabel":
+            info(f"test micro-F1 {m['micro']['f1']:.4f}  macro-F1 {m['macro']['f1']:.4f}  mAP "
+                 f"{m['map'] or 0:.4f}  subset accuracy {m['accuracy']:.4f}  (n={m['n']})")
+        else:
+            info(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro']['f1']:.4f}  (n={m['n']})")
     return metrics
 
 
 def needs_validation(decision: DecisionConfig) -> list[str]:
     """The ``decision.*`` settings that cannot be met without a validation split."""
-    asked = {"target": decision.target not in ("argmax", "auto"),
+    asked = {"target": decision.target not in ("argmax", "auto", "threshold"),
              "calibration": decision.calibration == "temperature",
              "unknown": decision.unknown not in ("auto", "none")}
     return [f"decision.{k}={getattr(decision, k)}" for k, wanted in asked.items() if wanted]
@@ -108,6 +118,8 @@ def tune_on_validation(clf, ds: Dataset, loaded: LoadedImages, decision: Decisio
         return
     images, labels = loaded.images[rows], ds.labels[loaded.rows[rows]]
     classes = [str(c) for c in clf.classes_]
+    if clf.is_multilabel:
+        return _tune_multilabel(clf, ds, loaded, decision, images, labels, seed)
     known = np.isin(labels.astype(str), classes)
     raw = clf.raw_proba(images)
     if decision.calibration != "none" and known.sum() >= 2:
@@ -132,6 +144,26 @@ def tune_on_validation(clf, ds: Dataset, loaded: LoadedImages, decision: Decisio
         info(f"unknown: {clf.unknown_.describe()}")
 
 
+def _tune_multilabel(clf, ds: Dataset, loaded: LoadedImages, decision: DecisionConfig, images: np.ndarray,
+                     labels: np.ndarray, seed: int) -> None:
+    """Multi-label: per-label thresholds (``decision.target``: f1 by default) and the unknown
+    detector (knn); the probabilities are the model's own (no temperature)."""
+    if decision.calibration == "temperature":
+        raise ConfigError("decision.calibration=temperature is for one label per image; a multi-label "
+                          "model's per-label probabilities are used as they are (decision.calibration=none).")
+    proba = clf.predict_proba(images)
+    target = "f1" if decision.target in ("auto", "argmax") else decision.target
+    truth = indicator(labels, clf.classes_, strict=False)
+    clf.decision_ = tune_multilabel(target, truth, proba, clf.classes_)
+    info(f"decision.target={target} -> {clf.decision_.describe()} on {len(images)} validation images")
+    method = resolve_method(decision.unknown, clf)
+    if method is not None:
+        train_rows = loaded.split_rows(ds, "train")
+        clf.unknown_ = fit_unknown(clf, method, loaded.images[train_rows], images, decision.unknown_rate,
+                                   seed, proba)
+        info(f"unknown: {clf.unknown_.describe()}")
+
+
 def predictions_table(ds: Dataset, loaded: LoadedImages, rows: np.ndarray, proba: np.ndarray,
                       classes: Sequence[str], split: str, decided: np.ndarray | None = None,
                       scores: np.ndarray | None = None) -> pd.DataFrame:
@@ -140,10 +172,14 @@ def predictions_table(ds: Dataset, loaded: LoadedImages, rows: np.ndarray, proba
     picked = loaded.rows[rows]
     names = [str(c) for c in classes]
     pred = np.asarray(names, dtype=object)[proba.argmax(axis=1)] if decided is None else decided
-    index = np.array([names.index(str(p)) for p in pred], dtype=int)
+    if ds.multilabel:
+        confidence = set_confidence(proba, indicator(pred, names).astype(bool))
+    else:
+        index = np.array([names.index(str(p)) for p in pred], dtype=int)
+        confidence = proba[np.arange(len(proba)), index]
     table = pd.DataFrame({"path": np.asarray(ds.paths, dtype=object)[picked],
                           "label": ds.labels[picked], "prediction": pred,
-                          "confidence": proba[np.arange(len(proba)), index].round(6), "split": split})
+                          "confidence": np.asarray(confidence).round(6), "split": split})
     for k, c in enumerate(classes):
         table[f"p_{c}"] = proba[:, k].round(6)
     if scores is not None:
@@ -164,8 +200,8 @@ def report_heatmaps(clf, predictions: pd.DataFrame, ds: Dataset, loaded: LoadedI
                     limit: int) -> dict[str, dict]:
     """Heat maps of why the model chose its answer, for the ``limit`` worst test errors; a
     failure leaves them out (the report is still written)."""
-    if limit <= 0 or predictions.empty or "split" not in predictions:
-        return {}
+    if limit <= 0 or predictions.empty or "split" not in predictions or clf.is_multilabel:
+        return {}  # multi-label: an explanation targets one label, not a set
     position = {p: k for k, p in enumerate(np.asarray(ds.paths, dtype=object)[loaded.rows])}
     errors = [row for row in worst_errors(predictions).itertuples(index=False)
               if row.path in position][:limit]

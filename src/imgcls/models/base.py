@@ -34,6 +34,7 @@ import numpy as np
 from ..core.errors import ConfigError, ModelError
 from ..core.version import __version__
 from ..data.prepare import ImageSpec
+from ..data.tasks import indicator, label_names
 from .calibration import Calibration
 from .capabilities import (  # noqa: F401 - re-exported: the names callers ask with
     CAPABILITIES,
@@ -192,11 +193,20 @@ class Classifier(ABC):
     def predict(self, images: np.ndarray) -> np.ndarray:
         return self.decide(self.predict_proba(images))
 
+    @property
+    def is_multilabel(self) -> bool:
+        """Independent labels per image (``multilabel=True``): ``predict_proba`` gives each
+        label's probability (a sigmoid), ``predict`` the labels above their thresholds joined
+        by '|'. Families that support it take the ``multilabel`` parameter."""
+        return bool(getattr(self, "multilabel", False))
+
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """Labels for probabilities, by the model's decision rule (the most probable class
-        unless a rule was tuned, see :mod:`imgcls.models.decision`)."""
-        rule = self.decision_ or Decision()
-        return np.asarray(self.classes_, dtype=object)[rule.indices(proba, [str(c) for c in self.classes_])]
+        unless a rule was tuned, see :mod:`imgcls.models.decision`; for a multi-label model
+        every label at 0.5 or more unless thresholds were tuned)."""
+        classes = [str(c) for c in self.classes_]
+        rule = self.decision_ or (Decision.multilabel(len(classes)) if self.is_multilabel else Decision())
+        return rule.labels(proba, classes)
 
     def decision_json(self) -> dict | None:
         """What model.json keeps of the decision rule."""
@@ -280,6 +290,20 @@ def read_model_json(path: str | Path) -> dict:
 
 def write_model_json(folder: Path, meta: dict) -> None:
     (folder / MODEL_JSON).write_text(json.dumps(meta, indent=2))
+
+
+def check_multilabels(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(label names, 0/1 matrix) of multi-label ``label`` values ('a|b'); ConfigError unless
+    there are at least 2 labels, each on some images and missing from others."""
+    names = label_names(labels)
+    matrix = indicator(labels, names)
+    always = [n for n, c in zip(names, matrix.sum(axis=0), strict=True) if c == len(matrix)]
+    if len(names) < 2:
+        raise ConfigError(f"A multi-label model needs at least 2 labels; got {names}.")
+    if always:
+        raise ConfigError(f"Label(s) {always} are on every training image, so there is nothing to learn "
+                          "about them; drop them or add images without them.")
+    return np.asarray(names, dtype=object), matrix
 
 
 def check_labels(labels: Sequence[str]) -> np.ndarray:

@@ -34,6 +34,7 @@ from .base import (
     REPRESENTATION,
     Classifier,
     check_labels,
+    check_multilabels,
     read_model_json,
     versions,
     write_model_json,
@@ -133,6 +134,8 @@ class SklearnClassifier(Classifier):
         features: Extractors joined by '+', or ``auto`` (chosen from size and channels at fit).
         image_size: Side of the square images the features are computed on.
         channels: 1 or 3; None takes the data's own at fit.
+        multilabel: Any number of labels per image ('a|b'): one estimator per label
+            (scikit-learn's OneVsRestClassifier), each label's probability its own.
     """
 
     school: ClassVar[str] = "classical"
@@ -143,8 +146,10 @@ class SklearnClassifier(Classifier):
                  channels: int | None = None, resize: str = "squash", roi: str = "none",
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
                  scaler: str = "auto", augment: str = "none",
-                 feature_params: dict[str, dict] | None = None, seed: int = 0) -> None:
+                 feature_params: dict[str, dict] | None = None, seed: int = 0,
+                 multilabel: bool = False) -> None:
         self.family = family
+        self.multilabel = multilabel
         self.features = features
         self.image_size = image_size
         self.channels = channels
@@ -162,7 +167,7 @@ class SklearnClassifier(Classifier):
         m = cfg.model
         size = min(MAX_AUTO_SIZE, facts.short_side) if m.image_size == "auto" else m.image_size
         return cls(family, m.features, int(size), None, m.resize, m.roi, m.class_weight, dict(m.params),
-                   m.scaler, m.augment, dict(m.feature_params), cfg.split.seed)
+                   m.scaler, m.augment, dict(m.feature_params), cfg.split.seed, cfg.task.kind == "multilabel")
 
     def validate(self) -> SklearnClassifier:
         if self.family not in ESTIMATORS:
@@ -185,6 +190,7 @@ class SklearnClassifier(Classifier):
         return FeatureSet(getattr(self, "features_", self.features), self.feature_params or {})
 
     def build_pipeline(self, params: dict | None = None):
+        from sklearn.multiclass import OneVsRestClassifier
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
@@ -197,6 +203,8 @@ class SklearnClassifier(Classifier):
             estimator = make(params, self.class_weight, self.seed)
         except TypeError as exc:
             raise ConfigError(f"The 'model.params' for {self.family} are invalid: {exc}") from None
+        if self.multilabel:
+            estimator = OneVsRestClassifier(estimator, n_jobs=None)
         return make_pipeline(StandardScaler(), estimator) if self.scales else estimator
 
     @property
@@ -217,11 +225,16 @@ class SklearnClassifier(Classifier):
         return self.feature_set.groups(blank)
 
     def predict_features(self, X: np.ndarray) -> np.ndarray:
-        """Labels the estimator gives feature vectors (for permutation importance)."""
+        """Labels the estimator gives feature vectors (for permutation importance); a multi-label
+        model's label sets joined by '|', as ``predict`` gives them."""
+        if self.multilabel:
+            return self.decide(self.pipeline_.predict_proba(X))
         return self.pipeline_.predict(X)
 
     def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> SklearnClassifier:
         self.validate()
+        if self.multilabel:
+            return self._fit_multilabel(images, labels)
         labels = check_labels(labels)
         stack = self.check_input(images)
         self.channels_ = self.channels or (1 if stack.ndim == 3 else 3)
@@ -244,6 +257,28 @@ class SklearnClassifier(Classifier):
         pipeline.fit(X, labels)
         self.pipeline_ = pipeline
         self.classes_ = np.asarray(pipeline.classes_, dtype=object)
+        self.fit_timings_ = {"features_seconds": round(features_seconds, 3),
+                             "features_images_per_s": round(len(X) / max(features_seconds, 1e-9), 1),
+                             "estimator_seconds": round(time.perf_counter() - started - features_seconds, 3)}
+        return self
+
+    def _fit_multilabel(self, images, labels: Sequence[str]) -> SklearnClassifier:
+        """One estimator per label on the 0/1 columns; SVM C is 10 unless given (no CV search)."""
+        names, Y = check_multilabels(labels)
+        stack = self.check_input(images)
+        self.channels_ = self.channels or (1 if stack.ndim == 3 else 3)
+        self.features_ = self.features
+        if self.features == "auto":
+            self.features_ = auto_features(int(self.image_size), self.channels_)
+            info(f"model.features=auto -> {self.features_}")
+        started = time.perf_counter()
+        X, rows = self._training_features(stack, np.arange(len(Y)))
+        features_seconds = time.perf_counter() - started
+        params = dict(self.params or {})
+        if self.family == "svm" and params.get("C", "auto") == "auto":
+            params["C"] = 10.0
+        self.pipeline_ = self.build_pipeline(params).fit(X, Y[rows])
+        self.classes_ = names
         self.fit_timings_ = {"features_seconds": round(features_seconds, 3),
                              "features_images_per_s": round(len(X) / max(features_seconds, 1e-9), 1),
                              "estimator_seconds": round(time.perf_counter() - started - features_seconds, 3)}
@@ -307,7 +342,7 @@ class SklearnClassifier(Classifier):
             "features": self.features_, "feature_params": self.feature_params or {},
             "class_weight": self.class_weight, "params": self.params or {}, "scaler": self.scaler,
             "augment": self.augment,
-            "seed": self.seed,
+            "seed": self.seed, "multilabel": self.multilabel,
             "tuned": getattr(self, "tuned_", None), "weights": SKOPS_FILE, "versions": versions(),
             **self.tuned_json(),
         }
@@ -326,11 +361,12 @@ class SklearnClassifier(Classifier):
         spec = meta["image_spec"]
         model = cls(meta["family"], meta["features"], spec["size"], spec["channels"],
                     spec["resize"], spec.get("roi", "none"), meta["class_weight"], meta["params"],
-                    meta["scaler"], meta.get("augment", "none"), meta["feature_params"], meta.get("seed", 0))
+                    meta["scaler"], meta.get("augment", "none"), meta["feature_params"], meta.get("seed", 0),
+                    meta.get("multilabel", False))
         model.channels_, model.features_ = spec["channels"], meta["features"]
         model.pipeline_ = load_skops(Path(path) / SKOPS_FILE)
         model.classes_ = np.asarray(meta["classes"], dtype=object)
-        if [str(c) for c in model.pipeline_.classes_] != meta["classes"]:
+        if not model.multilabel and [str(c) for c in model.pipeline_.classes_] != meta["classes"]:
             raise ModelError(f"'{path}': classes in {SKOPS_FILE} differ from {MODEL_JSON}.")
         if meta.get("tuned"):
             model.tuned_ = meta["tuned"]

@@ -11,6 +11,9 @@ Rules:
   (``precision:LABEL=0.9``) on validation.
 - ``ordinal``: for ordered grades, the expected grade ``sum(k * p_k)`` cut at ``cuts``, tuned
   for quadratic-weighted kappa.
+- ``multilabel``: every label whose probability reaches its own threshold (``thresholds``,
+  0.5 untuned), the labels joined by '|' ('' for none); tuned per label for its F1
+  (``f1``), or to a recall or precision goal for one label.
 
 Example:
     >>> import numpy as np
@@ -29,7 +32,7 @@ import numpy as np
 
 from ..core.errors import ConfigError
 
-KINDS = ("argmax", "weights", "threshold", "ordinal")
+KINDS = ("argmax", "weights", "threshold", "ordinal", "multilabel")
 TARGET_HELP = ("argmax, balanced_accuracy, macro_f1, kappa (ordered grades), recall:LABEL=0.95 or "
                "precision:LABEL=0.9")
 _GOAL = re.compile(r"^(recall|precision):(.+)=(0(?:\.\d+)?|1(?:\.0+)?)$")
@@ -47,9 +50,22 @@ class Decision:
     order: tuple[str, ...] = ()
     target: str = "argmax"
     validation: dict = field(default_factory=dict)
+    thresholds: tuple[float, ...] = ()
+
+    @classmethod
+    def multilabel(cls, n_labels: int) -> Decision:
+        """The untuned multi-label rule: every label at probability 0.5 or more."""
+        return cls("multilabel", thresholds=(0.5,) * n_labels, target="threshold")
+
+    def chosen(self, proba: np.ndarray) -> np.ndarray:
+        """Multi-label: which labels each row has (N, labels) as booleans."""
+        return np.asarray(proba, dtype=np.float64) >= np.asarray(self.thresholds)[None, :]
 
     def indices(self, proba: np.ndarray, classes: Sequence[str]) -> np.ndarray:
         """Index (into ``classes``) of the label of each row of ``proba``."""
+        if self.kind == "multilabel":
+            raise ValueError("A multi-label rule decides a set of labels per image; use labels() or "
+                             "chosen().")
         proba = np.asarray(proba, dtype=np.float64)
         classes = [str(c) for c in classes]
         if len(proba) == 0:
@@ -68,11 +84,17 @@ class Decision:
         return np.argmax(proba, axis=1)
 
     def labels(self, proba: np.ndarray, classes: Sequence[str]) -> np.ndarray:
-        return np.asarray([str(c) for c in classes], dtype=object)[self.indices(proba, classes)]
+        """The label of each row; for a multi-label rule its labels joined by '|'."""
+        names = [str(c) for c in classes]
+        if self.kind == "multilabel":
+            return np.asarray(["|".join(n for n, on in zip(names, row, strict=True) if on)
+                               for row in self.chosen(proba)], dtype=object)
+        return np.asarray(names, dtype=object)[self.indices(proba, classes)]
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["weights"], out["cuts"], out["order"] = list(self.weights), list(self.cuts), list(self.order)
+        out["thresholds"] = list(self.thresholds)
         return out
 
     @classmethod
@@ -80,10 +102,12 @@ class Decision:
         if not data:
             return None
         data = {**data, "weights": tuple(data.get("weights", ())), "cuts": tuple(data.get("cuts", ())),
-                "order": tuple(data.get("order", ()))}
+                "order": tuple(data.get("order", ())), "thresholds": tuple(data.get("thresholds", ()))}
         return cls(**data)
 
     def describe(self) -> str:
+        if self.kind == "multilabel":
+            return f"per-label thresholds {[round(t, 3) for t in self.thresholds]} ({self.target})"
         if self.kind == "threshold":
             return f"'{self.positive}' when its probability >= {self.threshold:.4f} ({self.target})"
         if self.kind == "weights":
@@ -213,3 +237,59 @@ def _cuts(goal: str, y: np.ndarray, proba: np.ndarray, classes: list[str], order
                     best, cuts = value, trial
     return Decision("ordinal", cuts=tuple(float(c) for c in np.sort(cuts)), order=order, target=target,
                     validation={goal: best, "n": int(len(y))})
+
+
+MULTILABEL_TARGETS = ("threshold (0.5 each), f1 (each label's best F1), recall:LABEL=0.95 or "
+                      "precision:LABEL=0.9")
+
+
+def tune_multilabel(target: str, y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str]) -> Decision:
+    """Per-label thresholds for a multi-label model on (validation) 0/1 labels ``y_true``
+    (N, labels): 0.5 each (``threshold``), each label's F1-best (``f1``), or one label's to a
+    recall or precision goal and the others' F1-best. A label absent from the validation
+    images keeps 0.5."""
+    classes = [str(c) for c in classes]
+    y_true, proba = np.asarray(y_true, dtype=bool), np.asarray(proba, dtype=np.float64)
+    target = target.strip()
+    if target in ("threshold", "argmax"):
+        return Decision.multilabel(len(classes))
+    goal = label = level = None
+    if target != "f1":
+        match = _GOAL.match(target)
+        if not match or match.group(2) not in classes:
+            raise ConfigError("The 'decision.target' parameter of a multi-label task must be "
+                              f"{MULTILABEL_TARGETS} (labels {classes}). Got {target!r}.")
+        goal, label, level = match.group(1), match.group(2), float(match.group(3))
+    thresholds, reached = [], {}
+    for k, name in enumerate(classes):
+        positive, p = y_true[:, k], proba[:, k]
+        if not positive.any():
+            thresholds.append(0.5)
+            continue
+        if name == label:
+            rule = _threshold(goal, name, level, positive.astype(int), np.c_[1 - p, p], ["not", name], target)
+            thresholds.append(rule.threshold)
+            reached[name] = {k2: v for k2, v in rule.validation.items() if k2 != "n"}
+            continue
+        best_t, best_f1 = 0.5, _f1(positive, p >= 0.5)
+        for t in np.unique(p):
+            f1 = _f1(positive, p >= t)
+            if f1 > best_f1 + 1e-12:
+                best_t, best_f1 = float(t), f1
+        thresholds.append(best_t)
+        reached[name] = {"f1": round(best_f1, 4)}
+    return Decision("multilabel", thresholds=tuple(thresholds), target=target,
+                    validation={"n": int(len(y_true)), "labels": reached})
+
+
+def _f1(positive: np.ndarray, chosen: np.ndarray) -> float:
+    tp = float((positive & chosen).sum())
+    return 2 * tp / max(1.0, float(positive.sum() + chosen.sum()))
+
+
+def set_confidence(proba: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Multi-label: the probability that the decided set of labels (``chosen``, booleans) is
+    exactly right, each label taken as independent: the product of p (chosen labels) and 1 - p
+    (the others)."""
+    proba = np.asarray(proba, dtype=np.float64)
+    return np.where(np.asarray(chosen, dtype=bool), proba, 1 - proba).prod(axis=1)

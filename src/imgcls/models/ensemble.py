@@ -103,6 +103,11 @@ class EnsembleClassifier(Classifier):
         return type(self).load_member(folder)
 
     def _check_classes(self) -> None:
+        multi = [str(p) for m, p in zip(self._members, self.members, strict=True) if m.is_multilabel]
+        if multi:
+            raise ConfigError(f"Ensemble members {multi} are multi-label models; ensembles of multi-label "
+                              "models are not built yet (their per-label probabilities would average, but "
+                              "the weights are chosen by single-label accuracy).")
         first = sorted(str(c) for c in self._members[0].classes_)
         for member, path in zip(self._members, self.members, strict=True):
             if sorted(str(c) for c in member.classes_) != first:

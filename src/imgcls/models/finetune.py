@@ -24,6 +24,7 @@ from ..core.errors import ConfigError, ModelError
 from ..core.io import atomic_dir, cached_rows
 from ..core.log import info
 from ..data.prepare import ImageSpec
+from ..data.tasks import indicator
 from .base import (
     EPOCHS,
     FORMAT_VERSION,
@@ -35,6 +36,7 @@ from .base import (
     VALIDATION,
     Classifier,
     check_labels,
+    check_multilabels,
     read_model_json,
     versions,
     write_model_json,
@@ -66,6 +68,8 @@ class FinetuneClassifier(Classifier):
         train: :class:`imgcls.config.TrainConfig` fields (epochs, lr, tta, ...).
         order: Ordered grades (class names, lowest first): the loss then spreads each target
             over the neighbouring grades (SORD), so a near miss costs less than a far one.
+        multilabel: Any number of labels per image ('a|b'): one logit per label, a sigmoid
+            each, binary cross-entropy (or ``train.multilabel_loss``).
     """
 
     school: ClassVar[str] = "deep"
@@ -78,8 +82,9 @@ class FinetuneClassifier(Classifier):
                  resize: str = "squash", roi: str = "none", pretrained: str = "auto",
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
                  augment: str = "auto", train: dict[str, Any] | None = None, seed: int = 0,
-                 order: Sequence[str] | None = None) -> None:
+                 order: Sequence[str] | None = None, multilabel: bool = False) -> None:
         self.family = family
+        self.multilabel = multilabel
         self.image_size = image_size
         self.resize = resize
         self.roi = roi
@@ -97,7 +102,8 @@ class FinetuneClassifier(Classifier):
         size = auto_image_size(family, facts.short_side) if m.image_size == "auto" else m.image_size
         return cls(family, int(size), m.resize, m.roi, m.pretrained, m.class_weight, dict(m.params),
                    m.augment, cfg.train.model_dump(exclude=set(TrainConfig.RUN_FIELDS)), cfg.split.seed,
-                   list(cfg.task.order) if cfg.task.kind == "ordinal" and cfg.task.order else None)
+                   list(cfg.task.order) if cfg.task.kind == "ordinal" and cfg.task.order else None,
+                   cfg.task.kind == "multilabel")
 
     @property
     def source(self) -> str:
@@ -152,15 +158,20 @@ class FinetuneClassifier(Classifier):
     def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> FinetuneClassifier:
         """Train on a prepared stack; ``val`` = (images, labels) enables early stopping."""
         import lightning as L
+        import torch
 
         from .deep.networks import auto_freeze, batch_norms, freeze_groups, to_tensor
         from .deep.trainer import describe, fit_network
 
         self.validate()
-        labels = check_labels(labels)
-        self.classes_ = np.unique(labels).astype(object)
+        if self.multilabel:
+            self.classes_, matrix = check_multilabels(labels)
+        else:
+            labels = check_labels(labels)
+            self.classes_ = np.unique(labels).astype(object)
         index = {c: k for k, c in enumerate(self.classes_)}
         opts = self.resolved_options()
+        opts["multilabel"] = self.multilabel
         if self.order:
             opts["grades"] = [list(self.order).index(c) for c in self.classes_]
         rt = self.runtime
@@ -178,12 +189,17 @@ class FinetuneClassifier(Classifier):
             frozen += batch_norms(self.net_.net)
         prepared = self.check_input(images)
         x = to_tensor(prepared)
-        y = _label_tensor(labels, index)
+        y = torch.from_numpy(matrix.astype(np.float32)) if self.multilabel else _label_tensor(labels, index)
         val_pair = None
         if val is not None and len(val[1]):
             val_labels = np.asarray(val[1], dtype=object).astype(str)
-            known = np.isin(val_labels, self.classes_)
-            val_pair = (to_tensor(self.check_input(val[0])[known]), _label_tensor(val_labels[known], index))
+            if self.multilabel:  # labels the model does not know are left out of the targets
+                val_y = indicator(val_labels, self.classes_, strict=False).astype(np.float32)
+                val_pair = (to_tensor(self.check_input(val[0])), torch.from_numpy(val_y))
+            else:
+                known = np.isin(val_labels, self.classes_)
+                val_pair = (to_tensor(self.check_input(val[0])[known]),
+                            _label_tensor(val_labels[known], index))
         head_seconds = self._init_head(opts, prepared, y)
         transform = build_augment(self.augment, int(self.image_size), x.shape[1], self.source != "none")
         with tempfile.TemporaryDirectory(prefix="imgcls-fit-") as tmp:
@@ -234,8 +250,16 @@ class FinetuneClassifier(Classifier):
         feats = cached_rows(self.runtime.cache_dir, "embeddings", embedding_key(self.family, self.weights_),
                             prepared, embed)
         C = float((self.params or {}).get("C", 1.0))
-        probe = LogisticRegression(C=C, max_iter=3000).fit(feats, y.numpy())
-        set_linear_head(net.net, probe.coef_, probe.intercept_)
+        if self.multilabel:
+            from sklearn.multiclass import OneVsRestClassifier
+
+            probe = OneVsRestClassifier(LogisticRegression(C=C, max_iter=3000)).fit(feats, y.numpy())
+            coef = np.concatenate([e.coef_ for e in probe.estimators_])
+            intercept = np.concatenate([e.intercept_ for e in probe.estimators_])
+            set_linear_head(net.net, coef, intercept, pair=False)
+        else:
+            probe = LogisticRegression(C=C, max_iter=3000).fit(feats, y.numpy())
+            set_linear_head(net.net, probe.coef_, probe.intercept_)
         net.train()  # Lightning keeps the modes it finds; frozen groups go back to eval each epoch
         return round(time.perf_counter() - started, 2)
 
@@ -253,9 +277,10 @@ class FinetuneClassifier(Classifier):
         with torch.inference_mode():
             for start in range(0, len(prepared), PREDICT_BATCH):
                 x = to_tensor(prepared[start:start + PREDICT_BATCH])
-                proba = net(x).float().softmax(1)
+                activation = torch.sigmoid if self.multilabel else (lambda z: z.softmax(1))
+                proba = activation(net(x).float())
                 for dims in flips:
-                    proba = proba + net(x.flip(dims)).float().softmax(1)
+                    proba = proba + activation(net(x.flip(dims)).float())
                 out.append((proba / (1 + len(flips))).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
 
@@ -303,6 +328,7 @@ class FinetuneClassifier(Classifier):
             "pretrained": self.weights_, "pretrained_option": self.pretrained,
             "class_weight": self.class_weight, "params": self.params or {},
             "augment": self.augment, "train": self.train_options, "seed": self.seed, "order": self.order,
+            "multilabel": self.multilabel,
             "weights": [WEIGHTS],
             "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
             "frozen_groups": self.frozen_groups_, "resolved": _jsonable(self.options_),
@@ -329,7 +355,8 @@ class FinetuneClassifier(Classifier):
         spec = meta["image_spec"]
         model = cls(meta["family"], spec["size"], spec["resize"], spec.get("roi", "none"),
                     meta.get("pretrained_option", "auto"), meta["class_weight"], meta["params"],
-                    meta.get("augment", "auto"), meta.get("train"), meta.get("seed", 0), meta.get("order"))
+                    meta.get("augment", "auto"), meta.get("train"), meta.get("seed", 0), meta.get("order"),
+                    meta.get("multilabel", False))
         model.weights_ = meta["pretrained"]
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         try:

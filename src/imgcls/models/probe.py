@@ -30,6 +30,7 @@ from .base import (
     REPRESENTATION,
     Classifier,
     check_labels,
+    check_multilabels,
     read_model_json,
     versions,
     write_model_json,
@@ -57,7 +58,8 @@ class ProbeClassifier(Classifier):
     def __init__(self, family: str = "tf_efficientnet_lite0", image_size: int = 224,
                  resize: str = "squash", roi: str = "none", pretrained: str = "auto",
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
-                 seed: int = 0, batch_size: int = 32) -> None:
+                 seed: int = 0, batch_size: int = 32, multilabel: bool = False) -> None:
+        self.multilabel = multilabel
         self.family = family
         self.image_size = image_size
         self.resize = resize
@@ -73,7 +75,7 @@ class ProbeClassifier(Classifier):
         m = cfg.model
         size = auto_image_size(family, facts.short_side) if m.image_size == "auto" else m.image_size
         return cls(family, int(size), m.resize, m.roi, m.pretrained, m.class_weight, dict(m.params),
-                   cfg.split.seed, cfg.train.batch_size)
+                   cfg.split.seed, cfg.train.batch_size, cfg.task.kind == "multilabel")
 
     def validate(self) -> ProbeClassifier:
         if self.family not in BACKBONES:
@@ -92,12 +94,12 @@ class ProbeClassifier(Classifier):
 
     def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> ProbeClassifier:
         self.validate()
-        labels = check_labels(labels)
+        names, targets = check_multilabels(labels) if self.multilabel else (None, check_labels(labels))
         started = time.perf_counter()
         X = self.embed(images)
         embedded = time.perf_counter()
-        self.head_ = self._fit_head(X, labels)
-        self.classes_ = np.asarray(self.head_.classes_, dtype=object)
+        self.head_ = self._fit_head(X, targets)
+        self.classes_ = names if self.multilabel else np.asarray(self.head_.classes_, dtype=object)
         # the same vocabulary as the classical school: what the cache can hold, and the rest
         self.fit_timings_ = {"features_seconds": round(embedded - started, 3),
                              "estimator_seconds": round(time.perf_counter() - embedded, 3)}
@@ -165,10 +167,11 @@ class ProbeClassifier(Classifier):
         accuracy within noise (0.845-0.855) while the search cost ~2 minutes on 2 cores.
         """
         from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
 
         C = float((self.params or {}).get("C", 1.0))
         head = LogisticRegression(C=C, max_iter=3000, class_weight=self.class_weight)
-        return head.fit(X, labels)
+        return (OneVsRestClassifier(head) if self.multilabel else head).fit(X, labels)
 
     def network(self):
         """The backbone and the head as one eval-mode module: uint8 NCHW -> logits."""
@@ -176,6 +179,10 @@ class ProbeClassifier(Classifier):
 
         self._check_fitted()
         head = self.head_
+        if self.multilabel:  # one binary logistic regression per label: its logit, a sigmoid's input
+            coef = np.concatenate([e.coef_ for e in head.estimators_])
+            intercept = np.concatenate([e.intercept_ for e in head.estimators_])
+            return ProbeNetwork(self._normalising_backbone(), coef, intercept, pair=False).eval()
         order = [list(head.classes_).index(c) for c in self.classes_]
         coef, intercept = head.coef_, head.intercept_
         if coef.shape[0] > 1:
@@ -194,7 +201,7 @@ class ProbeClassifier(Classifier):
             "mean": [round(v, 6) for v in cfg["mean"]], "std": [round(v, 6) for v in cfg["std"]],
             "pretrained": self.weights_, "pretrained_option": self.pretrained,
             "class_weight": self.class_weight, "params": self.params or {}, "seed": self.seed,
-            "weights": list(WEIGHTS),
+            "multilabel": self.multilabel, "weights": list(WEIGHTS),
             "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
             **self.tuned_json(),
         }
@@ -221,7 +228,7 @@ class ProbeClassifier(Classifier):
         spec = meta["image_spec"]
         model = cls(meta["family"], spec["size"], spec["resize"], spec.get("roi", "none"),
                     meta.get("pretrained_option", "auto"), meta["class_weight"], meta["params"],
-                    meta.get("seed", 0))
+                    meta.get("seed", 0), multilabel=meta.get("multilabel", False))
         model.weights_ = meta["pretrained"]
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         try:

@@ -83,6 +83,8 @@ def _evaluation(metrics: dict) -> list[str]:
     test = metrics.get("test")
     if not test:
         return ["## Evaluation", "", "No test split: the model was not evaluated.", ""]
+    if test.get("task") == "multilabel":
+        return _multilabel_evaluation(test)
     intervals = test.get("intervals", {})
     lines = ["## Evaluation", "", f"On {test['n']} test images never used for training or selection:", "",
              f"- Accuracy: {_pct(test['accuracy'])}{_ci(intervals.get('accuracy'))}",
@@ -104,6 +106,25 @@ def _evaluation(metrics: dict) -> list[str]:
     if metrics.get("val"):
         val = metrics["val"]
         lines += ["", f"Validation ({val['n']} images): accuracy {_pct(val['accuracy'])}."]
+    return [*lines, ""]
+
+
+def _multilabel_evaluation(test: dict) -> list[str]:
+    intervals = test.get("intervals", {})
+    lines = ["## Evaluation", "", f"Multi-label, on {test['n']} test images never used for training or "
+             "selection:", "",
+             f"- Micro-F1: {_pct(test['micro']['f1'])}{_ci(intervals.get('micro_f1'))}",
+             f"- Macro-F1: {_pct(test['macro']['f1'])}{_ci(intervals.get('macro_f1'))}",
+             f"- mAP: {_pct(test['map'])}{_ci(intervals.get('map'))}",
+             f"- Subset accuracy (every label right): {_pct(test['subset_accuracy'])}"
+             f"{_ci(intervals.get('accuracy'))}",
+             f"- Hamming loss: {test['hamming_loss']:.4f}", "",
+             "| label | precision | recall | F1 | average precision | threshold | images |",
+             "|---|---|---|---|---|---|---|"]
+    for c, m in test["per_label"].items():
+        ap = "-" if m["ap"] is None else f"{m['ap']:.3f}"
+        lines.append(f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {ap} | "
+                     f"{m.get('threshold', 0.5):.3f} | {m['support']} |")
     return [*lines, ""]
 
 

@@ -45,7 +45,7 @@ def confusion_matrix_plot(cm: list[list[float]], labels: list[str], normalized: 
     return to_data_uri(fig)
 
 
-def per_class_plot(per_class: dict[str, dict]) -> str:
+def per_class_plot(per_class: dict[str, dict], title: str = "per-class precision, recall, F1") -> str:
     labels = list(per_class)
     fig, ax = new_figure(min(14.0, 3 + 0.6 * len(labels)), 3.2)
     x = np.arange(len(labels))
@@ -54,7 +54,23 @@ def per_class_plot(per_class: dict[str, dict]) -> str:
     ax.set_xticks(x, labels, rotation=45, ha="right")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("per-class precision, recall, F1")
+    ax.set_title(title)
+    return to_data_uri(fig)
+
+
+def cooccurrence_plot(matrix: list[list[int]], labels: list[str], title: str) -> str:
+    """A symmetric label-by-label count matrix (diagonal: each label alone)."""
+    counts = np.asarray(matrix, dtype=float)
+    side = min(12.0, 2.5 + 0.45 * len(labels))
+    fig, ax = new_figure(side, side * 0.85)
+    ax.imshow(counts, cmap="Oranges", vmin=0, vmax=max(1.0, counts.max()))
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    if len(labels) <= 20:
+        for (i, j), v in np.ndenumerate(counts):
+            ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=8,
+                    color="white" if v > counts.max() / 2 else "black")
+    ax.set_title(title)
     return to_data_uri(fig)
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from ..config import RunConfig, config_to_yaml
 from ..core.io import atomic_write_text
 from ..data import Dataset, LoadedImages
+from ..data.dataset import split_labels
 from . import plots
 from .render import render
 
@@ -40,12 +41,47 @@ def _error_cards(predictions: pd.DataFrame, ds: Dataset, loaded: LoadedImages,
     return out
 
 
+def _label_errors(predictions: pd.DataFrame, ds: Dataset, loaded: LoadedImages, classes: list[str],
+                  limit: int = 6) -> dict[str, list[dict]]:
+    """Multi-label: per label, the test images whose probability of it was furthest on the wrong
+    side of its decision (missed: the label was there; added: it was not)."""
+    position = {p: k for k, p in enumerate(np.asarray(ds.paths, dtype=object)[loaded.rows])}
+    rows = predictions[predictions["split"] == "test"] if "split" in predictions else predictions
+    out = {}
+    for c in classes:
+        if f"p_{c}" not in rows:
+            continue
+        truth = rows["label"].map(lambda v, c=c: c in split_labels(v)).to_numpy(bool)
+        chosen = rows["prediction"].map(lambda v, c=c: c in split_labels(v)).to_numpy(bool)
+        p = rows[f"p_{c}"].to_numpy(float)
+        wrong = np.flatnonzero(truth != chosen)
+        badness = np.where(truth[wrong], 1 - p[wrong], p[wrong])
+        cards = []
+        for i in wrong[np.argsort(-badness)][:limit]:
+            row = rows.iloc[i]
+            k = position.get(row["path"])
+            cards.append({"path": row["path"], "label": row["label"], "prediction": row["prediction"],
+                          "probability": float(p[i]), "kind": "missed" if truth[i] else "added",
+                          "thumbnail": plots.thumbnail_uri(loaded.images[k]) if k is not None else None})
+        out[c] = cards
+    return out
+
+
+def _multilabel_figures(test: dict) -> dict:
+    labels = list(test["per_label"])
+    return {"per_label": plots.per_class_plot(test["per_label"], "per-label precision, recall, F1"),
+            "error_cooccurrence": plots.cooccurrence_plot(test["error_cooccurrence"], labels,
+                                                          "labels wrong on the same test image"),
+            "reliability": plots.reliability_plot(test["reliability"], test["ece"])}
+
+
 def _split_counts(ds: Dataset) -> tuple[list[str], list[dict]]:
     splits = [s for s in ("train", "val", "test") if (ds.table.get("split") == s).any()] \
         if "split" in ds.table else []
     rows = []
     for c in ds.classes:
-        mask = ds.table["label"] == c
+        mask = ds.table["label"].map(lambda v, c=c: c in split_labels(v)) if ds.multilabel else \
+            ds.table["label"] == c
         counts = {s: int((mask & (ds.table["split"] == s)).sum()) for s in splits}
         rows.append({"label": c, "total": int(mask.sum()), **counts})
     return splits, rows
@@ -80,6 +116,7 @@ def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Datas
             of why the model chose its answer (the caller explains them).
     """
     test = metrics.get("test")
+    multilabel = bool(test) and test.get("task") == "multilabel"
     splits, class_rows = _split_counts(ds)
     context = {
         "title": Path(path).parent.name,
@@ -87,9 +124,11 @@ def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Datas
         "metrics": metrics,
         "test": test,
         "val": metrics.get("val"),
-        "figures": _figures(test, predictions, metrics.get("decision")) if test else {},
+        "figures": ({} if not test else _multilabel_figures(test) if multilabel
+                    else _figures(test, predictions, metrics.get("decision"))),
         "decision": metrics.get("decision"),
-        "errors": _error_cards(predictions, ds, loaded, heatmaps or {}) if test else [],
+        "errors": _error_cards(predictions, ds, loaded, heatmaps or {}) if test and not multilabel else [],
+        "label_errors": _label_errors(predictions, ds, loaded, test["classes"]) if multilabel else {},
         "dataset": ds.summary(),
         "splits": splits,
         "class_rows": class_rows,

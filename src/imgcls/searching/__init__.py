@@ -119,7 +119,11 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
     deadline = time.monotonic() + seconds
     base = resolve_config(None, overrides if isinstance(overrides, Mapping) else list(overrides))
     base = resolve_config(base, {"data.source": str(data)})
-    ds = _with_validation(load_dataset(base.data), base)
+    ds = _with_validation(load_dataset(base.data, base.task), base)
+    if ds.multilabel:
+        raise ConfigError(f"'{ds.name}' is multi-label; the search selects by single-label scores and "
+                          "does not handle multi-label tasks yet. Train each candidate with `imgcls train` "
+                          "(task.kind=multilabel) and compare them with `imgcls runs`.")
     base, ds = resolve_task(base, ds)
     order = grades_of(base)
     metric = ("kappa" if order else "accuracy") if metric == "auto" else metric

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from ..config import ServeConfig
 from ..core.errors import ImgclsError
+from ..data.dataset import split_labels
 from ..deploy.tables import UNKNOWN
 from .errors import ApiError, documented
 from .heatmaps import HeatmapMaker
@@ -243,6 +244,8 @@ async def predict(request: Request, state: ServerState, model: LoadedModel, top_
         known = score is not None
         results.append(ImageResult(
             filename=up.filename, label=UNKNOWN if abstain and flagged else str(label),
+            labels=[] if model.predictor.multilabel and abstain and flagged else
+            list(split_labels(label)) if model.predictor.multilabel else None,
             predictions=top_k_labels(row, model, k), unknown_score=float(score) if known else None,
             unknown=bool(flagged) if known else None))
     ms = 1000.0

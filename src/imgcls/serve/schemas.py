@@ -43,6 +43,8 @@ class ImageResult(BaseModel):
     label: str | None = Field(None, description="The model's answer, by its decision rule (a tuned "
                               "threshold or grade cut points; else the most probable class); null on error.")
     predictions: list[Prediction] = Field(description="Top-k labels, most probable first; empty on error.")
+    labels: list[str] | None = Field(None, description="A multi-label model's answer: every label at or "
+                                     "above its threshold (`label` joins them with '|'); null otherwise.")
     unknown_score: float | None = Field(None, description="How unlike the training images this one is "
                                         "(higher: less alike); null for a model without an unknown detector.")
     unknown: bool | None = Field(None, description="Whether the score is above the model's unknown "

@@ -275,3 +275,20 @@ def test_an_ensemble_of_calibrated_networks_exports_with_their_temperatures(deep
     assert run.model.members_[0].calibration_ is not None
     report = export(run.path, progress=False).report  # raises when the graph and the model disagree
     assert report["parity"]["max_abs_diff"] < 1e-4
+
+
+def test_a_multi_label_graph_has_sigmoids_and_each_labels_threshold(tmp_path):
+    run = imgcls.train("shapes_multi", model="small_cnn", out=tmp_path / "multi", progress=False,
+                       overrides=["train.epochs=2", "model.image_size=32"])
+    clf = run.model
+    report = export(run.path, progress=False).report
+    assert report["parity"]["max_abs_diff"] < 1e-4 and report["parity"]["label_agreement"] == 1.0
+    graph = OnnxPredictor(run.path / "export" / "model.onnx")
+    assert graph.multilabel and graph.decision.thresholds == clf.decision_.thresholds
+    images = np.stack([noise_image(32, 32, seed=s) for s in range(6)])
+    proba = graph.predict_proba(images)
+    assert np.allclose(proba, clf.predict_proba(images), atol=1e-4)
+    assert not np.allclose(proba.sum(axis=1), 1.0)  # a sigmoid per label
+    chosen = graph.graph_labels(images)
+    assert chosen.shape == (6, 3) and (chosen == clf.decision_.chosen(proba)).all()
+    assert graph.decide(proba).tolist() == clf.predict(images).tolist()

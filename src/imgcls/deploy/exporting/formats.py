@@ -68,9 +68,13 @@ def timed(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch
     return proba, len(images) / max(time.perf_counter() - started, 1e-9)
 
 
-def accuracy(proba: np.ndarray, labels, classes) -> float | None:
+def accuracy(proba: np.ndarray, labels, classes, decide=None) -> float | None:
+    """Accuracy of the most probable class; with ``decide`` (probabilities -> labels, e.g. a
+    multi-label model's label sets), of what it decides."""
     if labels is None:
         return None
+    if decide is not None:
+        return float(np.mean(np.asarray(decide(proba)) == np.asarray(labels))) if len(labels) else None
     known = np.isin(labels, classes)
     if not known.any():
         return None

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...models.decision import Decision
+
 
 class DecisionHead(nn.Module):
     """Probabilities (N, K) -> the decided class index (N,), as :class:`Decision` decides."""
@@ -29,8 +31,12 @@ class DecisionHead(nn.Module):
             columns = [classes.index(c) for c in decision.order]
             self.register_buffer("columns", torch.tensor(columns, dtype=torch.long))
             self.register_buffer("cuts", torch.tensor(decision.cuts, dtype=torch.float32))
+        elif self.kind == "multilabel":
+            self.register_buffer("thresholds", torch.tensor(decision.thresholds, dtype=torch.float32))
 
     def forward(self, proba: torch.Tensor) -> torch.Tensor:
+        if self.kind == "multilabel":  # (N, labels) 0/1: each label at or above its threshold
+            return (proba >= self.thresholds).to(torch.long)
         if self.kind == "weights":
             return (proba * self.weights).argmax(dim=1)
         if self.kind == "threshold":
@@ -83,8 +89,9 @@ class ImagesToProbabilities(nn.Module):
 
     def __init__(self, logits: nn.Module, flips: tuple[tuple[int, ...], ...] = (),
                  decide: nn.Module | None = None, temperature: float = 1.0,
-                 unknown: UnknownHead | None = None) -> None:
+                 unknown: UnknownHead | None = None, multilabel: bool = False) -> None:
         super().__init__()
+        self.multilabel = multilabel  # a sigmoid per label instead of the softmax
         self.logits = logits
         self.flips = flips
         self.decide = decide if decide is not None else DecisionHead(None, [])
@@ -98,9 +105,10 @@ class ImagesToProbabilities(nn.Module):
             logits, embedding = self.logits.logits_and_embedding(x)
         else:
             logits = self.logits(x)
-        proba = logits.softmax(dim=1)
+        activate = torch.sigmoid if self.multilabel else (lambda z: z.softmax(dim=1))
+        proba = activate(logits)
         for dims in self.flips:
-            proba = proba + self.logits(x.flip(dims)).softmax(dim=1)
+            proba = proba + activate(self.logits(x.flip(dims)))
         proba = proba / (1 + len(self.flips))
         if self.temperature != 1.0:
             proba = (proba.clamp_min(1e-12).log() / self.temperature).softmax(dim=1)
@@ -114,7 +122,8 @@ def inference_module(clf) -> ImagesToProbabilities:
     """The whole prediction of a fitted model with a network (the ONNX capability) as one
     eval-mode module: calibration, decision rule and unknown score included."""
     calibration = clf.calibration_
-    return ImagesToProbabilities(clf.network(), clf.test_time_flips(),
-                                 DecisionHead(clf.decision_, clf.classes_),
+    rule = clf.decision_ or (Decision.multilabel(len(clf.classes_)) if clf.is_multilabel else None)
+    return ImagesToProbabilities(clf.network(), clf.test_time_flips(), DecisionHead(rule, clf.classes_),
                                  calibration.temperature if calibration is not None else 1.0,
-                                 UnknownHead(clf.unknown_) if clf.unknown_ is not None else None).eval()
+                                 UnknownHead(clf.unknown_) if clf.unknown_ is not None else None,
+                                 clf.is_multilabel).eval()

@@ -9,8 +9,10 @@ import numpy as np
 
 from ...core.errors import ModelError
 from ...core.log import info, warn
+from ...data.tasks import from_indicator
 from ...models import ONNX
 from ...models.base import versions
+from ...models.decision import Decision
 from ...runs import ONNX_FILES, Run
 from ..predictors import OnnxPredictor
 from .formats import ExportFormat, accuracy, mark_in_progress, parity, timed
@@ -30,13 +32,14 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
         clf.network()  # raises the family's own reason
     module = inference_module(clf)
     images, labels = check
+    decide = clf.decide if clf.is_multilabel else None  # label sets; else the most probable class
     described = clf.to_json()
     meta = {"family": clf.family, "mode": described.get("mode"), "classes": [str(c) for c in clf.classes_],
             "image_spec": clf.image_spec.to_dict(), "input": "uint8 (N, H, W, 3)",
             "output": "probabilities (N, classes); label (N,) int64, the decided class index"
                       + ("; unknown_score (N,) float, unknown above unknown.threshold"
                          if clf.unknown_ else ""),
-            "precision": "fp32", "tta": clf.tta, **clf.tuned_json(),
+            "precision": "fp32", "tta": clf.tta, **clf.tuned_json(), "multilabel": clf.is_multilabel,
             "model_sha256": run.model_digest(),
             "versions": {**versions(), "torch": torch.__version__, "onnx": onnx.__version__,
                          "onnxruntime": onnxruntime.__version__}}
@@ -49,8 +52,12 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
         fp32 = OnnxPredictor(staged)
         exported, onnx_speed = timed(fp32.predict_proba, images)
         report = parity(reference, exported)
-        decided = np.asarray(fp32.classes, dtype=object)[np.concatenate(
-            [fp32.graph_labels(images[s:s + 32]) for s in range(0, len(images), 32)])]
+        graph = [fp32.graph_labels(images[s:s + 32]) for s in range(0, len(images), 32)]
+        if clf.is_multilabel:  # the graph's label output: (N, labels) 0/1
+            decided = from_indicator(np.concatenate(graph), fp32.classes) if graph else np.zeros(0)
+            report = multilabel_parity(report, clf, reference, exported)
+        else:
+            decided = np.asarray(fp32.classes, dtype=object)[np.concatenate(graph)] if graph else np.zeros(0)
         report["label_agreement"] = float(np.mean(decided == clf.decide(reference))) if len(images) else 1.0
         if clf.unknown_ is not None:
             report["unknown"] = unknown_parity(clf, fp32, images, reference)
@@ -69,14 +76,28 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
               "files": {ONNX_FILES["fp32"]: _file_facts(out_dir / ONNX_FILES["fp32"], "fp32")},
               "parity": {**report, "torch_images_per_s": round(torch_speed, 1),
                          "onnx_images_per_s": round(onnx_speed, 1),
-                         "accuracy_torch": accuracy(reference, labels, clf.classes_),
-                         "accuracy_onnx": accuracy(exported, labels, clf.classes_)}}
+                         "accuracy_torch": accuracy(reference, labels, clf.classes_, decide),
+                         "accuracy_onnx": accuracy(exported, labels, clf.classes_, decide)}}
     if quantize == "int8":
-        result["int8"] = _int8(out_dir, meta, calib, images, labels, exported, onnx_speed, clf.classes_)
+        result["int8"] = _int8(out_dir, meta, calib, images, labels, exported, onnx_speed, clf.classes_,
+                               decide)
         result["files"][ONNX_FILES["int8"]] = _file_facts(out_dir / ONNX_FILES["int8"], "int8")
     else:
         (out_dir / ONNX_FILES["int8"]).unlink(missing_ok=True)  # an old int8 copy would be stale
     return result
+
+
+def multilabel_parity(report: dict, clf, reference: np.ndarray, exported: np.ndarray) -> dict:
+    """Multi-label: a disagreement is an image whose label set differs; at a tie when every
+    label that differs is within 1e-4 of its threshold."""
+    rule = clf.decision_ or Decision.multilabel(len(clf.classes_))
+    ours, theirs = rule.chosen(reference), rule.chosen(exported)
+    differ = ours != theirs
+    near = np.abs(reference - np.asarray(rule.thresholds)[None, :]) < 1e-4
+    images = differ.any(axis=1)
+    return {**report, "disagreements": int(images.sum()),
+            "disagreements_at_ties": int((images & ~(differ & ~near).any(axis=1)).sum()),
+            "top1_agreement": float(1 - images.mean()) if len(images) else 1.0}
 
 
 def unknown_parity(clf, exported: OnnxPredictor, images: np.ndarray, reference: np.ndarray) -> dict:
@@ -99,13 +120,14 @@ def unknown_parity(clf, exported: OnnxPredictor, images: np.ndarray, reference: 
 
 
 def _int8(out_dir: Path, meta: dict, calib: np.ndarray, images, labels, fp32_proba, fp32_speed,
-          classes) -> dict:
+          classes, decide=None) -> dict:
     path = out_dir / ONNX_FILES["int8"]
     started = time.perf_counter()
     quantize_int8(out_dir / ONNX_FILES["fp32"], path, calib, meta)
     seconds = time.perf_counter() - started
     proba, speed = timed(OnnxPredictor(path).predict_proba, images)
-    fp32_acc, int8_acc = accuracy(fp32_proba, labels, classes), accuracy(proba, labels, classes)
+    fp32_acc = accuracy(fp32_proba, labels, classes, decide)
+    int8_acc = accuracy(proba, labels, classes, decide)
     change = None if fp32_acc is None else round(int8_acc - fp32_acc, 4)
     agreement = parity(fp32_proba, proba)
     info(f"int8: {speed / fp32_speed:.2f}x the fp32 speed, top-1 agreement {agreement['top1_agreement']:.2%}"

@@ -79,10 +79,13 @@ class ProbeNetwork(nn.Module):
     """A normalising backbone followed by a linear layer copied from a logistic regression.
     A binary model's single logit z becomes the pair (-z/2, z/2), whose softmax equals its sigmoid."""
 
-    def __init__(self, backbone: nn.Module, coef, intercept) -> None:
+    def __init__(self, backbone: nn.Module, coef, intercept, pair: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
-        coef, intercept = binary_as_pair(coef, intercept)
+        if pair:
+            coef, intercept = binary_as_pair(coef, intercept)
+        coef = torch.as_tensor(coef, dtype=torch.float32)
+        intercept = torch.as_tensor(intercept, dtype=torch.float32)
         self.head = nn.Linear(coef.shape[1], coef.shape[0])
         with torch.no_grad():
             self.head.weight.copy_(coef)
@@ -187,9 +190,13 @@ def freeze_groups(net: nn.Module, count: int) -> list[nn.Module]:
     return modules
 
 
-def set_linear_head(net: nn.Module, coef, intercept) -> None:
-    """Copy a scikit-learn linear model into the timm classifier (see :func:`binary_as_pair`)."""
-    coef, intercept = binary_as_pair(coef, intercept)
+def set_linear_head(net: nn.Module, coef, intercept, pair: bool = True) -> None:
+    """Copy a scikit-learn linear model into the timm classifier (see :func:`binary_as_pair`;
+    ``pair=False``: one row per output as given, e.g. one binary model per label)."""
+    if pair:
+        coef, intercept = binary_as_pair(coef, intercept)
+    coef = torch.as_tensor(coef, dtype=torch.float32)
+    intercept = torch.as_tensor(intercept, dtype=torch.float32)
     classifier = net.get_classifier()
     with torch.no_grad():
         classifier.weight.copy_(coef)

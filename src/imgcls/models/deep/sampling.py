@@ -28,7 +28,7 @@ class TensorImages(Dataset):
 
     def __getitem__(self, item):
         if item is None:
-            return torch.zeros_like(self.images[0]), torch.tensor(-1, dtype=self.labels.dtype)
+            return torch.zeros_like(self.images[0]), torch.full_like(self.labels[0], -1)
         i, seed = item if isinstance(item, tuple) else (item, None)
         img = self.images[i]
         if self.transform is not None:

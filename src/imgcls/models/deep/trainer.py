@@ -47,6 +47,45 @@ class Imbalance:
     sample_weights: torch.Tensor | None = None
 
 
+def resolve_multilabel_imbalance(method: str, y: torch.Tensor) -> Imbalance:
+    """Multi-label: ``weights`` / ``sqrt`` weigh each label's positives by its negatives / positives
+    (or the square root); auto and none: nothing (the loss option handles rare labels)."""
+    positives = y.float().sum(0).clamp(min=1)
+    ratio = float(((len(y) - positives) / positives).max())
+    chosen = "none" if method == "auto" else method
+    if chosen == "sampler":
+        raise ConfigError("train.imbalance=sampler is for one label per image; a multi-label task takes "
+                          "weights, sqrt or none (or train.multilabel_loss=asymmetric).")
+    if method == "auto":
+        info(f"train.imbalance=auto -> none for multi-label (largest negatives/positives = {ratio:.1f})")
+    pos_weight = (len(y) - positives) / positives
+    if chosen == "weights":
+        return Imbalance(chosen, ratio, class_weights=pos_weight)
+    if chosen == "sqrt":
+        return Imbalance(chosen, ratio, class_weights=pos_weight.sqrt())
+    return Imbalance(chosen, ratio)
+
+
+def multilabel_loss(logits: torch.Tensor, target: torch.Tensor, kind: str,
+                    pos_weight: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+    """Binary cross-entropy per label, or its focal (Lin et al. 2017, gamma 2) or asymmetric
+    (Ridnik et al. 2021: gamma 4 on negatives, 0 on positives, probability margin 0.05) form."""
+    target = target.float()
+    if kind == "bce":
+        loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight, reduction="none")
+    else:
+        p = torch.sigmoid(logits)
+        gamma_pos, gamma_neg, margin = (2.0, 2.0, 0.0) if kind == "focal" else (0.0, 4.0, 0.05)
+        p_neg = (p - margin).clamp(min=0) if margin else p
+        pos = target * torch.log(p.clamp(min=1e-8)) * (1 - p) ** gamma_pos
+        neg = (1 - target) * torch.log((1 - p_neg).clamp(min=1e-8)) * p_neg ** gamma_neg
+        if pos_weight is not None:
+            pos = pos * pos_weight
+        loss = -(pos + neg)
+    loss = loss.sum(1)  # per image: the sum over labels
+    return loss.mean() if reduction == "mean" else loss.sum()
+
+
 def resolve_imbalance(method: str, y: torch.Tensor, n_classes: int) -> Imbalance:
     """Counts -> ratio; auto picks square-root loss weights from a 3:1 ratio up, else nothing.
 
@@ -101,6 +140,10 @@ class FinetuneModule(L.LightningModule):
         self.n_classes, self.steps_per_epoch = n_classes, steps_per_epoch
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.register_buffer("soft_targets", ordinal_targets(opts.get("grades")), persistent=False)
+        self.multilabel = bool(opts.get("multilabel"))
+        if self.multilabel and (opts["mixup"] > 0 or opts["cutmix"] > 0):
+            raise ConfigError("train.mixup / train.cutmix mix one label per image; set them to 0 for a "
+                              "multi-label task.")
         self.mix = build_mix(opts["mixup"], opts["cutmix"], n_classes)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -124,7 +167,9 @@ class FinetuneModule(L.LightningModule):
         x, target = x.float(), y
         if self.mix is not None:
             x, target = self.mix(x, y)
-        if self.soft_targets is not None:  # ordered grades: near grades share the target (SORD)
+        if self.multilabel:
+            loss = multilabel_loss(self.net(x), target, self.opts["multilabel_loss"], self.class_weights)
+        elif self.soft_targets is not None:  # ordered grades: near grades share the target (SORD)
             target = self.soft_targets[target] if target.ndim == 1 else target @ self.soft_targets
             loss = F.cross_entropy(self.net(x), target, weight=self.class_weights)
         else:
@@ -136,7 +181,7 @@ class FinetuneModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        keep = y >= 0  # -1: padding that evens out the processes' shards
+        keep = y >= 0 if y.ndim == 1 else (y >= 0).all(1)  # -1: padding that evens out the shards
         self._val_outputs.append((self.net(x.float()).float()[keep], y[keep]))
 
     def on_validation_epoch_end(self) -> None:
@@ -145,6 +190,8 @@ class FinetuneModule(L.LightningModule):
         logits = torch.cat([o[0] for o in self._val_outputs])
         y = torch.cat([o[1] for o in self._val_outputs])
         self._val_outputs.clear()
+        if self.multilabel:
+            return self._multilabel_validation(logits, y)
         # sums over every process's shard, so the metrics are those of the whole split
         loss = F.cross_entropy(logits, y, reduction="sum") if len(y) else logits.new_zeros(())
         confusion = torch.bincount(y * self.n_classes + logits.argmax(1),
@@ -156,6 +203,23 @@ class FinetuneModule(L.LightningModule):
         for name, value in (("val_loss", totals[0] / n), ("val_accuracy", confusion.diagonal().sum() / n),
                             ("val_macro_f1", macro_f1(confusion))):
             # the same on every process; sync_dist only says so to Lightning
+            self.log(name, value, prog_bar=name == "val_accuracy", sync_dist=True)
+
+    def _multilabel_validation(self, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """val_loss (summed over labels, per image), val_accuracy (labels right, 1 - Hamming loss)
+        and val_macro_f1 (per label at 0.5), over every process's shard."""
+        chosen, truth = logits > 0, y > 0
+        loss = multilabel_loss(logits, y, "bce", reduction="sum") if len(y) else logits.new_zeros(())
+        tp, fp = (chosen & truth).sum(0).float(), (chosen & ~truth).sum(0).float()
+        fn = (~chosen & truth).sum(0).float()
+        totals = self.trainer.strategy.reduce(torch.cat([loss.reshape(1), logits.new_tensor([len(y)]),
+                                                         tp, fp, fn]), reduce_op="sum")
+        k = y.shape[1]
+        n = totals[1].clamp(min=1)
+        tp, fp, fn = totals[2:2 + k], totals[2 + k:2 + 2 * k], totals[2 + 2 * k:]
+        f1 = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+        for name, value in (("val_loss", totals[0] / n), ("val_accuracy", 1 - (fp + fn).sum() / (n * k)),
+                            ("val_macro_f1", f1.mean())):
             self.log(name, value, prog_bar=name == "val_accuracy", sync_dist=True)
 
     def configure_optimizers(self):
@@ -215,7 +279,8 @@ def fit_network(net: torch.nn.Module, frozen: Sequence[torch.nn.Module], train: 
     Under DDP every process calls this; the result says which process it was.
     """
     x_train, y_train = train
-    imbalance = resolve_imbalance(opts["imbalance"], y_train, n_classes)
+    imbalance = (resolve_multilabel_imbalance(opts["imbalance"], y_train) if opts.get("multilabel")
+                 else resolve_imbalance(opts["imbalance"], y_train, n_classes))
     monitor = opts["monitor"] if val is not None and len(val[1]) else None
     throughput = Throughput(opts["profile"])
     extra, checkpoint = _callbacks(opts, work_dir, monitor, throughput, progress)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...config import AuditConfig
+from ...core.errors import ConfigError
 from ...core.log import info
 from ...runs import Run
 from .findings import findings
@@ -88,6 +89,10 @@ def audit(run, data=None, *, group_by: str, metric: str = "accuracy", max_gap: f
     cfg = AuditConfig.from_options(group_by=group_by, metric=metric, max_gap=max_gap,
                                    min_group_size=min_group_size, n_boot=n_boot, seed=seed)
     opened = Run.open(run)
+    if opened.model_json().get("multilabel"):
+        raise ConfigError(f"'{opened.path}' is a multi-label run; audits compare one label per image "
+                          "across groups, and a per-label audit of multi-label runs is not built yet. Audit "
+                          "one label at a time by training it as a single-label task (label / not label).")
     classes = [str(c) for c in opened.model_json()["classes"]]
     check_metric(cfg.metric, classes)
     rows = load_rows(opened, data, split, cfg.group_by, classes, progress)
