@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from imgcls.core.errors import ConfigError
-from imgcls.models.deep.trainer import multilabel_loss, resolve_multilabel_imbalance
+from imgcls.models.deep.losses import multilabel_loss, resolve_multilabel_imbalance
 
 
 def test_focal_and_asymmetric_weigh_easy_negatives_less_than_bce():

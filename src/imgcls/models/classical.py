@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,13 +38,13 @@ from .base import (
     versions,
     write_model_json,
 )
+from .skops_files import load_skops, skops_io
 
 if TYPE_CHECKING:
     from ..config import RunConfig
     from ..data.facts import DataFacts
 
 SKOPS_FILE = "model.skops"
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 
 def _svm(params: dict, class_weight, seed: int):
@@ -371,42 +370,6 @@ class SklearnClassifier(Classifier):
         if meta.get("tuned"):
             model.tuned_ = meta["tuned"]
         return model
-
-
-def skops_io():
-    """``skops.io``, imported without the scan of every scikit-learn estimator that skops runs at
-    import time to build its default list of trusted types (3.4 of the 5 s that predicting one
-    image with a classical run took). imgcls never uses that list: :func:`load_skops` trusts
-    exactly the types a file holds, once each is checked to be scikit-learn, NumPy or SciPy."""
-    if "skops.io" in sys.modules:
-        return sys.modules["skops.io"]
-    import sklearn.utils
-
-    scan = sklearn.utils.all_estimators
-    sklearn.utils.all_estimators = lambda *args, **kwargs: []
-    try:
-        import skops.io as sio
-    finally:
-        sklearn.utils.all_estimators = scan
-    return sio
-
-
-def load_skops(path: Path):
-    """Load a skops file, refusing any type outside scikit-learn, NumPy and SciPy."""
-    sio = skops_io()
-    if not path.is_file():
-        raise ModelError(f"Model weights '{path}' are missing.")
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as exc:  # noqa: BLE001 - a corrupt file is a model error
-        raise ModelError(f"'{path}' is not a valid skops file: {exc}") from None
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if refused:
-        raise ModelError(f"Refusing to load '{path}': it references untrusted types {refused}.")
-    try:
-        return sio.load(path, trusted=untrusted)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"Cannot load '{path}': {exc}") from None
 
 
 # The classical families: (name, description) of each estimator; registered in families.py.

@@ -35,9 +35,9 @@ from .base import (
     versions,
     write_model_json,
 )
-from .classical import load_skops, skops_io
 from .deep.catalog import BACKBONES, SMALL_CNN, auto_image_size, create_backbone, embedding_key
 from .deep.pretrained import load_pretrained
+from .skops_files import load_skops, skops_io
 
 if TYPE_CHECKING:
     from ..config import RunConfig
