@@ -40,3 +40,22 @@ def test_the_label_issue_pass_finds_flipped_labels():
     # a screening list from a quick model on grey thumbnails: flips are ~2x as common in it as
     # in the data (measured 20 of 103 listed, against 24 of 240)
     assert len(hits) / len(found) > 1.5 * len(flipped) / len(ds)
+
+
+def test_the_checks_train_runs_count_labels_not_label_combinations():
+    from imgcls.checks.quick import training_findings
+    from imgcls.config import resolve_config
+    from imgcls.data import ImageSpec, load_images
+
+    rng = np.random.default_rng(0)
+    # 'a|b|c' once: a rare combination of three common labels
+    labels = ["a|b"] * 20 + ["a"] * 20 + ["b"] * 19 + ["a|b|c"] + ["c"] * 20
+    arrays = [rng.integers(0, 255, (8, 8), dtype=np.uint8) for _ in labels]
+    ds = Dataset("m", pd.DataFrame({"path": [f"{i}" for i in range(len(labels))], "label": labels}),
+                 arrays=arrays, multilabel=True)
+    loaded = load_images(ds, ImageSpec(size=8), progress=False)
+    found = training_findings(ds, loaded, resolve_config(None, {}))
+    assert not [f for f in found if f.check == "class_too_small"]
+    single = Dataset("s", ds.table.copy(), arrays=arrays)  # read as one class per image: it is too small
+    found = training_findings(single, loaded, resolve_config(None, {}))
+    assert [f for f in found if f.check == "class_too_small"]

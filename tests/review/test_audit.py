@@ -224,3 +224,30 @@ def test_other_data_is_predicted_with_the_saved_model(tmp_path):
     again = audit(run.path, group_by="site", n_boot=0, progress=False)
     assert again.report["evaluated"]["source"] == "model"
     assert again.report["metrics"] == own.report["metrics"]
+
+
+def test_a_multi_label_run_is_audited_one_label_at_a_time(tmp_path):
+    # cat: found on 9 of 10 north images that have it, 5 of 10 south; dog: right everywhere
+    north = [("cat|dog", "cat|dog", "north")] * 9 + [("cat", "", "north")] + [("dog", "dog", "north")] * 10
+    south = [("cat|dog", "cat|dog", "south")] * 5 + [("cat", "dog", "south")] * 5 + [("", "", "south")] * 10
+    rows = north + south
+    run = fake_run(tmp_path, rows, train_rows=[("cat", "north"), ("dog", "south"), ("cat|dog", "south")],
+                   classes=("cat", "dog"))
+    meta = json.loads((run / "model" / "model.json").read_text())
+    (run / "model" / "model.json").write_text(json.dumps({**meta, "multilabel": True}))
+    config = (run / "config.yaml").read_text().replace("kind: auto", "kind: multilabel")
+    (run / "config.yaml").write_text(config)
+    with pytest.raises(ConfigError, match="one label at a time.*cat, dog"):
+        audit(run, group_by="site", progress=False)
+    with pytest.raises(ConfigError, match="'bird' is not one of them"):
+        audit(run, group_by="site", label="bird", progress=False)
+    cat = audit(run, group_by="site", label="cat", metric="recall:cat", n_boot=0, progress=False)
+    recall = cat.report["metrics"]["recall:cat"]["by_group"]
+    assert recall["north"]["value"] == pytest.approx(0.9) and recall["south"]["value"] == pytest.approx(0.5)
+    assert cat.report["classes"] == ["cat", "not cat"] and not cat.passed
+    assert cat.path == run / "audit-site-cat"
+    dog = audit(run, group_by="site", label="dog", metric="recall:dog", n_boot=0, progress=False)
+    assert dog.report["metrics"]["recall:dog"]["by_group"]["north"]["value"] == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="for multi-label runs"):
+        audit(fake_run(tmp_path / "single", rows_with_accuracy("a", 4, 4) + rows_with_accuracy("b", 4, 4)),
+              group_by="site", label="ok", progress=False)

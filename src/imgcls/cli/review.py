@@ -81,6 +81,8 @@ def audit(
                    ] = None,
     min_group_size: Annotated[int, typer.Option(min=1, help="Smaller groups are flagged.")] = 30,
     n_boot: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for 95 % intervals.")] = 1000,
+    label: Annotated[str | None, typer.Option(
+        help="Multi-label runs: the label to audit (against its absence).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Compare metrics across groups of a metadata column, with intervals; exit 1 when the
@@ -90,7 +92,7 @@ def audit(
     from ..review.auditing import audit as run_audit
 
     result = run_audit(run, data, group_by=group_by, metric=metric, max_gap=max_gap, split=split, out=out,
-                   min_group_size=min_group_size, n_boot=n_boot, progress=not quiet)
+                   min_group_size=min_group_size, n_boot=n_boot, progress=not quiet, label=label)
     for finding in result.report.get("findings", []):
         Console().print(f"- {finding}", markup=False)
     if not result.passed:

@@ -24,11 +24,12 @@ from pathlib import Path
 from ...config import AuditConfig
 from ...core.errors import ConfigError
 from ...core.log import info
+from ...core.registry import did_you_mean
 from ...runs import Run
 from .findings import findings
 from .metrics import bootstrap_intervals, check_metric, confusion_by_group, point_estimates, summarise
 from .report import write_audit
-from .sources import load_rows, representation, training_rows
+from .sources import binary_classes, load_rows, one_label, representation, training_rows
 
 __all__ = ["AuditResult", "audit"]
 
@@ -51,7 +52,7 @@ class AuditResult:
 
 def audit(run, data=None, *, group_by: str, metric: str = "accuracy", max_gap: float = 0.05,
           split: str | None = None, out=None, min_group_size: int = 30, n_boot: int = 1000,
-          seed: int = 0, progress: bool = True) -> AuditResult:
+          seed: int = 0, progress: bool = True, label: str | None = None) -> AuditResult:
     """Compare a run's performance between the groups of a metadata column, and gate on it.
 
     Args:
@@ -72,6 +73,8 @@ def audit(run, data=None, *, group_by: str, metric: str = "accuracy", max_gap: f
         n_boot: Bootstrap resamples for the 95 % intervals; 0 for none.
         seed: Seed of the bootstrap.
         progress: Show progress bars while images are decoded.
+        label: A multi-label run is audited one label at a time: that label against its
+            absence (classes ``LABEL`` and ``not LABEL``; e.g. ``metric="recall:LABEL"``).
 
     Returns:
         The AuditResult; ``passed`` is ``gap <= max_gap`` (False when the metric is defined
@@ -89,15 +92,12 @@ def audit(run, data=None, *, group_by: str, metric: str = "accuracy", max_gap: f
     cfg = AuditConfig.from_options(group_by=group_by, metric=metric, max_gap=max_gap,
                                    min_group_size=min_group_size, n_boot=n_boot, seed=seed)
     opened = Run.open(run)
-    if opened.model_json().get("multilabel"):
-        raise ConfigError(f"'{opened.path}' is a multi-label run; audits compare one label per image "
-                          "across groups, and a per-label audit of multi-label runs is not built yet. Audit "
-                          "one label at a time by training it as a single-label task (label / not label).")
-    classes = [str(c) for c in opened.model_json()["classes"]]
+    names = [str(c) for c in opened.model_json()["classes"]]
+    classes = _audited_classes(opened, names, label)
     check_metric(cfg.metric, classes)
-    rows = load_rows(opened, data, split, cfg.group_by, classes, progress)
-    report = build_report(opened, data, rows, classes, cfg)
-    out_dir = Path(out) if out else _default_out(opened.path, data, rows.dataset, cfg.group_by)
+    rows = load_rows(opened, data, split, cfg.group_by, names, progress, label)
+    report = build_report(opened, data, rows, classes, cfg, label)
+    out_dir = Path(out) if out else _default_out(opened.path, data, rows.dataset, cfg.group_by, label)
     html = write_audit(out_dir, report)
     if out_dir.parent.resolve() == opened.path.resolve() and opened.metrics:
         opened.write_model_card()  # the card lists the run's audits
@@ -108,11 +108,27 @@ def audit(run, data=None, *, group_by: str, metric: str = "accuracy", max_gap: f
     return AuditResult(out_dir, cfg.metric, gate["gap"], cfg.max_gap, gate["passed"], report)
 
 
-def _default_out(run_dir: Path, data, dataset: str, group_by: str) -> Path:
+def _audited_classes(opened, names: list[str], label: str | None) -> list[str]:
+    """The run's classes, or for a multi-label run the chosen label and its absence."""
+    if not opened.model_json().get("multilabel"):
+        if label is not None:
+            raise ConfigError(f"The 'label' parameter is for multi-label runs; '{opened.path}' has one class "
+                              "per image (audit a class with metric=recall:LABEL).")
+        return names
+    if label is None or label not in names:
+        given = "" if label is None else f" '{label}' is not one of them.{did_you_mean(label, names)}"
+        raise ConfigError(f"'{opened.path}' is a multi-label run: audit one label at a time with label=LABEL "
+                          f"(CLI --label); its labels are {', '.join(names)}.{given}")
+    return binary_classes(label)
+
+
+def _default_out(run_dir: Path, data, dataset: str, group_by: str, label: str | None = None) -> Path:
     def safe(name: str) -> str:
         return re.sub(r"[^\w.-]+", "_", name).strip("._") or "data"
 
     parts = [safe(group_by)] if data is None else [safe(dataset), safe(group_by)]
+    if label is not None:
+        parts.append(safe(label))
     return run_dir / "-".join(["audit", *parts])
 
 
@@ -127,10 +143,12 @@ def measure(rows, classes: list[str], cfg: AuditConfig) -> dict[str, dict]:
     return summarise(frame, intervals, names)
 
 
-def build_report(opened, data, rows, classes: list[str], cfg: AuditConfig) -> dict:
+def build_report(opened, data, rows, classes: list[str], cfg: AuditConfig, label: str | None = None) -> dict:
     """Everything audit.json holds."""
     metrics = measure(rows, classes, cfg)
     training, note = training_rows(opened, cfg.group_by)
+    if training is not None and label is not None:
+        training = training.assign(label=one_label(training["label"].to_numpy(object), label))
     represented = representation(rows, training, note, classes, cfg.min_group_size)
     chosen = metrics[cfg.metric]
     passed = chosen["difference"] is not None and chosen["difference"] <= cfg.max_gap
@@ -143,7 +161,7 @@ def build_report(opened, data, rows, classes: list[str], cfg: AuditConfig) -> di
         "config": {**cfg.model_dump(), "split": rows.split},
         "evaluated": {"dataset": rows.dataset, "split": rows.split, "source": rows.source,
                       "n": len(rows.groups)},
-        "classes": classes, "groups": rows.group_names, "gate": gate, "passed": passed,
+        "classes": classes, "label": label, "groups": rows.group_names, "gate": gate, "passed": passed,
         "overall": {name: m["overall"] for name, m in metrics.items()},
         "metrics": metrics, "representation": represented,
         "findings": findings(metrics, cfg.metric, cfg.max_gap, classes, represented),

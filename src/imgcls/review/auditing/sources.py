@@ -21,7 +21,7 @@ from ...config import cache_root, resolve_n_jobs
 from ...core.errors import DataError, ImgclsError
 from ...core.log import warn
 from ...data import load_images
-from ...data.dataset import natural_key
+from ...data.dataset import natural_key, split_labels
 from ...runs import Run
 
 MISSING = "(missing)"
@@ -92,21 +92,34 @@ def rows_from_model(run, data, split: str | None, group_by: str, progress: bool)
              "them out.")
     if len(loaded.rows) == 0:
         raise DataError(f"No image of '{ds.name}' ({split}) could be decoded.")
-    proba = clf.predict_proba(loaded.images)
-    y_pred = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
+    y_pred = clf.decide(clf.predict_proba(loaded.images))  # the model's decision rule, as predict
     groups = group_labels(ds.table[group_by].iloc[loaded.rows].reset_index(drop=True))
     return AuditRows(ds.name, split, "model", ds.labels[loaded.rows].astype(str).astype(object),
                      y_pred.astype(str).astype(object), groups)
 
 
+def binary_classes(label: str) -> list[str]:
+    return [label, f"not {label}"]
+
+
+def one_label(values: np.ndarray, label: str) -> np.ndarray:
+    """Multi-label values ('a|b') as one label's two classes: ``label`` or ``not label``."""
+    return np.asarray([label if label in split_labels(v) else f"not {label}" for v in values], dtype=object)
+
+
 def load_rows(run, data, split: str | None, group_by: str, classes: list[str],
-              progress: bool) -> AuditRows:
-    """Rows to audit: predictions.csv when it can answer, else the model's predictions."""
+              progress: bool, label: str | None = None) -> AuditRows:
+    """Rows to audit: predictions.csv when it can answer, else the model's predictions; with
+    ``label`` (a multi-label run), as that label's two classes."""
     rows = None
     if data is None:
         rows = rows_from_predictions(run, group_by, split or "test", classes)
     if rows is None:
         rows = rows_from_model(run, data, split, group_by, progress)
+    if label is not None:
+        rows = AuditRows(rows.dataset, rows.split, rows.source, one_label(rows.y_true, label),
+                         one_label(rows.y_pred, label), rows.groups)
+        classes = binary_classes(label)
     unknown = sorted(set(rows.y_true) - set(classes))
     if unknown:
         raise DataError(f"Labels {unknown} of '{rows.dataset}' are not among the model's classes "
