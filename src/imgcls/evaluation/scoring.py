@@ -136,6 +136,13 @@ def tune_on_validation(clf, ds: Dataset, loaded: LoadedImages, decision: Decisio
         reached = ", ".join(f"{k} {v:.3f}" for k, v in rule.validation.items() if k != "n")
         info(f"decision.target={target} -> {rule.describe()}" + (f"; on {len(rows)} validation images: "
                                                                   f"{reached}" if reached else ""))
+    _tune_unknown(clf, ds, loaded, decision, images, proba, seed)
+
+
+def _tune_unknown(clf, ds: Dataset, loaded: LoadedImages, decision: DecisionConfig, images: np.ndarray,
+                  proba: np.ndarray, seed: int) -> None:
+    """The unknown detector ``decision.unknown`` asks for: training vectors from the train split,
+    the threshold from the validation images."""
     method = resolve_method(decision.unknown, clf)
     if method is not None:
         train_rows = loaded.split_rows(ds, "train")
@@ -156,12 +163,7 @@ def _tune_multilabel(clf, ds: Dataset, loaded: LoadedImages, decision: DecisionC
     truth = indicator(labels, clf.classes_, strict=False)
     clf.decision_ = tune_multilabel(target, truth, proba, clf.classes_)
     info(f"decision.target={target} -> {clf.decision_.describe()} on {len(images)} validation images")
-    method = resolve_method(decision.unknown, clf)
-    if method is not None:
-        train_rows = loaded.split_rows(ds, "train")
-        clf.unknown_ = fit_unknown(clf, method, loaded.images[train_rows], images, decision.unknown_rate,
-                                   seed, proba)
-        info(f"unknown: {clf.unknown_.describe()}")
+    _tune_unknown(clf, ds, loaded, decision, images, proba, seed)
 
 
 def predictions_table(ds: Dataset, loaded: LoadedImages, rows: np.ndarray, proba: np.ndarray,

@@ -235,12 +235,7 @@ class SklearnClassifier(Classifier):
         if self.multilabel:
             return self._fit_multilabel(images, labels)
         labels = check_labels(labels)
-        stack = self.check_input(images)
-        self.channels_ = self.channels or (1 if stack.ndim == 3 else 3)
-        self.features_ = self.features
-        if self.features == "auto":
-            self.features_ = auto_features(int(self.image_size), self.channels_)
-            info(f"model.features=auto -> {self.features_}")
+        stack = self._resolve_features(images)
         n_original = len(labels)
         started = time.perf_counter()
         X, labels = self._training_features(stack, labels)
@@ -261,15 +256,20 @@ class SklearnClassifier(Classifier):
                              "estimator_seconds": round(time.perf_counter() - started - features_seconds, 3)}
         return self
 
-    def _fit_multilabel(self, images, labels: Sequence[str]) -> SklearnClassifier:
-        """One estimator per label on the 0/1 columns; SVM C is 10 unless given (no CV search)."""
-        names, Y = check_multilabels(labels)
+    def _resolve_features(self, images) -> np.ndarray:
+        """The prepared stack; sets the channels and the features (``auto``) it is fitted with."""
         stack = self.check_input(images)
         self.channels_ = self.channels or (1 if stack.ndim == 3 else 3)
         self.features_ = self.features
         if self.features == "auto":
             self.features_ = auto_features(int(self.image_size), self.channels_)
             info(f"model.features=auto -> {self.features_}")
+        return stack
+
+    def _fit_multilabel(self, images, labels: Sequence[str]) -> SklearnClassifier:
+        """One estimator per label on the 0/1 columns; SVM C is 10 unless given (no CV search)."""
+        names, Y = check_multilabels(labels)
+        stack = self._resolve_features(images)
         started = time.perf_counter()
         X, rows = self._training_features(stack, np.arange(len(Y)))
         features_seconds = time.perf_counter() - started
