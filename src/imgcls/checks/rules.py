@@ -151,14 +151,21 @@ def class_findings(table: pd.DataFrame, test_fraction: float, max_ratio: float) 
                            "Consider model.class_weight=balanced and judge by balanced accuracy / macro-F1."))
     need = int(np.ceil(1 / test_fraction)) if test_fraction > 0 else 2
     for label, n in counts.items():
-        if n < 2:
-            out.append(Finding("", "class_too_small", "error", f"class '{label}' has {n} image",
-                               "Stratified splits need at least 2 images per class; add images."))
-        elif n < need:
-            out.append(Finding("", "class_too_small", "warning",
-                               f"class '{label}' has {n} images; a {test_fraction:.0%} test split "
-                               "may hold none of it", "Add images or lower split.test."))
+        small = _too_small(f"class '{label}' has", int(n), need, test_fraction,
+                           "Stratified splits need at least 2 images per class")
+        out += [small] if small else []
     return summary, out
+
+
+def _too_small(subject: str, n: int, need: int, test_fraction: float, rule: str) -> Finding | None:
+    """A class (or label) on fewer than 2 images (error) or too few to show up in the test split."""
+    if n < 2:
+        return Finding("", "class_too_small", "error", f"{subject} {n} image", f"{rule}; add images.")
+    if n < need:
+        return Finding("", "class_too_small", "warning",
+                       f"{subject} {n} images; a {test_fraction:.0%} test split may hold none of it",
+                       "Add images or lower split.test.")
+    return None
 
 
 def group_findings(table: pd.DataFrame, columns: list[str], max_groups: int = 50,
@@ -203,13 +210,9 @@ def multilabel_findings(table: pd.DataFrame, test_fraction: float, max_ratio: fl
         if n == len(Y):
             out.append(Finding("", "label_everywhere", "error", f"label '{name}' is on every image",
                                "There is nothing to learn about it; drop it or add images without it."))
-        elif n < 2:
-            out.append(Finding("", "class_too_small", "error", f"label '{name}' is on {n} image",
-                               "Iterative stratification needs at least 2 images per label; add images."))
-        elif n < need:
-            out.append(Finding("", "class_too_small", "warning",
-                               f"label '{name}' is on {n} images; a {test_fraction:.0%} test split may hold "
-                               "none of it", "Add images or lower split.test."))
+        elif small := _too_small(f"label '{name}' is on", int(n), need, test_fraction,
+                                 "Iterative stratification needs at least 2 images per label"):
+            out.append(small)
         elif (len(Y) - n) / n > max_ratio:
             out.append(Finding("", "class_imbalance", "warning",
                                f"label '{name}' is on {n} of {len(Y)} images ({n / len(Y):.1%})",

@@ -83,7 +83,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, *, split: str | No
     results = {"test": metrics, "dataset": ds.summary()}
     if ood is not None and len(others := [str(o) for o in ([ood] if isinstance(ood, str | Path) else ood)]):
         results["ood"] = ood_metrics(clf, loaded.images, proba, others, resolve_n_jobs(cfg.n_jobs),
-                                     cache_root(cfg), progress)
+                                     cache_root(cfg), progress, scores)
     write_outputs(out_dir, results, predictions, ds, loaded, cfg, clf)
     info(f"{split} accuracy {metrics['accuracy']:.4f} on {metrics['n']} images; "
          f"report: {out_dir / REPORT}")
@@ -93,11 +93,11 @@ def evaluate(run: str | Path, data: str | Path | None = None, *, split: str | No
 
 
 def ood_metrics(clf, images: np.ndarray, proba: np.ndarray, others: Sequence[str], n_jobs: int = 1,
-                cache_dir=None, progress: bool = False) -> dict[str, dict]:
+                cache_dir=None, progress: bool = False, scores: np.ndarray | None = None) -> dict[str, dict]:
     """For each dataset of ``others``: how well each unknown score this model can give tells its
     images from the in-distribution ``images`` (AUROC, FPR at 95 % TPR), and the share of
     each that the model's own threshold calls unknown. Keyed by the dataset as given."""
-    in_scores = _all_scores(clf, images, proba)
+    in_scores = _all_scores(clf, images, proba, scores)
     out: dict[str, dict] = {}
     for ood in others:
         other_ds = as_dataset([ood])
@@ -125,12 +125,16 @@ def ood_metrics(clf, images: np.ndarray, proba: np.ndarray, others: Sequence[str
     return out
 
 
-def _all_scores(clf, images: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
+def _all_scores(clf, images: np.ndarray, proba: np.ndarray, known: np.ndarray | None = None
+                ) -> dict[str, np.ndarray]:
     """Every unknown score the model can give these images (knn only where the model keeps
-    training vectors, i.e. its detector is knn)."""
+    training vectors, i.e. its detector is knn); ``known``: the detector's own scores of
+    them, already computed."""
     scores = {}
     for method in available_methods(clf):
-        if method == "knn":
+        if known is not None and clf.unknown_ is not None and method == clf.unknown_.method:
+            scores[method] = np.asarray(known, dtype=np.float64)
+        elif method == "knn":
             if clf.unknown_ is not None and clf.unknown_.bank is not None:
                 scores[method] = knn_score(clf.representation(images), clf.unknown_.bank, clf.unknown_.k,
                                            clf.unknown_.metric)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..core.errors import ConfigError
+from ..data.tasks import from_indicator
 
 KINDS = ("argmax", "weights", "threshold", "ordinal", "multilabel")
 TARGET_HELP = ("argmax, balanced_accuracy, macro_f1, kappa (ordered grades), recall:LABEL=0.95 or "
@@ -87,8 +88,7 @@ class Decision:
         """The label of each row; for a multi-label rule its labels joined by '|'."""
         names = [str(c) for c in classes]
         if self.kind == "multilabel":
-            return np.asarray(["|".join(n for n, on in zip(names, row, strict=True) if on)
-                               for row in self.chosen(proba)], dtype=object)
+            return from_indicator(self.chosen(proba), names)
         return np.asarray(names, dtype=object)[self.indices(proba, classes)]
 
     def to_dict(self) -> dict:

@@ -10,9 +10,10 @@ rejection rate) would be called unknown:
   decides from (the REPRESENTATION capability), by the metric its family declares
   (``representation_metric``): one minus the cosine similarity for network embeddings
   (probe, fine-tune; Sun et al., 2022), the Euclidean distance for a classical model's
-  standardised features, whose length carries information (on synthetic shapes against
-  noise, AUROC 0.82 Euclidean against 0.66 cosine). Up to :data:`BANK` training vectors are
-  kept with the model; k is 1 % of them, between 1 and :data:`K`.
+  standardised features, whose length carries information (random noise gives longer
+  standardised feature vectors than shapes on average; cosine discards that). Up to
+  :data:`BANK` training vectors are kept with the model; k is 1 % of them, between 1 and
+  :data:`K`.
 - ``msp``: one minus the largest (calibrated) class probability (Hendrycks & Gimpel, 2017);
   any model.
 - ``energy``: minus the log-sum-exp of the logits (Liu et al., 2020); networks with logits
