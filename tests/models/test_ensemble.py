@@ -126,3 +126,48 @@ def test_probes_on_one_backbone_embed_the_images_once(member_runs, tmp_path, mon
     assert batches == [5]
     alone = sum(w * m.predict_proba(images) for w, m in zip(model.weights_, model.members_, strict=True))
     assert batches == [5, 5, 5] and np.allclose(proba, alone, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def multilabel_members(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ens-multi")
+    cnn = [imgcls.train("shapes_multi", model="small_cnn", out=root / f"cnn{k}", progress=False,
+                        overrides=[*TINY, f"split.seed={k}", "model.image_size=32"]) for k in range(2)]
+    linear = imgcls.train("shapes_multi", model="logistic_regression", features="edges+color",
+                          out=root / "lr", progress=False, overrides=["split.val=0.2"])
+    return root, cnn, linear
+
+
+def test_an_ensemble_of_multi_label_models_averages_labels_and_tunes_thresholds(multilabel_members, tmp_path):
+    _, cnn, linear = multilabel_members
+    run = imgcls.train("shapes_multi", model="ensemble", out=tmp_path / "ens", progress=False,
+                       overrides=[f"model.members=[{cnn[0].path},{linear.path}]", "split.val=0.2"])
+    model = run.model
+    assert model.is_multilabel and run.metrics["test"]["task"] == "multilabel"
+    assert model.decision_.kind == "multilabel" and len(model.decision_.thresholds) == 3
+    assert model.unknown_ is None  # per-label probabilities and no representation: no unknown score
+    size = model.image_spec.size
+    images = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
+    alone = sum(w * m.predict_proba(imgcls.prepare_images(images, m.image_spec))
+                for w, m in zip(model.weights_, model.members_, strict=True))
+    assert np.allclose(model.predict_proba(images), alone, atol=1e-5)
+    again = imgcls.load_model(run.path)
+    assert again.is_multilabel and np.allclose(again.weights_, model.weights_)
+    table = imgcls.predict(run.path, ["shapes_multi"], limit=5, progress=False)
+    assert set("|".join(table["prediction"]).split("|")) <= {"circle", "square", "triangle", ""}
+
+
+def test_a_multi_label_ensemble_of_networks_exports_with_parity(multilabel_members, tmp_path):
+    _, cnn, _ = multilabel_members
+    run = imgcls.train("shapes_multi", model="ensemble", out=tmp_path / "ens", progress=False,
+                       overrides=[f"model.members=[{cnn[0].path},{cnn[1].path}]", "split.val=0.2"])
+    report = imgcls.export(run.path, progress=False).report
+    assert report["parity"]["top1_agreement"] == 1.0 and report["parity"]["max_abs_diff"] < 1e-4
+
+
+def test_members_must_all_be_multi_label_or_none(multilabel_members, member_runs, tmp_path):
+    _, cnn, _ = multilabel_members
+    _, runs = member_runs
+    with pytest.raises(ConfigError, match="mix multi-label and single-label"):
+        imgcls.train("shapes_multi", model="ensemble", out=tmp_path / "e", progress=False,
+                     overrides=[f"model.members=[{cnn[0].path},{runs['cnn'].path}]"])

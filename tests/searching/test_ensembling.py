@@ -78,3 +78,19 @@ def test_the_kept_set_is_bounded_and_keeps_the_best_of_each_family(tmp_path):
     trials = tmp_path / "workers" / "w" / "trials"
     shutil.copytree(trials / "0", trials / ".5.half.tmp")  # a complete-looking folder still being written
     assert len(kept_trials(tmp_path)) == KEEP + 1
+
+
+def test_multi_label_trials_right_on_different_labels_make_an_ensemble(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = rng.random((100, 2)) < 0.5
+    labels = np.array(["|".join(c for c, t in zip(CLASSES, row, strict=True) if t) for row in truth],
+                      dtype=object)
+    noise = rng.random((100, 2))
+    # each trial ranks one label perfectly and guesses the other
+    first = np.c_[truth[:, 0] * 0.5 + 0.25, noise[:, 1]]
+    second = np.c_[noise[:, 0], truth[:, 1] * 0.5 + 0.25]
+    trials = [_trial(tmp_path, 0, first, score=0.75), _trial(tmp_path, 1, second, score=0.74)]
+    score = scorer("map", CLASSES, multilabel=True)
+    plan = plan_winner(trials, lambda rows: labels[rows], score, multilabel=True)
+    assert plan.is_ensemble and plan.val_score > plan.single_best + 0.1
+    assert plan.val_score == pytest.approx(score(labels, plan.proba))

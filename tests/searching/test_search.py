@@ -139,3 +139,26 @@ def test_cli_search_writes_the_winner_and_fails_clearly(tmp_path):
     no_db = cli("digits", "--budget", "10s", "--storage", f"sqlite:///{tmp_path}/no/such/dir/x.db",
                 "--out", tmp_path / "u", "-q")
     assert no_db.returncode == 1 and "Cannot open the study storage" in no_db.stderr
+
+
+def test_a_multi_label_search_selects_by_map_and_ends_with_tuned_thresholds(tmp_path):
+    result = search("shapes_multi", budget="90s", trials=4, out=tmp_path / "m", families="classical",
+                    progress=False)
+    summary = json.loads((result.out / "search.json").read_text())
+    assert summary["metric"] == "map"
+    run = result.best_run
+    test = run.metrics["test"]
+    assert test["task"] == "multilabel" and summary["best_test"]["map"] == test["map"] > 0.5
+    rule = run.model.decision_
+    assert rule.kind == "multilabel" and len(rule.thresholds) == 3 and rule.target == "f1"
+    done = result.leaderboard[result.leaderboard["state"] == "complete"]
+    assert len(done) >= 2 and done["val_score"].between(0, 1).all()
+    table = imgcls.predict(run.path, ["shapes_multi"], limit=5, progress=False)
+    assert (table["error"] == "").all()
+
+
+def test_metrics_are_checked_against_the_task(tmp_path):
+    with pytest.raises(ConfigError, match="multi-label search selects by map or macro_f1"):
+        search("shapes_multi", metric="accuracy", out=tmp_path / "a", budget="5s")
+    with pytest.raises(ConfigError, match="metric=map is for multi-label"):
+        search("digits", metric="map", out=tmp_path / "b", budget="5s")

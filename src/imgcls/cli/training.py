@@ -78,8 +78,8 @@ def search(
     families: Annotated[str, typer.Option(help="Comma-separated: classical, probe, finetune.")
                         ] = "classical,probe,finetune",
     metric: Annotated[str, typer.Option(
-        help="accuracy, macro_f1, balanced_accuracy, kappa; auto: kappa for ordered grades, else "
-             "accuracy.")] = "auto",
+        help="accuracy, macro_f1, balanced_accuracy, kappa; multi-label: map, macro_f1; auto: kappa "
+             "for ordered grades, map for multi-label, else accuracy.")] = "auto",
     trials: Annotated[int | None, typer.Option(min=1, help="Stop after N trials of this worker.")] = None,
     ensemble: Annotated[bool, typer.Option(
         help="End with an ensemble of the kept trials when it beats the best one on validation.")] = True,

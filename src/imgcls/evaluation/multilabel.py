@@ -18,21 +18,10 @@ import numpy as np
 from ..core.errors import DataError
 from ..data.tasks import indicator
 from ..models.calibration import expected_calibration_error
+from ..models.label_scores import MULTILABEL_SCORES, average_precision, quick_multilabel_score
 
-
-def average_precision(truth: np.ndarray, scores: np.ndarray) -> float | None:
-    """Area under the precision-recall curve as scikit-learn's ``average_precision_score``
-    computes it (precision at each positive, ties broken by score); None without a positive."""
-    truth = np.asarray(truth, dtype=bool)
-    if not truth.any():
-        return None
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    s, t = np.asarray(scores, dtype=np.float64)[order], truth[order]
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # the end of each run of equal scores
-    tp = np.cumsum(t)[last]
-    precision = tp / (last + 1)
-    recall_gain = np.diff(np.r_[0, tp]) / t.sum()
-    return float((precision * recall_gain).sum())
+__all__ = ["MULTILABEL_SCORES", "average_precision", "bootstrap_multilabel", "multilabel_metrics",
+           "quick_multilabel_score"]
 
 
 def _f1(tp, fp, fn):

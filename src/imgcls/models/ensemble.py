@@ -28,6 +28,7 @@ from ..core.errors import ConfigError, ModelError
 from ..core.io import atomic_dir
 from ..core.log import info
 from ..data.prepare import ImageSpec, prepare_images
+from ..data.tasks import indicator
 from .base import (
     EMBEDDINGS,
     FORMAT_VERSION,
@@ -38,6 +39,7 @@ from .base import (
     versions,
     write_model_json,
 )
+from .label_scores import quick_multilabel_score
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -51,7 +53,8 @@ def greedy_selection(probas: Sequence[np.ndarray], y: np.ndarray, score: Callabl
                      rounds: int = ROUNDS) -> np.ndarray:
     """How often each candidate is picked by greedy forward selection with replacement, as
     weights summing to 1. ``score(proba)`` rates an average (higher is better); ties go to the
-    lower log loss, so a flat accuracy still lets the better-calibrated member in."""
+    lower log loss, so a flat accuracy still lets the better-calibrated member in. ``y``: class
+    indices, or a 0/1 matrix (N, labels) for per-label probabilities (binary log loss)."""
     counts = np.zeros(len(probas))
     total = np.zeros_like(probas[0], dtype=np.float64)
     for n in range(rounds):
@@ -64,6 +67,8 @@ def greedy_selection(probas: Sequence[np.ndarray], y: np.ndarray, score: Callabl
 
 
 def _log_loss(proba: np.ndarray, y: np.ndarray) -> float:
+    if y.ndim == 2:  # independent labels
+        return float(-np.mean(np.log(np.clip(np.where(y > 0, proba, 1 - proba), 1e-12, 1))))
     return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1))))
 
 
@@ -103,11 +108,13 @@ class EnsembleClassifier(Classifier):
         return type(self).load_member(folder)
 
     def _check_classes(self) -> None:
-        multi = [str(p) for m, p in zip(self._members, self.members, strict=True) if m.is_multilabel]
-        if multi:
-            raise ConfigError(f"Ensemble members {multi} are multi-label models; ensembles of multi-label "
-                              "models are not built yet (their per-label probabilities would average, but "
-                              "the weights are chosen by single-label accuracy).")
+        multi = [m.is_multilabel for m in self._members]
+        if any(multi) and not all(multi):
+            kinds = ", ".join(f"{p} ({'multi-label' if k else 'one label'})"
+                              for p, k in zip(self.members, multi, strict=True))
+            raise ConfigError(f"Ensemble members mix multi-label and single-label models: {kinds}. "
+                              "Every member must solve the same task.")
+        self.multilabel = all(multi)
         first = sorted(str(c) for c in self._members[0].classes_)
         for member, path in zip(self._members, self.members, strict=True):
             if sorted(str(c) for c in member.classes_) != first:
@@ -171,9 +178,13 @@ class EnsembleClassifier(Classifier):
             info("ensemble: no validation split; every member weighs the same")
             return self
         classes = [str(c) for c in self.classes_]
-        y = np.asarray([classes.index(str(v)) for v in val[1]])
         probas = self._member_probas(val[0])
-        self.weights_ = greedy_selection(probas, y, lambda p: float(np.mean(p.argmax(1) == y)))
+        if self.is_multilabel:  # per-label probabilities averaged; weights by mean average precision
+            y = indicator(val[1], classes, strict=False)
+            self.weights_ = greedy_selection(probas, y, lambda p: quick_multilabel_score("map", y, p))
+        else:
+            y = np.asarray([classes.index(str(v)) for v in val[1]])
+            self.weights_ = greedy_selection(probas, y, lambda p: float(np.mean(p.argmax(1) == y)))
         info("ensemble weights: " + ", ".join(f"{m.family} {w:.2f}" for m, w in zip(members, self.weights_,
                                                                                    strict=True)))
         return self
@@ -198,12 +209,13 @@ class EnsembleClassifier(Classifier):
         members = self.members_
         temperatures = [m.calibration_.temperature if m.calibration_ else 1.0 for m in members]
         return WeightedEnsemble([m.network() for m in members], [m.test_time_flips() for m in members],
-                                self.weights_, orders, temperatures).eval()
+                                self.weights_, orders, temperatures, self.is_multilabel).eval()
 
     # ----- artifacts -------------------------------------------------------------------
     def to_json(self) -> dict:
         return {"format_version": FORMAT_VERSION, "school": self.school, "family": self.family,
-                "classes": [str(c) for c in self.classes_], "image_spec": self.image_spec.to_dict(),
+                "classes": [str(c) for c in self.classes_], "multilabel": self.is_multilabel,
+                "image_spec": self.image_spec.to_dict(),
                 "members": [{"folder": f"{MEMBERS}/{k}", "family": m.family, "source": str(path),
                              "weight": float(w)}
                             for k, (m, path, w) in enumerate(zip(self.members_, self.members, self.weights_,

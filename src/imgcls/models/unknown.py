@@ -107,11 +107,14 @@ class Unknown:
 
 
 def available_methods(clf) -> list[str]:
-    """The scores this model can give: msp always, energy and knn with a representation."""
-    out = ["msp"]
+    """The scores this model can give: msp always, energy and knn with a representation. A
+    multi-label model only knn: its probabilities are per label, and an image with no label
+    is no stranger for having none high (msp and energy would call it unknown)."""
+    single = not clf.is_multilabel
+    out = ["msp"] if single else []
     if clf.supports(REPRESENTATION):
         out.insert(0, "knn")
-        if clf.supports(GRADIENTS):
+        if clf.supports(GRADIENTS) and single:
             out.append("energy")
     return out
 
@@ -124,7 +127,11 @@ def resolve_method(method: str, clf) -> str | None:
         return None
     possible = available_methods(clf)
     if method == "auto":
-        return possible[0]
+        return possible[0] if possible else None
+    if not possible:
+        raise ConfigError(f"decision.unknown={method}: a multi-label '{clf.family}' model has no unknown "
+                          "score (knn needs a model with a representation: a network, a probe or "
+                          "features); use decision.unknown=none.")
     if method not in possible:
         raise ConfigError(f"decision.unknown={method} is not available for a '{clf.family}' model; it can "
                           f"use {possible}.")

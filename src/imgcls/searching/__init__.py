@@ -33,6 +33,7 @@ from ..core.io import atomic_write_text
 from ..core.log import info, warn
 from ..data import assign_splits, carve_validation, describe, load_dataset
 from ..evaluation.metrics import SCORES
+from ..evaluation.multilabel import MULTILABEL_SCORES
 from ..models.deep.catalog import BACKBONES, SMALL_CNN
 from ..models.deep.pretrained import offline_available
 from ..runs import Run
@@ -46,7 +47,7 @@ from .space import FAMILIES, SpaceFacts, first_trials
 from .trials import TrialRunner, scorer
 from .winner import write_best
 
-METRICS = ("auto", *SCORES)
+METRICS = ("auto", *SCORES, *(s for s in MULTILABEL_SCORES if s not in SCORES))
 
 DEFAULT_VAL = 0.2
 STUDY_FILE = "study.db"
@@ -104,8 +105,9 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
         study: Study name (default ``search-<data>``).
         families: Any of ``classical``, ``probe``, ``finetune``.
         metric: Validation score to maximise: ``accuracy``, ``macro_f1``,
-            ``balanced_accuracy`` or ``kappa`` (ordered grades); ``auto``: kappa for ordered
-            grades, else accuracy.
+            ``balanced_accuracy`` or ``kappa`` (ordered grades); for a multi-label task ``map``
+            or ``macro_f1`` (each label's F1 at its best threshold); ``auto``: kappa for
+            ordered grades, mAP for multi-label, else accuracy.
         trials: Stop after this many trials of this worker (default: only the budget).
         ensemble: End with an ensemble of the kept trials when it beats the best one.
         refit: Refit the winner on train + validation before the test evaluation.
@@ -120,15 +122,9 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
     base = resolve_config(None, overrides if isinstance(overrides, Mapping) else list(overrides))
     base = resolve_config(base, {"data.source": str(data)})
     ds = _with_validation(load_dataset(base.data, base.task), base)
-    if ds.multilabel:
-        raise ConfigError(f"'{ds.name}' is multi-label; the search selects by single-label scores and "
-                          "does not handle multi-label tasks yet. Train each candidate with `imgcls train` "
-                          "(task.kind=multilabel) and compare them with `imgcls runs`.")
     base, ds = resolve_task(base, ds)
     order = grades_of(base)
-    metric = ("kappa" if order else "accuracy") if metric == "auto" else metric
-    if metric == "kappa" and not order:
-        raise ConfigError("metric=kappa needs ordered grades: set task.kind=ordinal (and task.order).")
+    metric = _resolve_metric(metric, order, ds.multilabel, base)
     name = ds.name
     out = Path(out) if out else Path("runs") / f"search-{name}"
     out.mkdir(parents=True, exist_ok=True)
@@ -136,6 +132,7 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
     study_name = study or f"search-{name}"
     optuna_study = open_study(storage, study_name, seed)
     runner = _runner(ds, base, out, metric, deadline, families, progress, order)
+    runner.multilabel = ds.multilabel
     runner.study = study_name
     _enqueue_defaults(optuna_study, families, runner.facts)
     n_val = int((ds.table["split"] == "val").sum())
@@ -144,6 +141,24 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
     end = Ending(runner, seconds, ensemble, refit)
     _optimize(optuna_study, runner, deadline, trials, progress, end.update)
     return _finish(optuna_study, runner, end, base, out, seconds, families)
+
+
+def _resolve_metric(metric: str, order, multilabel: bool, base) -> str:
+    if multilabel:
+        if base.decision.calibration == "temperature":
+            raise ConfigError("decision.calibration=temperature is for one label per image; a multi-label "
+                              "search uses each label's probabilities as they are.")
+        metric = "map" if metric == "auto" else metric
+        if metric not in MULTILABEL_SCORES:
+            raise ConfigError(f"A multi-label search selects by {' or '.join(MULTILABEL_SCORES)}; "
+                              f"metric={metric} scores one label per image.")
+        return metric
+    if metric == "map":
+        raise ConfigError("metric=map is for multi-label tasks (task.kind=multilabel).")
+    metric = ("kappa" if order else "accuracy") if metric == "auto" else metric
+    if metric == "kappa" and not order:
+        raise ConfigError("metric=kappa needs ordered grades: set task.kind=ordinal (and task.order).")
+    return metric
 
 
 @dataclass
@@ -166,8 +181,9 @@ class Ending:
         if not kept:
             return None
         labels = self.runner.ds.labels
-        score = scorer(self.runner.metric, kept[0].classes, self.runner.order)  # once, not per call
-        return plan_winner(kept, lambda rows: labels[rows], score, self.ensemble)
+        runner = self.runner
+        score = scorer(runner.metric, kept[0].classes, runner.order, runner.multilabel)  # once, not per call
+        return plan_winner(kept, lambda rows: labels[rows], score, self.ensemble, runner.multilabel)
 
     def kept(self) -> list[KeptTrial]:
         return kept_trials(self.runner.out, self.runner.study)
@@ -295,12 +311,7 @@ def _finish(study, runner, end: Ending, base, out: Path, seconds: float, familie
             best_run = write_best(study, plan, done, runner, base, out, base.decision.target)
             summary.update(winner=plan.describe(), best_val_score=plan.val_score,
                            search=best_run.metrics["search"])
-            test = best_run.metrics["test"]
-            summary["best_test"] = {"accuracy": test["accuracy"], "n": test["n"],
-                                    "macro_f1": test["macro"]["f1"],
-                                    "accuracy_ci": test["intervals"]["accuracy"]}
-            if "ordinal" in test:
-                summary["best_test"]["kappa"] = test["ordinal"]["qwk"]
+            summary["best_test"] = _test_summary(best_run.metrics["test"])
     else:
         warn("search: no trial completed within the budget; raise --budget")
     summary["elapsed_seconds"] = round(seconds - (runner.deadline - time.monotonic()), 1)
@@ -310,6 +321,17 @@ def _finish(study, runner, end: Ending, base, out: Path, seconds: float, familie
     where = f"; best model ({summary['winner']}) as a run in {best_run.path}" if best_run is not None else ""
     info(f"search: leaderboard in {out / 'leaderboard.html'}{where}")
     return SearchResult(out, table, summary, best_run)
+
+
+def _test_summary(test: dict) -> dict:
+    """The winner's headline test figures for search.json."""
+    out = {"accuracy": test["accuracy"], "n": test["n"], "macro_f1": test["macro"]["f1"],
+           "accuracy_ci": test["intervals"].get("accuracy")}
+    if test.get("task") == "multilabel":
+        out.update(micro_f1=test["micro"]["f1"], map=test["map"], hamming_loss=test["hamming_loss"])
+    if "ordinal" in test:
+        out["kappa"] = test["ordinal"]["qwk"]
+    return out
 
 
 def _with_best_trial(kept: list[KeptTrial], best, runner) -> list[KeptTrial]:

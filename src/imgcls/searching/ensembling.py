@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.log import info
+from ..data.tasks import indicator
 from ..models.ensemble import greedy_selection
 from .kept import KeptTrial
 
@@ -43,9 +44,11 @@ class Plan:
                                           for m, w in zip(self.members, self.weights, strict=True))
 
 
-def plan_winner(kept: list[KeptTrial], labels_of, score, ensemble: bool = True) -> Plan | None:
-    """The winner among ``kept`` trials. ``labels_of(rows)`` gives the labels of dataset rows;
-    ``score(labels, proba)`` rates probabilities (higher is better)."""
+def plan_winner(kept: list[KeptTrial], labels_of, score, ensemble: bool = True,
+                multilabel: bool = False) -> Plan | None:
+    """The winner among ``kept`` trials. ``labels_of(rows)`` gives the labels of dataset rows
+    (label sets 'a|b' when ``multilabel``); ``score(labels, proba)`` rates probabilities
+    (higher is better)."""
     if not kept:
         return None
     classes = list(kept[0].classes)
@@ -64,7 +67,8 @@ def plan_winner(kept: list[KeptTrial], labels_of, score, ensemble: bool = True) 
                   singles[best])
     if not ensemble or len(kept) < 2:
         return single
-    y = np.array([classes.index(str(v)) for v in labels])
+    y = (indicator(labels, classes, strict=False) if multilabel
+         else np.array([classes.index(str(v)) for v in labels]))
     weights = greedy_selection(probas, y, lambda p: score(labels, p))
     chosen = np.flatnonzero(weights > 0)
     proba = sum(weights[k] * probas[k] for k in chosen)

@@ -16,20 +16,27 @@ import numpy as np
 
 from ..config import RunConfig, cache_root, config_to_yaml, resolve_config, resolve_n_jobs
 from ..data import Dataset, ImageSpec, LoadedImages, load_images
+from ..data.tasks import indicator
 from ..evaluation.metrics import quick_score
+from ..evaluation.multilabel import quick_multilabel_score
 from ..models import EPOCHS, Runtime
 from ..training import fit, fit_ready_model
 from .kept import KeptTrial, keep_trial, would_keep
 from .space import suggest, to_overrides
 
 MONITOR = {"accuracy": "val_accuracy", "macro_f1": "val_macro_f1", "balanced_accuracy": "val_accuracy",
-           "kappa": "val_accuracy"}
+           "kappa": "val_accuracy", "map": "val_macro_f1"}  # multi-label epochs: macro-F1 at 0.5
 MIN_SECONDS_LEFT = 3.0
 
 
-def scorer(metric: str, classes, order=None):
-    """``score(labels, proba)``: ``metric`` of the most probable class (no intervals: fast)."""
+def scorer(metric: str, classes, order=None, multilabel: bool = False):
+    """``score(labels, proba)``: ``metric`` of the most probable class (no intervals: fast);
+    of the per-label probabilities against the label sets ('a|b') for a ``multilabel`` task."""
     names = [str(c) for c in classes]
+    if multilabel:
+        def score_sets(labels, proba) -> float:
+            return quick_multilabel_score(metric, indicator(labels, names, strict=False), proba)
+        return score_sets
     grades = np.array([list(order).index(c) for c in names]) if order else None
 
     def score(labels, proba) -> float:
@@ -56,6 +63,7 @@ class TrialRunner:
     facts: object
     progress: bool = False
     order: tuple[str, ...] | None = None  # grade order, for ordered grades
+    multilabel: bool = False  # label sets per image: per-label probabilities scored
     reserve: float = 0.0
     study: str = ""  # the study's name, recorded with each kept trial
     _images: dict = field(default_factory=dict)
@@ -126,7 +134,7 @@ class TrialRunner:
                          self.study)
 
     def score(self, labels, proba, classes) -> float:
-        return scorer(self.metric, classes, self.order)(labels, proba)
+        return scorer(self.metric, classes, self.order, self.multilabel)(labels, proba)
 
     def fit(self, cfg: RunConfig, trial=None, deadline: float | None = None, ds: Dataset | None = None
             ) -> tuple:

@@ -4,7 +4,9 @@ The winner is the plan :mod:`.ensembling` chose (one trial's model, or an ensemb
 several), with each member refitted on train + validation where :mod:`.refit` managed it.
 The calibration (a temperature, ``decision.calibration``) and a decision target
 (``decision.target``) are tuned on the validation probabilities of the plan as it was
-selected, trained without those images; the refitted model keeps both. The winner has no
+selected, trained without those images; the refitted model keeps both. A multi-label
+winner gets per-label thresholds instead (``decision.target``: each label's best F1 by
+default) and no temperature. The winner has no
 unknown detector: its threshold would need images that no member trained on, and the
 refit trains on them; ``imgcls train`` with the winner's settings gives one.
 When any member was refitted, the validation images were training images for it, so the
@@ -21,10 +23,11 @@ import numpy as np
 from ..config import resolve_config
 from ..core.log import info
 from ..data import merge_validation
+from ..data.tasks import indicator
 from ..evaluation.scoring import evaluate_splits, split_predictions
 from ..models import load_model
 from ..models.calibration import fit_temperature
-from ..models.decision import tune_decision
+from ..models.decision import tune_decision, tune_multilabel
 from ..models.ensemble import EnsembleClassifier
 from ..runs import MODEL_DIR, Run
 from ..training import describe_model, save_run
@@ -41,13 +44,18 @@ def write_best(study, plan: Plan, refit: Refit, runner, base, out: Path, target:
     order = runner.order
     names = [str(c) for c in clf.classes_]
     proba = plan.proba[:, [plan.classes.index(c) for c in names]]
-    if base.decision.calibration != "none":
+    if clf.is_multilabel:
+        clf.decision_ = tune_multilabel("f1" if target in ("auto", "argmax") else target,
+                                        indicator(plan.labels, names, strict=False), proba, names)
+        info(f"decision.target -> {clf.decision_.describe()} (tuned on the {len(plan.labels)} validation "
+             "images, before the refit)")
+    elif base.decision.calibration != "none":
         y = np.asarray([names.index(str(v)) for v in plan.labels])
         clf.calibration_ = fit_temperature(y, proba)
         proba = clf.calibrate(proba)
         info(f"calibration: {clf.calibration_.describe()} (fitted on the {len(plan.labels)} validation "
              "images, before the refit)")
-    if target != "argmax":
+    if target != "argmax" and not clf.is_multilabel:
         clf.decision_ = tune_decision(target, plan.labels, proba, names, order)
         info(f"decision.target={target} -> {clf.decision_.describe()} (tuned on the {len(plan.labels)} "
              "validation images, before the refit)")

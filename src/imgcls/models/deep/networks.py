@@ -102,28 +102,35 @@ class ProbeNetwork(nn.Module):
 class WeightedEnsemble(nn.Module):
     """Members' networks (uint8 NCHW -> logits) averaged as probabilities, each with its own
     test-time flips, columns reordered to the ensemble's classes; returns the log of the
-    average, whose softmax is the average itself."""
+    average, whose softmax is the average itself. ``multilabel``: each member's sigmoids are
+    averaged and the logit of the average returned, whose sigmoid is the average itself."""
 
     def __init__(self, members: list[nn.Module], flips: list[tuple], weights,
-                 orders: list[list[int]], temperatures: list[float] | None = None) -> None:
+                 orders: list[list[int]], temperatures: list[float] | None = None,
+                 multilabel: bool = False) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.flips = flips
+        self.multilabel = multilabel
         self.temperatures = [float(t) for t in (temperatures or [1.0] * len(members))]
         self.register_buffer("weights", torch.as_tensor(np.asarray(weights), dtype=torch.float32))
         for k, order in enumerate(orders):
             self.register_buffer(f"order{k}", torch.as_tensor(order, dtype=torch.long))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        activate = torch.sigmoid if self.multilabel else (lambda z: z.softmax(dim=1))
         total = None
         for k, net in enumerate(self.members):
-            proba = net(images).softmax(dim=1)
+            proba = activate(net(images))
             for dims in self.flips[k]:
-                proba = proba + net(images.flip(dims)).softmax(dim=1)
+                proba = proba + activate(net(images.flip(dims)))
             proba = proba[:, getattr(self, f"order{k}")] / (1 + len(self.flips[k]))
             if self.temperatures[k] != 1.0:  # the member's calibration, as predict_proba applies it
                 proba = (proba.clamp_min(1e-12).log() / self.temperatures[k]).softmax(dim=1)
             total = self.weights[k] * proba if total is None else total + self.weights[k] * proba
+        if self.multilabel:
+            total = total.clamp(1e-7, 1 - 1e-7)
+            return total.log() - (1 - total).log()
         return total.clamp_min(1e-12).log()
 
 
