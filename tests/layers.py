@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("training", ("imgcls.training", "imgcls.tracking")),
     ("searching", ("imgcls.searching",)),
     ("serve", ("imgcls.serve",)),
+    ("labelling", ("imgcls.labelling",)),
     ("cli", ("imgcls.cli", "imgcls.__main__")),
     ("api", ("imgcls",)),  # the package's __init__ alone: lazy names only
 ]

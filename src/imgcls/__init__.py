@@ -26,6 +26,7 @@ _LAZY = {
     "explain": ("imgcls.review.explaining", "explain"),
     "audit": ("imgcls.review.auditing", "audit"),
     "search": ("imgcls.searching", "search"),
+    "label": ("imgcls.labelling", "label"),
     "run_server": ("imgcls.serve", "run_server"),
     "create_app": ("imgcls.serve", "create_app"),
     # their results
@@ -36,6 +37,7 @@ _LAZY = {
     "ExplainResult": ("imgcls.review.explaining", "ExplainResult"),
     "AuditResult": ("imgcls.review.auditing", "AuditResult"),
     "SearchResult": ("imgcls.searching", "SearchResult"),
+    "LabelSession": ("imgcls.labelling", "LabelSession"),
     # building blocks
     "load_dataset": ("imgcls.data", "load_dataset"),
     "list_datasets": ("imgcls.data.builtins", "list_datasets"),

@@ -1,10 +1,12 @@
-"""Turn inspection records into findings: per file, outliers, duplicates, classes (or labels), groups."""
+"""Turn inspection records into findings: per file, outliers, duplicates, classes (or labels),
+groups, and labellers who disagreed."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from ..data.dataset import VOTE_PREFIX
 from ..data.tasks import indicator, label_names
 from .findings import Finding
 
@@ -227,3 +229,25 @@ def multilabel_findings(table: pd.DataFrame, test_fraction: float, max_ratio: fl
                                    "A model cannot tell them apart; merge them or add images with one "
                                    "alone."))
     return summary, out
+
+
+def vote_columns(columns) -> list[str]:
+    """The per-labeller answer columns of a manifest that ``imgcls label`` wrote."""
+    return [c for c in columns if str(c).startswith(VOTE_PREFIX)]
+
+
+def vote_findings(table: pd.DataFrame) -> list[Finding]:
+    """Images whose labellers gave different classes (``skip`` and ``unsure`` are no class)."""
+    columns = vote_columns(table.columns)
+    if len(columns) < 2:
+        return []
+    out = []
+    for path, row in zip(table["path"], table[columns].astype(str).to_numpy(), strict=True):
+        given = {c[len(VOTE_PREFIX):]: v for c, v in zip(columns, row, strict=True)
+                 if v not in ("", "nan", "skip", "unsure")}
+        if len(set(given.values())) > 1:
+            said = ", ".join(f"{name}={value}" for name, value in given.items())
+            out.append(Finding(str(path), "labeller_disagreement", "warning", f"labellers answered {said}",
+                               "Look at it again, or resolve it with `imgcls label ... --export-only "
+                               "--rule reviewer:NAME` (or drop it: --rule drop)."))
+    return out

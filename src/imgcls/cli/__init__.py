@@ -8,9 +8,10 @@
     imgcls audit RUN [DATA] --group-by COLUMN [--metric accuracy] [--max-gap 0.05]
     imgcls search DATA [--budget 10m] [--families classical,probe,finetune] [--storage URL]
     imgcls serve RUN... [--host 127.0.0.1] [--port 8000] [--api-key KEY]
+    imgcls label DATA --classes a,b,c [--out labels.csv] [--strategy mix] [--overlap 2]
     imgcls check DATA | runs [FOLDER] | datasets | models | config [key=value ...]
 
-One module per group of commands: data (check, datasets), training (train, evaluate,
+One module per group of commands: data (check, label, datasets), training (train, evaluate,
 search), deploy (predict, export, serve), review (explain, audit), catalog (models, runs, config).
 Exit codes: 0 success, 1 failure (a clear message on stderr), 2 usage error.
 """
@@ -33,6 +34,7 @@ COMMANDS = (  # (name, function, turns imgcls errors into exit code 1)
     ("predict", deploy.predict, True),
     ("export", deploy.export_command, True),
     ("check", data.check, True),
+    ("label", data.label, True),
     ("search", training.search, True),
     ("datasets", data.datasets, False),
     ("models", catalog.models, False),

@@ -1,4 +1,5 @@
-"""Commands about data: `imgcls check` (every problem before training) and `imgcls datasets`."""
+"""Commands about data: `imgcls check` (every problem before training), `imgcls label`
+(collecting labels) and `imgcls datasets`."""
 
 from __future__ import annotations
 
@@ -38,6 +39,35 @@ def check(
     print_summary(report.summary, report.issues)
     typer.echo(f"Report: {report.out / 'check.html'}", err=True)
     raise typer.Exit(report.exit_code(fail_on))
+
+
+def label(
+    data: Annotated[str, typer.Argument(help="Folder, globs or CSV/Parquet manifest of the images.")],
+    classes: Annotated[str, typer.Option(help="The classes, comma-separated: cat,dog,bird.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Manifest written after every vote.")
+                   ] = Path("labels.csv"),
+    strategy: Annotated[str, typer.Option(help="random, margin, entropy, diversity or mix.")] = "mix",
+    refit_every: Annotated[int, typer.Option(min=1, help="Labels between refits of the quick model.")] = 10,
+    overlap: Annotated[int, typer.Option(min=1, help="Labellers per image (2+ measures agreement).")] = 1,
+    rule: Annotated[str, typer.Option(help="Votes -> label: majority, reviewer:NAME or drop.")] = "majority",
+    host: Annotated[str, typer.Option(help="Interface to bind; off loopback --api-key is required.")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8100,
+    api_key: Annotated[str | None, typer.Option(help="Key the page and API require (default "
+                                                "$IMGCLS_API_KEY).", show_default=False)] = None,
+    export_only: Annotated[bool, typer.Option(
+        "--export-only", help="Write the manifest from the votes (with --rule) and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Label images on a local web page, with active learning and several labellers."""
+    from ..labelling import label as run_label
+
+    session = run_label(data, classes, out, strategy=strategy, refit_every=refit_every, overlap=overlap,
+                        rule=rule, host=host, port=port, api_key=api_key, serve=not export_only,
+                        progress=not quiet)
+    if export_only:
+        table = session.export()
+        typer.echo(f"{len(table)} labelled images written to {out}", err=True)
 
 
 def datasets() -> None:

@@ -15,6 +15,8 @@ from .decode import decode_image
 
 SPLITS = ("train", "val", "test")
 RESERVED_COLUMNS = ("path", "label", "split")
+VOTE_PREFIX = "vote_"  # a labelled manifest's per-labeller answers (imgcls label), one column each
+VOTE_SUMMARY = ("votes", "agreed")  # ... and how many gave a class, and whether they all agreed
 SEPARATOR = "|"  # how a multi-label dataset joins an image's labels in its ``label`` column
 
 

@@ -1,0 +1,118 @@
+"""``create_label_app(session)``: the labelling page and its small JSON API.
+
+Routes (a labeller names themself with ``labeller``; with an API key, every route but the
+page needs it as ``X-API-Key`` or ``?key=``):
+
+- ``GET /``: the page (one image at a time; digits for classes, ``s`` skip, ``?`` unsure,
+  ``u`` undo, ``z`` zoom);
+- ``GET /api/state``: classes, counts, the estimated accuracy, the learning curve,
+  agreement between labellers, unreadable files;
+- ``GET /api/next?labeller=NAME``: the next image, its near-duplicates, the model's guess;
+- ``GET /api/image/{id}``: an image of the session, by its number: no path is taken from
+  a request, so nothing outside the dataset can be asked for;
+- ``POST /api/answer`` ``{labeller, id, label, group}``; ``POST /api/undo`` ``{labeller}``;
+- ``GET /api/manifest``: the manifest as written to ``--out``.
+
+Uploads are not accepted.
+
+Example:
+    >>> app = create_label_app(LabelSession("photos/", ["cat", "dog"], "labels.csv"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hmac
+import mimetypes
+from importlib import resources
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from ..core.errors import ConfigError, DataError
+from ..core.log import info
+from ..serve.server import is_loopback
+from .session import LabelSession
+
+
+class Answer(BaseModel):
+    labeller: str = Field(min_length=1, max_length=64)
+    id: int = Field(ge=0)
+    label: str = Field(min_length=1, max_length=200)
+    group: list[int] = Field(default_factory=list, max_length=1000)
+
+
+class Undo(BaseModel):
+    labeller: str = Field(min_length=1, max_length=64)
+
+
+def create_label_app(session: LabelSession, api_key: str | None = None) -> FastAPI:
+    """The FastAPI application of one labelling session."""
+    app = FastAPI(title="imgcls label", docs_url=None, redoc_url=None)
+
+    def check_key(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("x-api-key") or request.query_params.get("key") or ""
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(401, "A valid API key is needed (X-API-Key header or ?key=).")
+
+    guarded = [Depends(check_key)]
+
+    @app.exception_handler(ConfigError)
+    @app.exception_handler(DataError)
+    async def bad_request(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": {"code": "bad_request", "message": str(exc)}}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": {"code": f"http_{exc.status_code}", "message": exc.detail}},
+                            status_code=exc.status_code)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return resources.files("imgcls.labelling").joinpath("static/label.html").read_text(encoding="utf-8")
+
+    @app.get("/api/state", dependencies=guarded)
+    def state() -> dict:
+        return session.state()
+
+    @app.get("/api/next", dependencies=guarded)
+    def next_image(labeller: str) -> dict:
+        item = session.next(labeller)
+        return {"done": item is None, "item": item}
+
+    @app.get("/api/image/{item}", dependencies=guarded)
+    def image(item: int) -> Response:
+        path = session.file(item)
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return Response(path.read_bytes(), media_type=kind,
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.post("/api/answer", dependencies=guarded)
+    def answer(body: Answer) -> dict:
+        return session.answer(body.labeller, body.id, body.label, body.group)
+
+    @app.post("/api/undo", dependencies=guarded)
+    def undo(body: Undo) -> dict:
+        restored = session.undo(body.labeller)
+        return {"undone": restored is not None, "item": restored}
+
+    @app.get("/api/manifest", dependencies=guarded)
+    def manifest() -> Response:
+        return Response(session.export().to_csv(index=False), media_type="text/csv")
+
+    return app
+
+
+def run_label_server(session: LabelSession, host: str = "127.0.0.1", port: int = 8100,
+                     api_key: str | None = None) -> None:
+    """Serve the labelling page until interrupted; off loopback, an API key is required."""
+    import uvicorn
+
+    if not is_loopback(host) and not api_key:
+        raise ConfigError(f"Binding the labelling page to {host} needs --api-key (or IMGCLS_API_KEY): anyone "
+                          "who reaches the port could read the images and vote. Or bind to 127.0.0.1.")
+    info(f"labelling page on http://{host}:{port}/ ; labels written to {session.out}")
+    uvicorn.run(create_label_app(session, api_key), host=host, port=port, log_level="warning",
+                server_header=False)

@@ -1,0 +1,135 @@
+"""A labelling session end to end through its API: answers, undo, restart, near-duplicates,
+several labellers, unreadable files, and no path outside the dataset."""
+
+import io
+import shutil
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from imgcls.core.errors import ConfigError
+from imgcls.labelling import label
+from imgcls.labelling.app import create_label_app, run_label_server
+
+
+@pytest.fixture
+def photos(tmp_path, shapes_small):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(0, len(shapes_small), 2):
+        Image.fromarray(shapes_small.read(i)).save(folder / f"img{i:03d}.png")
+    shutil.copy(folder / "img000.png", folder / "copy_of_img000.png")  # a near-duplicate
+    (folder / "broken.png").write_text("not an image")
+    return folder
+
+
+def _session(photos, tmp_path, **kwargs):
+    return label(photos, "circle,square,triangle", tmp_path / "out" / "labels.csv", serve=False,
+                 backbone="features", progress=False, refit_every=3, **kwargs)
+
+
+def _client(session, **kwargs):
+    return TestClient(create_label_app(session, **kwargs))
+
+
+def test_labels_undo_and_restart_leave_exactly_the_right_manifest(photos, tmp_path):
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    session = _session(photos, tmp_path)
+    client = _client(session)
+    state = client.get("/api/state").json()
+    assert state["images"] == len(before) - 1 and state["skipped"][0]["path"] == "broken.png"
+    given = {}
+    for k in range(4):
+        item = client.get("/api/next", params={"labeller": "ann"}).json()["item"]
+        assert item["path"] not in given
+        assert client.get(f"/api/image/{item['id']}").status_code == 200
+        name = "circle" if k % 2 else "square"
+        r = client.post("/api/answer", json={"labeller": "ann", "id": item["id"], "label": name, "group": []})
+        assert r.status_code == 200
+        given[item["path"]] = name
+    undone = client.post("/api/undo", json={"labeller": "ann"}).json()
+    assert undone["undone"]
+    del given[undone["item"]["path"]]
+    session.wait()
+    session.store.close()
+    again = _session(photos, tmp_path)  # a restart: the same store, nothing repeated
+    client = _client(again)
+    item = client.get("/api/next", params={"labeller": "ann"}).json()["item"]
+    assert item["path"] not in given
+    client.post("/api/answer", json={"labeller": "ann", "id": item["id"], "label": "triangle"})
+    given[item["path"]] = "triangle"
+    manifest = pd.read_csv(tmp_path / "out" / "labels.csv", keep_default_na=False)
+    found = {p.split("/")[-1]: lab for p, lab in zip(manifest["path"], manifest["label"], strict=True)}
+    assert found == given
+    assert all((tmp_path / "out" / p).resolve().is_file() for p in manifest["path"])  # paths resolve
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before  # nothing under DATA changed
+
+
+def test_near_duplicates_are_offered_together_and_can_be_split(photos, tmp_path):
+    session = _session(photos, tmp_path)
+    original = session.index["img000.png"]
+    item = session.describe(original)
+    assert [g["path"] for g in item["group"]] == ["copy_of_img000.png"]
+    client = _client(session)
+    r = client.post("/api/answer", json={"labeller": "ann", "id": original, "label": "square",
+                                         "group": [item["group"][0]["id"]]})
+    assert r.json()["recorded"] == 2
+    r = client.post("/api/answer", json={"labeller": "bob", "id": original, "label": "square", "group": []})
+    assert r.json()["recorded"] == 1  # split: only the one image
+
+
+def test_two_labellers_with_a_disagreement_give_kappa_and_the_rule_decides(photos, tmp_path):
+    session = _session(photos, tmp_path, overlap=2)
+    client = _client(session)
+    seen = []
+    for k in range(4):
+        item = client.get("/api/next", params={"labeller": "ann"}).json()["item"]
+        client.post("/api/answer", json={"labeller": "ann", "id": item["id"],
+                                         "label": ["circle", "square"][k % 2]})
+        seen.append(item)
+    for k in range(4):  # bob is asked ann's images first (overlap 2), and disagrees once
+        item = client.get("/api/next", params={"labeller": "bob"}).json()["item"]
+        assert item["id"] in [s["id"] for s in seen]
+        mine = ["circle", "square"][[s["id"] for s in seen].index(item["id"]) % 2]
+        client.post("/api/answer", json={"labeller": "bob", "id": item["id"],
+                                         "label": "triangle" if k == 0 else mine})
+    pair = client.get("/api/state").json()["agreement"]["pairs"][0]
+    assert pair["images"] == 4 and pair["agreement"] == 0.75
+    answer = client.get("/api/manifest")
+    table = pd.read_csv(io.StringIO(answer.text), keep_default_na=False)
+    assert answer.status_code == 200 and len(table) == 3  # the tie dropped
+    assert {"vote_ann", "vote_bob", "agreed"} <= set(table.columns)
+    assert len(session.export()) == 3
+    session.rule = "reviewer:bob"
+    assert len(session.export()) == 4
+
+
+def test_bad_requests_are_4xx_and_no_path_can_be_requested(photos, tmp_path):
+    session = _session(photos, tmp_path)
+    client = _client(session, api_key="s3cret")
+    assert client.get("/api/state").status_code == 401
+    headers = {"X-API-Key": "s3cret"}
+    assert client.get("/api/state", headers=headers).status_code == 200
+    assert client.get("/api/image/9999", headers=headers).status_code == 422
+    for sneaky in ("..%2F..%2Fetc%2Fpasswd", "-1", "img000.png"):
+        assert client.get(f"/api/image/{sneaky}", headers=headers).status_code in (404, 422)
+    bad = client.post("/api/answer", headers=headers, json={"labeller": "ann", "id": 0, "label": "horse"})
+    assert bad.status_code == 422 and "horse" in bad.json()["error"]["message"]
+    assert client.post("/api/answer", headers=headers,
+                       json={"labeller": "a b", "id": 0, "label": "circle"}).status_code == 422
+    assert client.post("/api/upload", headers=headers).status_code in (404, 405)
+    with pytest.raises(ConfigError, match="needs --api-key"):
+        run_label_server(session, host="0.0.0.0")
+    with pytest.raises(ConfigError, match="'classes'"):
+        label(photos, "circle", tmp_path / "x.csv", serve=False, backbone="features", progress=False)
+
+
+def test_an_existing_partial_manifest_is_continued(photos, tmp_path):
+    out = tmp_path / "out" / "labels.csv"
+    out.parent.mkdir()
+    out.write_text("path,label\n../photos/img002.png,circle\n../photos/img004.png,horse\n")
+    session = _session(photos, tmp_path)
+    assert session.labelled() == {session.index["img002.png"]: "circle"}  # an unknown class is not taken
+    assert session.next("ann")["path"] != "img002.png"

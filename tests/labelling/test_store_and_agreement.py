@@ -1,0 +1,80 @@
+"""Votes kept append-only in SQLite; agreement between labellers; votes resolved into labels."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imgcls.core.errors import ConfigError
+from imgcls.labelling.agreement import agreement, fleiss_kappa, resolve
+from imgcls.labelling.store import LabelStore
+
+
+def test_votes_survive_a_restart_and_undo_restores_the_previous_answer(tmp_path):
+    store = LabelStore(tmp_path / "votes.db")
+    store.add("a.png", "ann", "cat")
+    store.add("a.png", "ann", "dog")  # changed her mind
+    store.add("b.png", "ann", "skip", "skip")
+    store.close()
+    again = LabelStore(tmp_path / "votes.db")
+    assert again.undo("ann") == "b.png" and again.undo("ann") == "a.png"
+    answers = again.answers()
+    assert answers[["path", "label"]].values.tolist() == [["a.png", "cat"]]
+    with pytest.raises(ConfigError, match="'kind'"):
+        again.add("c.png", "ann", "x", "maybe")
+    (tmp_path / "bad.db").write_text("not a database at all" * 100)
+    with pytest.raises(ConfigError, match="not a label store"):
+        LabelStore(tmp_path / "bad.db")
+
+
+def _answers(rows):
+    return pd.DataFrame(rows, columns=["path", "labeller", "label", "kind"])
+
+
+def test_rules_resolve_disagreements_and_keep_every_vote():
+    answers = _answers([("a", "x", "cat", "label"), ("a", "y", "cat", "label"), ("a", "z", "dog", "label"),
+                        ("b", "x", "cat", "label"), ("b", "y", "dog", "label"),
+                        ("c", "x", "dog", "label"), ("c", "y", "unsure", "unsure")])
+    majority = resolve(answers, "majority", keep_unresolved=True).set_index("path")
+    assert majority.loc["a", "label"] == "cat" and not majority.loc["a", "agreed"]
+    assert majority.loc["b", "label"] == "" and majority.loc["c", "label"] == "dog"
+    assert majority.loc["a", "vote_z"] == "dog" and majority.loc["c", "vote_y"] == "unsure"
+    reviewer = resolve(answers, "reviewer:y").set_index("path")
+    assert reviewer.loc["b", "label"] == "dog" and reviewer.loc["a", "label"] == "cat"
+    assert list(resolve(answers, "drop")["path"]) == ["c"]
+    with pytest.raises(ConfigError, match="'rule'"):
+        resolve(answers, "loudest")
+
+
+def test_kappa_matches_scikit_learn_for_two_labellers_and_fleiss_for_perfect_agreement():
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(0)
+    truth = rng.choice(["a", "b", "c"], 40)
+    other = np.where(rng.random(40) < 0.3, rng.choice(["a", "b", "c"], 40), truth)
+    rows = [(f"i{k}", "x", t, "label") for k, t in enumerate(truth)]
+    rows += [(f"i{k}", "y", t, "label") for k, t in enumerate(other)]
+    found = agreement(_answers(rows))
+    assert found["pairs"][0]["kappa"] == pytest.approx(cohen_kappa_score(truth, other))
+    same = _answers([(f"i{k}", w, t, "label") for k, t in enumerate(truth) for w in "xyz"])
+    assert fleiss_kappa(same)["kappa"] == pytest.approx(1.0) and fleiss_kappa(same)["unanimous"] == 1.0
+
+
+def test_check_flags_images_whose_labellers_disagreed(tmp_path, shapes_small):
+    from PIL import Image
+
+    import imgcls
+
+    rows = []
+    for i in range(12):
+        Image.fromarray(shapes_small.read(i * 3)).save(tmp_path / f"{i}.png")
+        label = str(shapes_small.labels[i * 3])
+        other = ("triangle" if label != "triangle" else "circle") if i == 4 else label  # one disagreement
+        rows.append({"path": f"{i}.png", "label": label, "votes": 2, "agreed": other == label,
+                     "vote_ann": label, "vote_bob": other if i != 7 else "unsure"})
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+    report = imgcls.check(tmp_path / "labels.csv", out=tmp_path / "check", overrides=["check.labels=false"],
+                          progress=False)
+    found = [f for f in report.issues if f.check == "labeller_disagreement"]
+    assert [f.path for f in found] == ["4.png"]
+    assert "ann=square" in found[0].detail and "bob=triangle" in found[0].detail
+    assert not [f for f in report.issues if f.check == "group_representation" and "vote_" in f.detail]
