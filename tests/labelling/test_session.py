@@ -2,27 +2,14 @@
 several labellers, unreadable files, and no path outside the dataset."""
 
 import io
-import shutil
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from imgcls.core.errors import ConfigError
 from imgcls.labelling import label
 from imgcls.labelling.app import create_label_app, run_label_server
-
-
-@pytest.fixture
-def photos(tmp_path, shapes_small):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(0, len(shapes_small), 2):
-        Image.fromarray(shapes_small.read(i)).save(folder / f"img{i:03d}.png")
-    shutil.copy(folder / "img000.png", folder / "copy_of_img000.png")  # a near-duplicate
-    (folder / "broken.png").write_text("not an image")
-    return folder
 
 
 def _session(photos, tmp_path, **kwargs):
@@ -76,6 +63,8 @@ def test_near_duplicates_are_offered_together_and_can_be_split(photos, tmp_path)
     r = client.post("/api/answer", json={"labeller": "ann", "id": original, "label": "square",
                                          "group": [item["group"][0]["id"]]})
     assert r.json()["recorded"] == 2
+    assert client.post("/api/undo", json={"labeller": "ann"}).json()["item"]["path"] == "img000.png"
+    assert session.answered("ann").empty  # the whole answer, both images, is undone
     r = client.post("/api/answer", json={"labeller": "bob", "id": original, "label": "square", "group": []})
     assert r.json()["recorded"] == 1  # split: only the one image
 

@@ -78,3 +78,11 @@ def test_the_estimate_rests_on_the_random_draws_once_there_are_enough():
     learner = Learner(X, "margin", random_share=0.5).update({k: y[k] for k in range(10)})
     asked = learner.next(10)
     assert len(learner.drawn) == 5 and learner.drawn <= set(asked)
+
+
+def test_no_estimate_while_a_class_of_the_session_has_no_labels():
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (10, 3)), rng.normal(5, 1, (10, 3))]
+    y = np.array(["a"] * 10 + ["b"] * 10, dtype=object)
+    assert estimate_accuracy(X, y) is not None
+    assert estimate_accuracy(X, y, classes=("a", "b", "c")) is None

@@ -76,16 +76,16 @@ def fit_quick(X: np.ndarray, labels: np.ndarray, seed: int = 0, C: float = 10.0)
 
 
 def estimate_accuracy(X: np.ndarray, labels: np.ndarray, seed: int = 0,
-                      drawn: np.ndarray | None = None) -> dict | None:
+                      drawn: np.ndarray | None = None, classes: tuple[str, ...] = ()) -> dict | None:
     """Accuracy of the quick model, cross-validated (5 folds) on the labelled vectors; None
-    until every class has 3 labels. With ``drawn`` (a mask of the labelled images that were
+    until every class (of ``classes`` too, when given) has 3 labels. With ``drawn`` (a mask of the labelled images that were
     drawn at random) holding ``MIN_RANDOM`` or more, only those are scored, each by a model
     fitted on every other labelled image (``method``: ``random draws``), since the images
     a strategy picked are harder than the data (``method``: ``all labels``, biased low)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    _, counts = np.unique(labels, return_counts=True)
-    if len(counts) < 2 or counts.min() < MIN_PER_CLASS_CV:
+    names, counts = np.unique(labels, return_counts=True)
+    if len(counts) < 2 or counts.min() < MIN_PER_CLASS_CV or set(classes) - set(names):
         return None
     right, scored = np.zeros(len(labels), dtype=bool), np.ones(len(labels), dtype=bool)
     if drawn is not None and drawn.all():
@@ -124,6 +124,7 @@ class Learner:
     estimate: dict | None = None
     curve: list[dict] = field(default_factory=list)
     drawn: set[int] = field(default_factory=set)  # rows asked as random draws
+    classes: tuple[str, ...] = ()  # every class the labels may take: no estimate before each has 3
     _labelled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     def __post_init__(self) -> None:
@@ -136,8 +137,8 @@ class Learner:
         self._labelled = rows
         self.model = fit_quick(self.X[rows], y, self.seed) if len(rows) else None
         mask = np.asarray([r in self.drawn for r in rows], dtype=bool)
-        self.estimate = (estimate_accuracy(self.X[rows], y, self.seed, mask) if len(rows) and estimate
-                         else None)
+        self.estimate = (estimate_accuracy(self.X[rows], y, self.seed, mask, self.classes)
+                         if len(rows) and estimate else None)
         if self.estimate is not None:
             self.curve.append({"labels": len(rows), **self.estimate})
         return self

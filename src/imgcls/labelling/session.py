@@ -67,11 +67,12 @@ class LabelSession:
             warn(f"label: skipped {item['path']}: {item['reason']}")
         self.groups = _near_duplicate_groups(loaded.images)
         drawn = json.loads(self.store.meta(DRAWN) or "[]")  # random draws of an earlier run
-        self.learner = Learner(X, strategy, random_share, seed, drawn={self.index[k] for k in drawn
-                                                                        if k in self.index})
+        self.learner = Learner(X, strategy, random_share, seed, classes=tuple(self.classes),
+                               drawn={self.index[k] for k in drawn if k in self.index})
         self._lock = threading.Lock()
         self._refitting: threading.Thread | None = None
         self._queue: list[int] = []
+        self._fitted_on = 0  # labels the quick model was last fitted on
         self._continue_manifest()
         self._refit(wait=True)
 
@@ -136,7 +137,7 @@ class LabelSession:
             self.file(row)  # a bad id is an error before anything is written
         self.store.add_many([(self.keys[r], labeller, label, kind) for r in rows])
         self.export()
-        if len(self.labelled()) % self.refit_every == 0 or self.learner.model is None:
+        if len(self.labelled()) - self._fitted_on >= self.refit_every or self.learner.model is None:
             self._refit()
         return {"recorded": len(rows)}
 
@@ -182,6 +183,7 @@ class LabelSession:
         if self._refitting is not None and self._refitting.is_alive():
             return
         labels = self.labelled()
+        self._fitted_on = len(labels)
         thread = threading.Thread(target=self._refit_now, args=(labels,), daemon=True)
         self._refitting = thread
         thread.start()
@@ -191,7 +193,7 @@ class LabelSession:
     def _refit_now(self, labels: dict[int, str]) -> None:
         old = self.learner
         learner = Learner(old.X, old.strategy, old.random_share, old.seed, curve=list(old.curve),
-                          drawn=set(old.drawn))
+                          drawn=set(old.drawn), classes=old.classes)
         learner.update(labels)
         queue = learner.next(self.refit_every * 2)
         self.store.set_meta(DRAWN, json.dumps(sorted(self.keys[r] for r in learner.drawn)))

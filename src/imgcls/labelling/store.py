@@ -1,8 +1,9 @@
 """Where the labels of a labelling session live: every vote, in SQLite, never rewritten.
 
-A vote is one labeller's answer about one image: a class, ``skip`` or ``unsure``. Votes are
-appended in a transaction each, so a killed server loses nothing and a restarted one
-continues; an undo marks the labeller's last vote undone instead of deleting it. The
+A vote is one labeller's answer about one image: a class, ``skip`` or ``unsure``; one
+answer may name an image and its near-duplicates. Answers are appended in a transaction
+each, so a killed server loses nothing and a restarted one continues; an undo marks the
+labeller's last answer undone instead of deleting it. The
 current answer of a labeller about an image is their latest vote not undone. The images
 themselves are never touched: the store holds their paths relative to the dataset root.
 
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS votes (
     label TEXT NOT NULL,
     kind TEXT NOT NULL,
     at REAL NOT NULL,
+    answer INTEGER NOT NULL,
     undone INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS votes_by_labeller ON votes (labeller, undone, id);
@@ -73,32 +75,37 @@ class LabelStore:
 
     # ----- votes ----------------------------------------------------------------------
     def add(self, path: str, labeller: str, label: str, kind: str = "label") -> int:
-        """Append one vote; returns its id."""
-        if kind not in KINDS:
-            raise ConfigError(f"The 'kind' parameter must be one of {list(KINDS)}. Got {kind!r}.")
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO votes (path, labeller, label, kind, at) VALUES (?, ?, ?, ?, ?)",
-                (str(path), str(labeller), str(label), kind, time.time()))
-            return int(cursor.lastrowid)
+        """Append one vote; returns its answer's number."""
+        return self.add_many([(path, labeller, label, kind)])
 
-    def add_many(self, rows: list[tuple[str, str, str, str]]) -> None:
-        """(path, labeller, label, kind) votes in one transaction (an imported manifest)."""
+    def add_many(self, rows: list[tuple[str, str, str, str]]) -> int:
+        """(path, labeller, label, kind) votes as one answer, in one transaction (an image and
+        its near-duplicates, or an imported manifest); returns the answer's number."""
+        for row in rows:
+            if row[3] not in KINDS:
+                raise ConfigError(f"The 'kind' parameter must be one of {list(KINDS)}. Got {row[3]!r}.")
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO votes (path, labeller, label, kind, at) VALUES (?, ?, ?, ?, ?)",
-                                 [(*r, time.time()) for r in rows])
+            self._db.execute("BEGIN IMMEDIATE")
+            answer = int(self._db.execute("SELECT COALESCE(MAX(answer), 0) + 1 FROM votes").fetchone()[0])
+            self._db.executemany(
+                "INSERT INTO votes (path, labeller, label, kind, at, answer) VALUES (?, ?, ?, ?, ?, ?)",
+                [(str(p), str(who), str(lab), kind, time.time(), answer) for p, who, lab, kind in rows])
             self._db.execute("COMMIT")
+            return answer
 
     def undo(self, labeller: str) -> str | None:
-        """Mark ``labeller``'s last vote not yet undone as undone; returns its path."""
+        """Mark ``labeller``'s last answer not yet undone as undone (every image it named);
+        returns the path of its first image."""
         with self._lock:
-            row = self._db.execute("SELECT id, path FROM votes WHERE labeller = ? AND undone = 0 "
+            row = self._db.execute("SELECT answer FROM votes WHERE labeller = ? AND undone = 0 "
                                    "ORDER BY id DESC LIMIT 1", (labeller,)).fetchone()
             if row is None:
                 return None
-            self._db.execute("UPDATE votes SET undone = 1 WHERE id = ?", (row[0],))
-            return str(row[1])
+            first = self._db.execute("SELECT path FROM votes WHERE answer = ? ORDER BY id LIMIT 1",
+                                     (row[0],)).fetchone()
+            self._db.execute("UPDATE votes SET undone = 1 WHERE answer = ? AND labeller = ?",
+                             (row[0], labeller))
+            return str(first[0])
 
     def answers(self) -> pd.DataFrame:
         """Each labeller's current answer per image: path, labeller, label, kind, at."""
