@@ -78,10 +78,11 @@ def fit_quick(X: np.ndarray, labels: np.ndarray, seed: int = 0, C: float = 10.0)
 def estimate_accuracy(X: np.ndarray, labels: np.ndarray, seed: int = 0,
                       drawn: np.ndarray | None = None, classes: tuple[str, ...] = ()) -> dict | None:
     """Accuracy of the quick model, cross-validated (5 folds) on the labelled vectors; None
-    until every class (of ``classes`` too, when given) has 3 labels. With ``drawn`` (a mask of the labelled images that were
-    drawn at random) holding ``MIN_RANDOM`` or more, only those are scored, each by a model
-    fitted on every other labelled image (``method``: ``random draws``), since the images
-    a strategy picked are harder than the data (``method``: ``all labels``, biased low)."""
+    until every class (of ``classes`` too, when given) has 3 labels. With ``drawn`` (a mask
+    of the labelled images that were drawn at random) holding ``MIN_RANDOM`` or more, only
+    those are scored, each by a model fitted on every other labelled image (``method``:
+    ``random draws``), since the images a strategy picked are harder than the data
+    (``method``: ``all labels``, biased low)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     names, counts = np.unique(labels, return_counts=True)
