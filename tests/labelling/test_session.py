@@ -122,3 +122,17 @@ def test_an_existing_partial_manifest_is_continued(photos, tmp_path):
     session = _session(photos, tmp_path)
     assert session.labelled() == {session.index["img002.png"]: "circle"}  # an unknown class is not taken
     assert session.next("ann")["path"] != "img002.png"
+
+
+def test_the_manifest_trains_and_votes_are_not_taken_for_groups(photos, photo_truth, tmp_path):
+    import imgcls
+
+    session = _session(photos, tmp_path)
+    for name, truth in photo_truth.items():
+        session.answer("ann", session.index[name], truth)
+        session.answer("bob", session.index[name], truth)
+    session.wait()
+    run = imgcls.train(str(session.out), model="logistic_regression", features="hist", out=tmp_path / "run",
+                       progress=False)
+    assert run.metrics["dataset"]["images"] == len(photo_truth)
+    assert not [c for c in run.metrics["checks"] if c["check"] == "group_representation"]

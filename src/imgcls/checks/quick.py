@@ -9,7 +9,7 @@ from ..config import RunConfig
 from ..data import Dataset, LoadedImages
 from .duplicates import exact_groups
 from .findings import Finding
-from .rules import class_findings, duplicate_findings, group_findings, multilabel_findings
+from .rules import class_findings, duplicate_findings, group_columns, group_findings, multilabel_findings
 
 
 def training_findings(ds: Dataset, loaded: LoadedImages, cfg: RunConfig) -> list[Finding]:
@@ -17,7 +17,7 @@ def training_findings(ds: Dataset, loaded: LoadedImages, cfg: RunConfig) -> list
     straddle splits or carry different labels."""
     rules = multilabel_findings if ds.multilabel else class_findings
     _, issues = rules(ds.table, cfg.split.test, cfg.check.imbalance_ratio)
-    _, groups = group_findings(ds.table, ds.metadata_columns)
+    _, groups = group_findings(ds.table, group_columns(ds.table, ds.metadata_columns))
     table = ds.table.iloc[loaded.rows].reset_index(drop=True)
     hashes = [hashlib.sha1(img.tobytes()).hexdigest() for img in loaded.images]
     duplicates = duplicate_findings(table, exact_groups(hashes), "exact")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import VOTE_PREFIX
+from ..data.dataset import VOTE_PREFIX, VOTE_SUMMARY
 from ..data.tasks import indicator, label_names
 from .findings import Finding
 
@@ -234,6 +234,12 @@ def multilabel_findings(table: pd.DataFrame, test_fraction: float, max_ratio: fl
 def vote_columns(columns) -> list[str]:
     """The per-labeller answer columns of a manifest that ``imgcls label`` wrote."""
     return [c for c in columns if str(c).startswith(VOTE_PREFIX)]
+
+
+def group_columns(table: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The metadata ``columns`` that may name groups: not the votes of a labelled manifest."""
+    votes = vote_columns(table.columns)
+    return [c for c in columns if c not in votes and not (votes and c in VOTE_SUMMARY)]
 
 
 def vote_findings(table: pd.DataFrame) -> list[Finding]:

@@ -20,7 +20,6 @@ from ..config import CheckConfig, SplitConfig, cache_root, resolve_config, resol
 from ..core.errors import ConfigError, DataError
 from ..core.log import info
 from ..data import Dataset, assign_splits, load_dataset, load_images
-from ..data.dataset import VOTE_SUMMARY
 from ..runs import Run
 from . import report as pages
 from .duplicates import ContentMatch, exact_groups, near_groups
@@ -36,10 +35,10 @@ from .rules import (
     class_findings,
     duplicate_findings,
     file_findings,
+    group_columns,
     group_findings,
     multilabel_findings,
     outlier_findings,
-    vote_columns,
     vote_findings,
 )
 
@@ -121,10 +120,7 @@ def _dataset_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, ccfg
     issues += duplicate_findings(ds.table, near, "near")
     class_summary, class_issues = (multilabel_findings if ds.multilabel else class_findings)(
         ds.table, ccfg.test_fraction, ccfg.imbalance_ratio)
-    labelling = vote_columns(ds.table.columns)
-    metadata = [c for c in ds.metadata_columns if c not in labelling
-                and not (labelling and c in VOTE_SUMMARY)]
-    group_summary, group_issues = group_findings(ds.table, metadata)
+    group_summary, group_issues = group_findings(ds.table, group_columns(ds.table, ds.metadata_columns))
     group_issues += vote_findings(ds.table)
     facts = {"classes": class_summary, "groups": group_summary,
              "duplicates": {"exact_groups": len(exact), "near_groups": len(near),
