@@ -22,7 +22,7 @@ def test_votes_survive_a_restart_and_undo_restores_the_previous_answer(tmp_path)
     with pytest.raises(ConfigError, match="'kind'"):
         again.add("c.png", "ann", "x", "maybe")
     (tmp_path / "bad.db").write_text("not a database at all" * 100)
-    with pytest.raises(ConfigError, match="not a label store"):
+    with pytest.raises(ConfigError, match="cannot be used as a label store"):
         LabelStore(tmp_path / "bad.db")
 
 
@@ -78,3 +78,46 @@ def test_check_flags_images_whose_labellers_disagreed(tmp_path, shapes_small):
     assert [f.path for f in found] == ["4.png"]
     assert "ann=square" in found[0].detail and "bob=triangle" in found[0].detail
     assert not [f for f in report.issues if f.check == "group_representation" and "vote_" in f.detail]
+
+
+def _two_servers_one_store(store, photos, tmp_path):
+    """Two labelling servers (on two machines, say) writing one store: each sees the other's votes."""
+    from imgcls.labelling import label
+
+    def start(k):
+        return label(photos, "circle,square,triangle", tmp_path / f"machine{k}" / "labels.csv", store=store,
+                     project="shapes", overlap=2, serve=False, backbone="features", progress=False)
+
+    first, second = start(0), start(1)
+    ann = {}
+    for name in ("circle", "square"):
+        item = first.next("ann")
+        first.answer("ann", item["id"], name)
+        ann[item["path"]] = name
+    for _ in ann:
+        offered = second.next("bob")
+        assert offered["path"] in ann  # ann's images, waiting for a second labeller
+        second.answer("bob", offered["id"], "square")
+    pair = second.state()["agreement"]["pairs"][0]
+    assert pair["labellers"] == ["ann", "bob"] and pair["images"] == 2 and pair["agreement"] == 0.5
+    assert first.store.undo("bob") == offered["path"]  # one labeller's undo, from either server
+    assert first.store.undo("bob") != offered["path"]
+    assert set(first.answered()["labeller"]) == {"ann"}
+    for session in (first, second):
+        session.wait()
+        session.store.close()
+
+
+def test_two_servers_share_a_sqlite_store(photos, tmp_path):
+    _two_servers_one_store(tmp_path / "team.db", photos, tmp_path)
+
+
+def test_two_servers_share_a_postgresql_store(photos, tmp_path, postgres_url):
+    _two_servers_one_store(postgres_url, photos, tmp_path)
+    other = LabelStore(postgres_url, project="another")  # projects do not see each other's votes
+    assert other.count() == 0 and len(LabelStore(postgres_url, project="shapes").answers()) == 2
+
+
+def test_a_store_url_without_its_driver_or_server_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be used as a label store"):
+        LabelStore("postgresql+psycopg://nobody@127.0.0.1:1/none")

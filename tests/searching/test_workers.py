@@ -1,15 +1,8 @@
 """Several `imgcls search` workers on one study: SQLite (lock-safe) and PostgreSQL."""
 
-import glob
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-
-import pytest
 
 BUDGET = "15s"
 
@@ -46,40 +39,6 @@ def _check_one_study(storage: str, results) -> None:
 def test_two_workers_share_a_sqlite_study(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     _check_one_study(storage, _workers(storage, tmp_path))
-
-
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found if isinstance(found, str) else (found[-1] if found else None)
-
-
-@pytest.fixture
-def postgres_url():
-    """A throw-away PostgreSQL server on a free loopback port (`make test` installs PostgreSQL
-    with tools/ensure-debian-package.sh when it is missing)."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server programs are not installed "
-                    "(make test installs them with tools/ensure-debian-package.sh)")
-    data = tempfile.mkdtemp(prefix="imgcls-pg-", dir="/tmp")
-    as_user = []
-    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
-        shutil.chown(data, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run([*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust"], check=True,
-                   capture_output=True)
-    subprocess.run([*as_user, pg_ctl, "-D", data, "-l", f"{data}/log", "-w", "-o",
-                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"], check=True,
-                   capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "fast", "stop"], capture_output=True)
-        time.sleep(0.2)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):

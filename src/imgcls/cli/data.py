@@ -46,6 +46,11 @@ def label(
     classes: Annotated[str, typer.Option(help="The classes, comma-separated: cat,dog,bird.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Manifest written after every vote.")
                    ] = Path("labels.csv"),
+    store: Annotated[str | None, typer.Option(
+        help="Votes: a SQLite file (default OUT.votes.db) or a SQLAlchemy URL, e.g. PostgreSQL for a team.",
+        show_default=False)] = None,
+    project: Annotated[str | None, typer.Option(help="The votes' name in the store (default: DATA's "
+                                                "folder name).", show_default=False)] = None,
     strategy: Annotated[str, typer.Option(help="random, margin, entropy, diversity or mix.")] = "mix",
     refit_every: Annotated[int, typer.Option(min=1, help="Labels between refits of the quick model.")] = 10,
     overlap: Annotated[int, typer.Option(min=1, help="Labellers per image (2+ measures agreement).")] = 1,
@@ -62,7 +67,8 @@ def label(
     """Label images on a local web page, with active learning and several labellers."""
     from ..labelling import label as run_label
 
-    session = run_label(data, classes, out, strategy=strategy, refit_every=refit_every, overlap=overlap,
+    session = run_label(data, classes, out, store=store, project=project, strategy=strategy,
+                        refit_every=refit_every, overlap=overlap,
                         rule=rule, host=host, port=port, api_key=api_key, serve=not export_only,
                         progress=not quiet)
     if export_only:

@@ -18,13 +18,15 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..config import cache_root, resolve_config
 from .session import LabelSession
 
 __all__ = ["LabelSession", "label"]
 
 
 def label(data: str | Path, classes: str | Sequence[str], out: str | Path = "labels.csv", *,
-          store: str | Path | None = None, strategy: str = "mix", refit_every: int = 10,
+          store: str | Path | None = None, project: str | None = None, strategy: str = "mix",
+          refit_every: int = 10,
           random_share: float = 0.1, overlap: int = 1, rule: str = "majority", backbone: str = "auto",
           host: str = "127.0.0.1", port: int = 8100, api_key: str | None = None, serve: bool = True,
           cache: bool = True, progress: bool = True) -> LabelSession:
@@ -34,7 +36,9 @@ def label(data: str | Path, classes: str | Sequence[str], out: str | Path = "lab
         data: Folder, globs or a CSV/Parquet manifest of the images (labels in it are ignored).
         classes: The classes, comma-separated or a list.
         out: The manifest written after every vote (path, label, votes, agreed, vote_NAME).
-        store: The votes' SQLite file (default ``OUT.votes.db``); an existing one is continued.
+        store: The votes' SQLite file (default ``OUT.votes.db``) or a SQLAlchemy URL
+            (``postgresql+psycopg://user@host/db`` for a team); an existing one is continued.
+        project: The votes' name in the store (default: the dataset folder's name).
         strategy: random, margin, entropy, diversity or mix.
         refit_every: Labels between refits of the quick model.
         random_share: Share of each batch asked at random, whatever the strategy.
@@ -44,11 +48,10 @@ def label(data: str | Path, classes: str | Sequence[str], out: str | Path = "lab
         api_key: Required when ``host`` is not loopback (default $IMGCLS_API_KEY).
         serve: Serve the page until interrupted; False returns the session (tests, scripts).
     """
-    from ..config import cache_root, resolve_config
-
     names = [c for c in (classes.split(",") if isinstance(classes, str) else classes)]
     cache_dir = cache_root(resolve_config(None, {})) if cache else None
-    session = LabelSession(data, names, out, store=store, strategy=strategy, refit_every=refit_every,
+    session = LabelSession(data, names, out, store=store, project=project, strategy=strategy,
+                           refit_every=refit_every,
                            random_share=random_share, rule=rule, overlap=overlap, backbone=backbone,
                            cache_dir=cache_dir, progress=progress)
     if serve:

@@ -28,6 +28,7 @@ from ..checks.duplicates import near_groups
 from ..core.errors import ConfigError, DataError
 from ..core.io import atomic_write_text
 from ..core.log import info, warn
+from ..deploy.inputs import as_dataset
 from .agreement import agreement, parse_rule, resolve
 from .learner import Learner, image_vectors
 from .store import KINDS, LabelStore
@@ -39,16 +40,17 @@ NEAR_BITS = 4  # pHash bits apart to count as near-duplicates (as `check` does)
 
 
 class LabelSession:
-    """See the module docstring. ``overlap``: how many labellers should see each image
-    (2 or more to measure agreement)."""
+    """See the module docstring. ``store``: the votes' SQLite file or a SQLAlchemy URL
+    (PostgreSQL for a team), ``project`` their name in it (default: the dataset folder's
+    name); ``overlap``: how many labellers should see each image (2 or more to measure
+    agreement)."""
 
     def __init__(self, data: str | Path, classes: list[str], out: str | Path, *,
-                 store: str | Path | None = None, strategy: str = "mix", refit_every: int = 10,
+                 store: str | Path | None = None, project: str | None = None, strategy: str = "mix",
+                 refit_every: int = 10,
                  random_share: float = 0.1,
                  rule: str = "majority", overlap: int = 1, backbone: str = "auto", n_jobs: int = 2,
                  cache_dir: Path | None = None, seed: int = 0, progress: bool = True) -> None:
-        from ..deploy.inputs import as_dataset
-
         self.classes = _check_classes(classes)
         parse_rule(rule)
         if overlap < 1 or refit_every < 1:
@@ -56,7 +58,8 @@ class LabelSession:
         self.out, self.rule, self.overlap, self.refit_every = Path(out), rule, overlap, refit_every
         ds = as_dataset([data])
         self.root = Path(ds.root) if ds.root else Path(data) if Path(data).is_dir() else Path.cwd()
-        self.store = LabelStore(store or self.out.with_name(self.out.name + STORE_SUFFIX))
+        self.store = LabelStore(store or self.out.with_name(self.out.name + STORE_SUFFIX),
+                                project or self.root.resolve().name or "default")
         X, loaded = image_vectors(ds, n_jobs, cache_dir, progress, backbone)
         self.files = [str(ds.paths[r]) for r in loaded.rows]  # readable files, as found
         self.keys = [self._key(p) for p in self.files]
