@@ -91,7 +91,7 @@ def main() -> None:
         model = session.learner.model
         true = np.mean([model.predict(session.learner.X[[r]])[0] == truth[session.keys[r]] for r in rest])
         estimate = session.learner.estimate
-        print(f"after {len(labelled)} labels: the page's estimate {estimate['accuracy']:.3f} "
+        print(f"after {len(labelled)} labels: the page's estimate {estimate['score']:.3f} "
               f"({estimate['method']}, n={estimate['n']}); the quick model on the {len(rest)} unlabelled "
               f"images {true:.3f}")
 

@@ -178,3 +178,26 @@ def test_two_labellers_at_once_with_one_disagreement(browser, photos, photo_trut
         assert ann.errors == [] and bob.errors == []
     finally:
         server.stop()
+
+
+def test_multi_label_keys_switch_labels_and_enter_saves_the_set(browser, photos, tmp_path):
+    from playwright.sync_api import expect
+
+    (photos / "copy_of_img000.png").unlink()  # no near-duplicate groups: one image per answer
+    out = tmp_path / "labels.csv"
+    server = Server(photos, out, task="multilabel")
+    try:
+        page = _open(browser, server.url, "ann")
+        first = page.locator("#path").inner_text()
+        page.keyboard.press("1")
+        page.keyboard.press("3")
+        page.keyboard.press("1")  # off again
+        page.keyboard.press("2")
+        expect(page.locator("#buttons button.on")).to_have_count(2)
+        second = _press(page, "Enter")
+        _press(page, "Enter")  # no label at all is an answer too
+        assert _manifest(out) == {first: "square|triangle", second: ""}
+        expect(page.locator("#buttons button.on")).to_have_count(0)
+        assert page.errors == []
+    finally:
+        server.stop()

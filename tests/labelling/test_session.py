@@ -136,3 +136,29 @@ def test_the_manifest_trains_and_votes_are_not_taken_for_groups(photos, photo_tr
                        progress=False)
     assert run.metrics["dataset"]["images"] == len(photo_truth)
     assert not [c for c in run.metrics["checks"] if c["check"] == "group_representation"]
+
+
+def test_a_multi_label_session_takes_label_sets_and_its_manifest_trains(photos, photo_truth, tmp_path):
+    import imgcls
+
+    session = _session(photos, tmp_path, task="multilabel")
+    client = _client(session)
+    names = sorted(photo_truth)
+    for k, name in enumerate(names):
+        labels = "" if k % 5 == 0 else photo_truth[name] + ("|square" if k % 3 == 0 else "")
+        r = client.post("/api/answer", json={"labeller": "ann", "id": session.index[name], "label": labels})
+        assert r.status_code == 200
+    bad = client.post("/api/answer", json={"labeller": "ann", "id": 0, "label": "circle|horse"})
+    assert bad.status_code == 422 and "horse" in bad.json()["error"]["message"]
+    session.wait()
+    state = client.get("/api/state").json()
+    assert state["task"] == "multilabel" and state["labelled"] == len(names)
+    assert state["estimate"] is None or state["estimate"]["metric"] == "micro-F1"
+    guess = session.describe(session.index[names[1]])["guess"]
+    assert guess is not None and set(guess["label"].split("|")) <= {"circle", "square", "triangle", ""}
+    manifest = pd.read_csv(session.out, keep_default_na=False)
+    assert len(manifest) == len(names) and (manifest["label"] == "").sum() == len(names[::5])
+    assert manifest["label"].str.contains("|", regex=False).any()
+    run = imgcls.train(str(session.out), model="logistic_regression", features="hist", out=tmp_path / "run",
+                       overrides=["task.kind=multilabel"], progress=False)
+    assert run.metrics["test"]["task"] == "multilabel"

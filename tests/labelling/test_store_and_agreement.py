@@ -121,3 +121,19 @@ def test_two_servers_share_a_postgresql_store(photos, tmp_path, postgres_url):
 def test_a_store_url_without_its_driver_or_server_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot be used as a label store"):
         LabelStore("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+
+def test_label_sets_resolve_label_by_label_and_kappa_is_per_label():
+    answers = _answers([("a", "x", "cat|dog", "label"), ("a", "y", "cat", "label"),
+                        ("a", "z", "cat|dog", "label"),
+                        ("b", "x", "cat", "label"), ("b", "y", "dog", "label"),
+                        ("c", "x", "", "label"), ("c", "y", "", "label")])
+    table = resolve(answers, "majority", keep_unresolved=True, multilabel=True).set_index("path")
+    assert table.loc["a", "label"] == "cat|dog" and table.loc["a", "resolved"]  # dog: 2 of 3
+    assert not table.loc["b", "resolved"]  # cat and dog each held by half
+    assert table.loc["c", "label"] == "" and table.loc["c", "resolved"]  # no label is an answer
+    assert list(resolve(answers, "drop", multilabel=True)["path"]) == ["c"]
+    found = agreement(answers, classes=["cat", "dog"])
+    xy = next(p for p in found["pairs"] if p["labellers"] == ["x", "y"])
+    assert xy["images"] == 3 and xy["exact"] == pytest.approx(1 / 3)
+    assert xy["agreement"] == pytest.approx(3 / 6)  # yes/no per image and label: 3 of 6 agree

@@ -46,7 +46,7 @@ def test_the_estimate_waits_for_three_labels_per_class_and_is_cross_validated():
     y = np.array(["a"] * 20 + ["b"] * 20, dtype=object)
     assert estimate_accuracy(X[[0, 1, 20, 21]], y[[0, 1, 20, 21]]) is None
     found = estimate_accuracy(X, y)
-    assert found["accuracy"] == 1.0 and found["n"] == 40
+    assert found["score"] == 1.0 and found["metric"] == "accuracy" and found["n"] == 40
     learner = Learner(X, "margin").update({k: y[k] for k in range(0, 40, 2)})
     assert learner.curve and learner.guess(1)[0] == "a"
     asked = learner.next(5)

@@ -54,6 +54,8 @@ def label(
     strategy: Annotated[str, typer.Option(help="random, margin, entropy, diversity or mix.")] = "mix",
     refit_every: Annotated[int, typer.Option(min=1, help="Labels between refits of the quick model.")] = 10,
     overlap: Annotated[int, typer.Option(min=1, help="Labellers per image (2+ measures agreement).")] = 1,
+    task: Annotated[str, typer.Option(help="single (one class per image) or multilabel (any set of "
+                                      "the classes).")] = "single",
     rule: Annotated[str, typer.Option(help="Votes -> label: majority, reviewer:NAME or drop.")] = "majority",
     host: Annotated[str, typer.Option(help="Interface to bind; off loopback --api-key is required.")
                     ] = "127.0.0.1",
@@ -68,7 +70,7 @@ def label(
     from ..labelling import label as run_label
 
     session = run_label(data, classes, out, store=store, project=project, strategy=strategy,
-                        refit_every=refit_every, overlap=overlap,
+                        refit_every=refit_every, overlap=overlap, task=task,
                         rule=rule, host=host, port=port, api_key=api_key, serve=not export_only,
                         progress=not quiet)
     if export_only:

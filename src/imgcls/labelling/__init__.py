@@ -26,10 +26,10 @@ __all__ = ["LabelSession", "label"]
 
 def label(data: str | Path, classes: str | Sequence[str], out: str | Path = "labels.csv", *,
           store: str | Path | None = None, project: str | None = None, strategy: str = "mix",
-          refit_every: int = 10,
-          random_share: float = 0.1, overlap: int = 1, rule: str = "majority", backbone: str = "auto",
-          host: str = "127.0.0.1", port: int = 8100, api_key: str | None = None, serve: bool = True,
-          cache: bool = True, progress: bool = True) -> LabelSession:
+          refit_every: int = 10, random_share: float = 0.1, overlap: int = 1, rule: str = "majority",
+          backbone: str = "auto", task: str = "single", host: str = "127.0.0.1", port: int = 8100,
+          api_key: str | None = None, serve: bool = True, cache: bool = True,
+          progress: bool = True) -> LabelSession:
     """Start (or continue) labelling ``data`` into the manifest ``out``; see the module docstring.
 
     Args:
@@ -45,6 +45,8 @@ def label(data: str | Path, classes: str | Sequence[str], out: str | Path = "lab
         overlap: How many labellers should see each image (2+ to measure agreement).
         rule: How votes become the label: majority, reviewer:NAME or drop.
         backbone: auto, features, or a pretrained backbone's name for the image vectors.
+        task: ``single`` (one class per image) or ``multilabel`` (any set of the classes,
+            none included; the manifest's ``label`` joins them with '|').
         api_key: Required when ``host`` is not loopback (default $IMGCLS_API_KEY).
         serve: Serve the page until interrupted; False returns the session (tests, scripts).
     """
@@ -53,7 +55,7 @@ def label(data: str | Path, classes: str | Sequence[str], out: str | Path = "lab
     session = LabelSession(data, names, out, store=store, project=project, strategy=strategy,
                            refit_every=refit_every,
                            random_share=random_share, rule=rule, overlap=overlap, backbone=backbone,
-                           cache_dir=cache_dir, progress=progress)
+                           cache_dir=cache_dir, progress=progress, task=task)
     if serve:
         from .app import run_label_server
 

@@ -5,7 +5,10 @@
   of labellers per image), beside the raw share of images on which all agreed.
 - Resolution (``rule``): ``majority`` (a tie is dropped and listed), ``reviewer:NAME`` (that
   labeller's answer wins where they gave one, the majority elsewhere), or ``drop`` (any
-  disagreement drops the image). ``skip`` and ``unsure`` are not votes for a class.
+  disagreement drops the image). ``skip`` and ``unsure`` are not votes for a class. Label
+  sets (multi-label) are resolved label by label: a label is kept when more than half of
+  the sets hold it, and a label held by exactly half leaves the image unresolved; their
+  kappa is that of one yes / no answer per image and label.
 - The manifest keeps every vote in a ``vote_<labeller>`` column beside the resolved
   ``label``, and ``votes`` / ``agreed`` columns, so nothing a labeller said is lost.
 
@@ -25,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import ConfigError
-from ..data.dataset import VOTE_PREFIX, VOTE_SUMMARY
+from ..data.dataset import VOTE_PREFIX, VOTE_SUMMARY, join_labels, split_labels
 
 RULES = "majority, reviewer:NAME or drop"
 
@@ -69,9 +72,30 @@ def fleiss_kappa(answers: pd.DataFrame) -> dict | None:
             "unanimous": float((n.max(axis=1) == per_image).mean())}
 
 
-def agreement(answers: pd.DataFrame) -> dict:
-    return {"pairs": cohen_pairs(answers), "fleiss": fleiss_kappa(answers),
-            "labellers": sorted(answers["labeller"].unique().tolist()) if len(answers) else []}
+def per_label(answers: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Label-set answers as one yes / no answer per (image, label): kappa for sets is the
+    kappa of these."""
+    votes = _class_votes(answers)
+    rows = [(f"{path}#{name}", who, "yes" if name in split_labels(value) else "no", "label")
+            for path, who, value in zip(votes["path"], votes["labeller"], votes["label"], strict=True)
+            for name in classes]
+    return pd.DataFrame(rows, columns=["path", "labeller", "label", "kind"])
+
+
+def agreement(answers: pd.DataFrame, classes: list[str] | None = None) -> dict:
+    """Cohen's kappa per pair, Fleiss' kappa; for label sets (``classes`` given), over one
+    yes / no answer per image and label, with ``exact``: the share of images both gave the
+    same set."""
+    labellers = sorted(answers["labeller"].unique().tolist()) if len(answers) else []
+    if classes is None:
+        return {"pairs": cohen_pairs(answers), "fleiss": fleiss_kappa(answers), "labellers": labellers}
+    pairs = cohen_pairs(per_label(answers, classes))
+    exact = {tuple(p["labellers"]): p["agreement"] for p in cohen_pairs(answers)}
+    for pair in pairs:
+        pair["images"] //= len(classes)
+        pair["exact"] = exact.get(tuple(pair["labellers"]))
+    return {"pairs": pairs, "fleiss": fleiss_kappa(per_label(answers, classes)), "labellers": labellers,
+            "per_label": True}
 
 
 def parse_rule(rule: str) -> tuple[str, str | None]:
@@ -81,13 +105,30 @@ def parse_rule(rule: str) -> tuple[str, str | None]:
     return ("reviewer", match.group(2).strip()) if match.group(2) else (match.group(1), None)
 
 
-def resolve(answers: pd.DataFrame, rule: str = "majority", keep_unresolved: bool = False) -> pd.DataFrame:
-    """One row per image with a resolved ``label``; every labeller's answer in ``vote_*``
-    columns. ``keep_unresolved`` keeps the images without one (label '') for review."""
+def _majority(classes: pd.Series, multilabel: bool) -> str | None:
+    """The most frequent class (None on a tie); for label sets, each label that more than half
+    of the sets hold (None when a label is held by exactly half)."""
+    if not len(classes):
+        return None
+    if multilabel:
+        held = pd.Series([n for value in classes for n in split_labels(value)], dtype=object).value_counts()
+        if (2 * held == len(classes)).any():
+            return None
+        return join_labels(held.index[2 * held > len(classes)])
+    counts = classes.value_counts()
+    top = counts[counts == counts.max()]
+    return str(top.index[0]) if len(top) == 1 else None
+
+
+def resolve(answers: pd.DataFrame, rule: str = "majority", keep_unresolved: bool = False,
+            multilabel: bool = False) -> pd.DataFrame:
+    """One row per image with a resolved ``label`` (for ``multilabel``, a label set, '' for
+    none); every labeller's answer in ``vote_*`` columns. ``keep_unresolved`` keeps the
+    images without one (``resolved`` False) for review."""
     kind, reviewer = parse_rule(rule)
     columns = ["path", "label", *VOTE_SUMMARY]
     if answers.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=columns + (["resolved"] if keep_unresolved else []))
     wide = answers.assign(answer=np.where(answers["kind"] == "label", answers["label"], answers["kind"]))
     wide = wide.pivot_table(index="path", columns="labeller", values="answer", aggfunc="last")
     order = answers.drop_duplicates("path")["path"]
@@ -95,16 +136,19 @@ def resolve(answers: pd.DataFrame, rule: str = "majority", keep_unresolved: bool
     for path in order:
         given = wide.loc[path].dropna()
         classes = given[~given.isin(["skip", "unsure"])]
-        counts = classes.value_counts()
-        agreed = len(counts) == 1
-        label = ""
+        agreed = classes.nunique() == 1
         if kind == "reviewer" and reviewer in classes.index:
-            label = classes[reviewer]
-        elif len(counts) and (kind != "drop" or agreed):
-            top = counts[counts == counts.max()]
-            label = top.index[0] if len(top) == 1 else ""  # a tie is not a majority
+            label = str(classes[reviewer])
+        elif kind == "drop" and not agreed:
+            label = None
+        else:
+            label = _majority(classes, multilabel)
         votes, agreed_column = VOTE_SUMMARY
-        rows.append({"path": path, "label": label, votes: int(len(classes)), agreed_column: bool(agreed),
-                     **{f"{VOTE_PREFIX}{name}": given.get(name, "") for name in wide.columns}})
+        rows.append({"path": path, "label": label or "", votes: int(len(classes)),
+                     agreed_column: bool(agreed),
+                     **{f"{VOTE_PREFIX}{name}": given.get(name, "") for name in wide.columns},
+                     "resolved": label is not None})
     table = pd.DataFrame(rows)
-    return table if keep_unresolved else table[table["label"] != ""].reset_index(drop=True)
+    if keep_unresolved:
+        return table
+    return table[table["resolved"]].drop(columns="resolved").reset_index(drop=True)

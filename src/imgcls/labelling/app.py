@@ -38,7 +38,7 @@ from .session import LabelSession
 class Answer(BaseModel):
     labeller: str = Field(min_length=1, max_length=64)
     id: int = Field(ge=0)
-    label: str = Field(min_length=1, max_length=200)
+    label: str = Field(max_length=2000)  # a class, skip, unsure; label sets: 'a|b', '' for none
     group: list[int] = Field(default_factory=list, max_length=1000)
 
 

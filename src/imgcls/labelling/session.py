@@ -28,6 +28,7 @@ from ..checks.duplicates import near_groups
 from ..core.errors import ConfigError, DataError
 from ..core.io import atomic_write_text
 from ..core.log import info, warn
+from ..data.dataset import join_labels, split_labels
 from ..deploy.inputs import as_dataset
 from .agreement import agreement, parse_rule, resolve
 from .learner import Learner, image_vectors
@@ -36,7 +37,8 @@ from .store import KINDS, LabelStore
 STORE_SUFFIX = ".votes.db"
 IMPORTED = "imported"  # the labeller of a partial manifest's labels
 DRAWN = "random_draws"  # store metadata: the images asked as random draws (the estimate's sample)
-NEAR_BITS = 4  # pHash bits apart to count as near-duplicates (as `check` does)
+NEAR_BITS = 4
+TASKS = ("single", "multilabel")  # pHash bits apart to count as near-duplicates (as `check` does)
 
 
 class LabelSession:
@@ -50,8 +52,11 @@ class LabelSession:
                  refit_every: int = 10,
                  random_share: float = 0.1,
                  rule: str = "majority", overlap: int = 1, backbone: str = "auto", n_jobs: int = 2,
-                 cache_dir: Path | None = None, seed: int = 0, progress: bool = True) -> None:
-        self.classes = _check_classes(classes)
+                 cache_dir: Path | None = None, seed: int = 0, progress: bool = True,
+                 task: str = "single") -> None:
+        if task not in TASKS:
+            raise ConfigError(f"The 'task' parameter must be one of {list(TASKS)}. Got {task!r}.")
+        self.classes, self.multilabel = _check_classes(classes), task == "multilabel"
         parse_rule(rule)
         if overlap < 1 or refit_every < 1:
             raise ConfigError(f"overlap and refit_every must be at least 1. Got {overlap} and {refit_every}.")
@@ -71,7 +76,8 @@ class LabelSession:
         self.groups = _near_duplicate_groups(loaded.images)
         drawn = json.loads(self.store.meta(DRAWN) or "[]")  # random draws of an earlier run
         self.learner = Learner(X, strategy, random_share, seed, classes=tuple(self.classes),
-                               drawn={self.index[k] for k in drawn if k in self.index})
+                               drawn={self.index[k] for k in drawn if k in self.index},
+                               multilabel=self.multilabel)
         self._lock = threading.Lock()
         self._refitting: threading.Thread | None = None
         self._queue: list[int] = []
@@ -132,9 +138,8 @@ class LabelSession:
         near-duplicates of it in ``group`` (the page sends those the labeller kept)."""
         labeller = _check_name(labeller)
         kind = label if label in KINDS[1:] else "label"
-        if kind == "label" and label not in self.classes:
-            raise ConfigError(f"'{label}' is not a class of this session ({', '.join(self.classes)}), "
-                              "nor skip or unsure.")
+        if kind == "label":
+            label = self._check_answer(label)
         rows = [item, *[g for g in group if g in self.groups.get(item, [])]]
         for row in rows:
             self.file(row)  # a bad id is an error before anything is written
@@ -143,6 +148,16 @@ class LabelSession:
         if len(self.labelled()) - self._fitted_on >= self.refit_every or self.learner.model is None:
             self._refit()
         return {"recorded": len(rows)}
+
+    def _check_answer(self, label: str) -> str:
+        """A class; for label sets, any of the classes joined by '|' ('' for none), canonical."""
+        names = split_labels(label) if self.multilabel else (label,)
+        unknown = [n for n in names if n not in self.classes]
+        if unknown or (not self.multilabel and not label):
+            what = "labels joined by '|' (or '' for none)" if self.multilabel else "one class"
+            raise ConfigError(f"'{label}' is not {what} of this session ({', '.join(self.classes)}), "
+                              "nor skip or unsure.")
+        return join_labels(names) if self.multilabel else label
 
     def undo(self, labeller: str) -> dict | None:
         path = self.store.undo(labeller)
@@ -153,12 +168,12 @@ class LabelSession:
 
     def labelled(self) -> dict[int, str]:
         """Rows with a resolved class, for the quick model."""
-        table = resolve(self.answered(), self.rule)
+        table = resolve(self.answered(), self.rule, multilabel=self.multilabel)
         return {self.index[p]: str(label) for p, label in zip(table["path"], table["label"], strict=True)}
 
     def export(self) -> pd.DataFrame:
         """Write the manifest: resolved labels, every vote; paths relative to its folder."""
-        table = resolve(self.answered(), self.rule)
+        table = resolve(self.answered(), self.rule, multilabel=self.multilabel)
         paths = [os.path.relpath(self.file(self.index[p]).resolve(), self.out.resolve().parent)
                  for p in table["path"]]
         table = table.assign(path=[Path(p).as_posix() for p in paths])
@@ -176,8 +191,12 @@ class LabelSession:
         rows = []
         for path, label in zip(old["path"], old["label"], strict=True):
             key = self._key(str(self.out.parent / path))
-            if key in self.index and label in self.classes:
-                rows.append((key, IMPORTED, label, "label"))
+            try:
+                answer = self._check_answer(label)
+            except ConfigError:
+                continue  # a class this session does not have
+            if key in self.index:
+                rows.append((key, IMPORTED, answer, "label"))
         self.store.add_many(rows)
         info(f"label: continuing {self.out}: {len(rows)} labels")
 
@@ -196,7 +215,7 @@ class LabelSession:
     def _refit_now(self, labels: dict[int, str]) -> None:
         old = self.learner
         learner = Learner(old.X, old.strategy, old.random_share, old.seed, curve=list(old.curve),
-                          drawn=set(old.drawn), classes=old.classes)
+                          drawn=set(old.drawn), classes=old.classes, multilabel=old.multilabel)
         learner.update(labels)
         queue = learner.next(self.refit_every * 2)
         self.store.set_meta(DRAWN, json.dumps(sorted(self.keys[r] for r in learner.drawn)))
@@ -212,12 +231,16 @@ class LabelSession:
     def state(self) -> dict:
         answers = self.answered()
         labels = self.labelled()
-        counts = pd.Series(list(labels.values()), dtype=object).value_counts()
-        return {"classes": self.classes, "images": len(self.files), "labelled": len(labels),
+        given = [n for value in labels.values()
+                 for n in (split_labels(value) if self.multilabel else [value])]
+        counts = pd.Series(given, dtype=object).value_counts()
+        return {"classes": self.classes, "task": "multilabel" if self.multilabel else "single",
+                "images": len(self.files), "labelled": len(labels),
                 "per_class": {c: int(counts.get(c, 0)) for c in self.classes},
                 "estimate": self.learner.estimate, "curve": self.learner.curve,
                 "strategy": self.learner.strategy, "skipped": self.skipped,
-                "agreement": agreement(answers) if answers["labeller"].nunique() > 1 else None,
+                "agreement": (agreement(answers, self.classes if self.multilabel else None)
+                              if answers["labeller"].nunique() > 1 else None),
                 "manifest": str(self.out)}
 
 

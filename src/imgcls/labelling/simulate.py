@@ -58,7 +58,7 @@ def simulate(X: np.ndarray, y: np.ndarray, test: np.ndarray, strategy: str, *, b
         model = learner.model
         accuracy = float(np.mean(model.predict(X[test_rows]) == y[test_rows])) if model is not None else None
         curve.append({"labels": len(revealed), "accuracy": accuracy,
-                      "estimate": None if learner.estimate is None else learner.estimate["accuracy"]})
+                      "estimate": None if learner.estimate is None else learner.estimate["score"]})
         size = batch
     return curve
 
