@@ -114,10 +114,14 @@ def test_keyboard_labels_undo_and_a_restart_give_exactly_the_right_manifest(brow
                                                                             tmp_path):
     from playwright.sync_api import expect
 
+    hostile = "<img src=x onerror=alert(1)>.png"  # a file name is data, never markup
+    (photos / hostile).write_text("not an image either")
     out = tmp_path / "labels.csv"
     server = Server(photos, out)
     try:
         page = _open(browser, server.url, "ann")
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         given = {}
         for _ in range(3):
             last = _label(page, photo_truth, given)
@@ -137,6 +141,8 @@ def test_keyboard_labels_undo_and_a_restart_give_exactly_the_right_manifest(brow
         page.reload()
         expect(page.locator("#estimate")).to_contain_text("Estimated accuracy", timeout=15_000)
         expect(page.locator("#skipped")).to_contain_text("broken.png")
+        expect(page.locator("#skipped")).to_contain_text(hostile)  # shown as text
+        assert page.locator("#skipped img").count() == 0 and dialogs == []
         shot = Path(os.environ.get("IMGCLS_LABEL_SCREENSHOT") or tmp_path / "label-page.png")
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)

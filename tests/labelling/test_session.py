@@ -2,6 +2,7 @@
 several labellers, unreadable files, and no path outside the dataset."""
 
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -153,7 +154,8 @@ def test_a_multi_label_session_takes_label_sets_and_its_manifest_trains(photos, 
     session.wait()
     state = client.get("/api/state").json()
     assert state["task"] == "multilabel" and state["labelled"] == len(names)
-    assert state["estimate"] is None or state["estimate"]["metric"] == "micro-F1"
+    estimate = state["estimate"]
+    assert estimate["metric"] == "micro-F1" and 0 <= estimate["low"] <= estimate["score"] <= estimate["high"]
     guess = session.describe(session.index[names[1]])["guess"]
     assert guess is not None and set(guess["label"].split("|")) <= {"circle", "square", "triangle", ""}
     manifest = pd.read_csv(session.out, keep_default_na=False)
@@ -162,3 +164,62 @@ def test_a_multi_label_session_takes_label_sets_and_its_manifest_trains(photos, 
     run = imgcls.train(str(session.out), model="logistic_regression", features="hist", out=tmp_path / "run",
                        overrides=["task.kind=multilabel"], progress=False)
     assert run.metrics["test"]["task"] == "multilabel"
+
+
+def test_random_draws_are_asked_first_and_counted_only_once_answered(photos, photo_truth, tmp_path):
+    session = _session(photos, tmp_path, random_share=0.5)
+    client = _client(session)
+    for _ in range(9):
+        item = client.get("/api/next", params={"labeller": "ann"}).json()["item"]
+        client.post("/api/answer", json={"labeller": "ann", "id": item["id"],
+                                         "label": photo_truth[item["path"]]})
+        session.wait()
+    drawn = set(json.loads(session.store.meta("random_draws")))
+    answered = set(session.answered("ann")["path"])
+    assert drawn and drawn <= answered  # asked at random, and answered
+    assert not (session.learner.offered - {session.index[p] for p in answered}) & \
+        {session.index[p] for p in drawn}
+    session.store.close()
+    again = _session(photos, tmp_path, random_share=0.5)  # a restart keeps the estimate's sample
+    assert again._drawn == drawn
+
+
+def test_two_labellers_on_one_server_are_shown_different_images(photos, tmp_path):
+    session = _session(photos, tmp_path)
+    ann, bob = session.next("ann"), session.next("bob")
+    assert ann["path"] != bob["path"]  # ann's image is leased to her
+    assert session.next("ann")["path"] == ann["path"]  # a reload shows her the same one
+    with pytest.raises(ConfigError, match="reserved"):
+        session.next("imported")
+    with pytest.raises(ConfigError, match="reserved"):
+        session.undo("imported")
+
+
+def test_the_data_manifest_is_never_the_output_and_hosts_are_checked(photos, tmp_path):
+    manifest = tmp_path / "images.csv"
+    manifest.write_text("path\n" + "".join(f"photos/{p.name}\n" for p in sorted(photos.glob("img*.png"))))
+    with pytest.raises(ConfigError, match="never written"):
+        label(manifest, "circle,square", manifest, serve=False, backbone="features", progress=False)
+    session = _session(photos, tmp_path)
+    client = TestClient(create_label_app(session, allowed_hosts=["127.0.0.1", "localhost"]),
+                        base_url="http://127.0.0.1")
+    assert client.get("/api/state").status_code == 200
+    assert client.get("/api/state", headers={"host": "evil.example"}).status_code == 400
+    image = client.get("/api/image/0")
+    assert image.headers["x-content-type-options"] == "nosniff"
+    assert image.headers["content-type"] == "image/png"
+
+
+def test_a_partial_multi_label_manifest_keeps_its_empty_labels_only_when_counted(photos, tmp_path):
+    out = tmp_path / "out" / "labels.csv"
+    out.parent.mkdir()
+    out.write_text("path,label\n../photos/img002.png,circle|square\n../photos/img004.png,\n")
+    session = _session(photos, tmp_path, task="multilabel")
+    assert session.labelled() == {session.index["img002.png"]: "circle|square"}
+    session.store.close()
+    ours = tmp_path / "ours" / "labels.csv"
+    ours.parent.mkdir()
+    ours.write_text("path,label,votes,agreed\n../photos/img004.png,,1,True\n")
+    again = label(photos, "circle,square,triangle", ours, serve=False, backbone="features", progress=False,
+                  task="multilabel")
+    assert again.labelled() == {again.index["img004.png"]: ""}  # our manifest's "none of them"

@@ -101,7 +101,7 @@ def _two_servers_one_store(store, photos, tmp_path):
     pair = second.state()["agreement"]["pairs"][0]
     assert pair["labellers"] == ["ann", "bob"] and pair["images"] == 2 and pair["agreement"] == 0.5
     assert first.store.undo("bob") == offered["path"]  # one labeller's undo, from either server
-    assert first.store.undo("bob") != offered["path"]
+    assert first.store.undo("bob") == next(p for p in ann if p != offered["path"])
     assert set(first.answered()["labeller"]) == {"ann"}
     for session in (first, second):
         session.wait()
@@ -137,3 +137,12 @@ def test_label_sets_resolve_label_by_label_and_kappa_is_per_label():
     xy = next(p for p in found["pairs"] if p["labellers"] == ["x", "y"])
     assert xy["images"] == 3 and xy["exact"] == pytest.approx(1 / 3)
     assert xy["agreement"] == pytest.approx(3 / 6)  # yes/no per image and label: 3 of 6 agree
+
+
+def test_check_flags_label_sets_that_differ_none_included():
+    from imgcls.checks.rules import vote_findings
+
+    table = pd.DataFrame({"path": ["a", "b", "c"], "label": ["cat", "", "cat|dog"],
+                          "vote_x": ["cat", "", "dog|cat"], "vote_y": ["", "", "cat|dog"]})
+    assert [f.path for f in vote_findings(table, multilabel=True)] == ["a"]  # c: the same set
+    assert [f.path for f in vote_findings(table)] == ["c"]  # one class each: '' is no vote, c's differ

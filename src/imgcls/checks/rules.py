@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import VOTE_PREFIX, VOTE_SUMMARY
+from ..data.dataset import VOTE_PREFIX, VOTE_SUMMARY, join_labels, split_labels
 from ..data.tasks import indicator, label_names
 from .findings import Finding
 
@@ -242,17 +242,19 @@ def group_columns(table: pd.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if c not in votes and not (votes and c in VOTE_SUMMARY)]
 
 
-def vote_findings(table: pd.DataFrame) -> list[Finding]:
-    """Images whose labellers gave different classes (``skip`` and ``unsure`` are no class)."""
+def vote_findings(table: pd.DataFrame, multilabel: bool = False) -> list[Finding]:
+    """Images whose labellers gave different classes (``skip`` and ``unsure`` are no class);
+    for label sets, different sets (where '' is the set of none, an answer too)."""
     columns = vote_columns(table.columns)
     if len(columns) < 2:
         return []
     out = []
-    for path, row in zip(table["path"], table[columns].astype(str).to_numpy(), strict=True):
-        given = {c[len(VOTE_PREFIX):]: v for c, v in zip(columns, row, strict=True)
-                 if v not in ("", "nan", "skip", "unsure")}
+    for path, row in zip(table["path"], table[columns].fillna("").astype(str).to_numpy(), strict=True):
+        given = {c[len(VOTE_PREFIX):]: (join_labels(split_labels(v)) if multilabel else v)
+                 for c, v in zip(columns, row, strict=True)
+                 if v not in ("nan", "skip", "unsure") and (multilabel or v)}
         if len(set(given.values())) > 1:
-            said = ", ".join(f"{name}={value}" for name, value in given.items())
+            said = ", ".join(f"{name}={value or '(none)'}" for name, value in given.items())
             out.append(Finding(str(path), "labeller_disagreement", "warning", f"labellers answered {said}",
                                "Look at it again, or resolve it with `imgcls label ... --export-only "
                                "--rule reviewer:NAME` (or drop it: --rule drop)."))

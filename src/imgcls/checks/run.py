@@ -121,7 +121,7 @@ def _dataset_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, ccfg
     class_summary, class_issues = (multilabel_findings if ds.multilabel else class_findings)(
         ds.table, ccfg.test_fraction, ccfg.imbalance_ratio)
     group_summary, group_issues = group_findings(ds.table, group_columns(ds.table, ds.metadata_columns))
-    group_issues += vote_findings(ds.table)
+    group_issues += vote_findings(ds.table, ds.multilabel)
     facts = {"classes": class_summary, "groups": group_summary,
              "duplicates": {"exact_groups": len(exact), "near_groups": len(near),
                             "images_in_exact_groups": sum(map(len, exact)),

@@ -46,9 +46,25 @@ class Undo(BaseModel):
     labeller: str = Field(min_length=1, max_length=64)
 
 
-def create_label_app(session: LabelSession, api_key: str | None = None) -> FastAPI:
-    """The FastAPI application of one labelling session."""
+def create_label_app(session: LabelSession, api_key: str | None = None,
+                     allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The FastAPI application of one labelling session. ``allowed_hosts``: the Host headers
+    accepted (a page on loopback refuses others, so a web site cannot reach it by DNS
+    rebinding); None accepts any."""
     app = FastAPI(title="imgcls label", docs_url=None, redoc_url=None)
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+
+    @app.middleware("http")
+    async def no_sniffing(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self'; "
+                                                       "style-src 'self' 'unsafe-inline'; "
+                                                       "script-src 'self' 'unsafe-inline'")
+        return response
 
     def check_key(request: Request) -> None:
         if api_key is None:
@@ -85,7 +101,8 @@ def create_label_app(session: LabelSession, api_key: str | None = None) -> FastA
     @app.get("/api/image/{item}", dependencies=guarded)
     def image(item: int) -> Response:
         path = session.file(item)
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        kind = mimetypes.guess_type(path.name)[0] or ""
+        kind = kind if kind.startswith("image/") else "application/octet-stream"  # never run as a page
         return Response(path.read_bytes(), media_type=kind,
                         headers={"Cache-Control": "private, max-age=3600"})
 
@@ -114,5 +131,6 @@ def run_label_server(session: LabelSession, host: str = "127.0.0.1", port: int =
         raise ConfigError(f"Binding the labelling page to {host} needs --api-key (or IMGCLS_API_KEY): anyone "
                           "who reaches the port could read the images and vote. Or bind to 127.0.0.1.")
     info(f"labelling page on http://{host}:{port}/ ; labels written to {session.out}")
-    uvicorn.run(create_label_app(session, api_key), host=host, port=port, log_level="warning",
+    hosts = [host, "localhost", "127.0.0.1", "[::1]"] if is_loopback(host) else None
+    uvicorn.run(create_label_app(session, api_key, hosts), host=host, port=port, log_level="warning",
                 server_header=False)

@@ -24,16 +24,19 @@ import numpy as np
 
 from ..core.errors import ConfigError
 from ..core.log import info
+from ..data import ImageSpec, describe, load_images
 from ..data.dataset import join_labels
 from ..data.features import FeatureSet, auto_features
 from ..data.tasks import indicator
 from ..models.decision import set_confidence
 from ..models.deep.pretrained import offline_available
+from ..models.probe import ProbeClassifier
 from .strategies import pick_marked
 
 MIN_PER_CLASS_CV = 3  # labels of each class before an accuracy estimate is given
 FOLDS = 5
 MIN_RANDOM = 20  # random draws labelled before the estimate rests on them alone
+BOOTSTRAP = 200  # resamples for a multi-label estimate's interval
 
 
 def normalise(X: np.ndarray) -> np.ndarray:
@@ -49,9 +52,6 @@ def image_vectors(ds, n_jobs: int = 2, cache_dir: Path | None = None, progress: 
     ``backbone``: ``auto`` (EfficientNet-Lite0 at 224 px when its weights are offline and
     the images' short side exceeds 32 px, else hand-made features), a backbone name, or
     ``features`` (HOG and colour, or pixels for tiny images)."""
-    from ..data import ImageSpec, describe, load_images
-    from ..models.probe import ProbeClassifier
-
     short = describe(ds).short_side
     if backbone == "auto":
         backbone = "tf_efficientnet_lite0" if short > 32 and offline_available("tf_efficientnet_lite0") \
@@ -161,10 +161,17 @@ def estimate_accuracy(X: np.ndarray, labels: np.ndarray, seed: int = 0,
         model = fit_quick(X[train], labels[train], seed, multilabel=sets)
         predicted[test] = model.predict(X[test]) if model is not None else None
     n = int(scored.sum())
-    value = _score(labels[scored], predicted[scored], sets)
-    half = 1.96 * np.sqrt(max(value * (1 - value), 1e-12) / n)
+    truth, guessed = labels[scored], predicted[scored]
+    value = _score(truth, guessed, sets)
+    if multilabel:  # micro-F1 is no proportion of images: a bootstrap over images
+        rng = np.random.default_rng(seed)
+        resampled = [_score(truth[i], guessed[i], sets) for i in rng.integers(0, n, (BOOTSTRAP, n))]
+        low, high = np.percentile(resampled, [2.5, 97.5])
+    else:  # a proportion: the normal interval
+        half = 1.96 * np.sqrt(max(value * (1 - value), 1e-12) / n)
+        low, high = value - half, value + half
     return {"score": value, "metric": "micro-F1" if multilabel else "accuracy",
-            "low": max(0.0, value - half), "high": min(1.0, value + half), "n": n, "method": method}
+            "low": float(max(0.0, low)), "high": float(min(1.0, high)), "n": n, "method": method}
 
 
 @dataclass
@@ -183,7 +190,8 @@ class Learner:
     model: object | None = None
     estimate: dict | None = None
     curve: list[dict] = field(default_factory=list)
-    drawn: set[int] = field(default_factory=set)  # rows asked as random draws
+    drawn: set[int] = field(default_factory=set)  # rows answered as random draws (the caller says)
+    offered: set[int] = field(default_factory=set)  # rows next() drew at random
     classes: tuple[str, ...] = ()  # every class the labels may take: no estimate before each has 3
     multilabel: bool = False
     _labelled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
@@ -236,5 +244,5 @@ class Learner:
             return []
         rows, drawn = pick_marked(self.strategy, self.X, self._labelled, candidates, k, self.rng,
                                   self.proba(candidates), self.random_share)
-        self.drawn.update(drawn)
+        self.offered.update(drawn)
         return rows

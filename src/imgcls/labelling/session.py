@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -26,19 +25,19 @@ import pandas as pd
 
 from ..checks.duplicates import near_groups
 from ..core.errors import ConfigError, DataError
-from ..core.io import atomic_write_text
 from ..core.log import info, warn
 from ..data.dataset import join_labels, split_labels
 from ..deploy.inputs import as_dataset
 from .agreement import agreement, parse_rule, resolve
 from .learner import Learner, image_vectors
+from .manifest import check_name, imported_answers, refuse_data_as_out, write_manifest
 from .store import KINDS, LabelStore
 
 STORE_SUFFIX = ".votes.db"
-IMPORTED = "imported"  # the labeller of a partial manifest's labels
-DRAWN = "random_draws"  # store metadata: the images asked as random draws (the estimate's sample)
-NEAR_BITS = 4
-TASKS = ("single", "multilabel")  # pHash bits apart to count as near-duplicates (as `check` does)
+DRAWN = "random_draws"  # store metadata: the images answered as random draws (the estimate's sample)
+NEAR_BITS = 4  # pHash bits apart to count as near-duplicates (as `check` does)
+LEASE_SECONDS = 300.0  # an image shown to one labeller is not shown to another for this long
+TASKS = ("single", "multilabel")
 
 
 class LabelSession:
@@ -49,11 +48,9 @@ class LabelSession:
 
     def __init__(self, data: str | Path, classes: list[str], out: str | Path, *,
                  store: str | Path | None = None, project: str | None = None, strategy: str = "mix",
-                 refit_every: int = 10,
-                 random_share: float = 0.1,
-                 rule: str = "majority", overlap: int = 1, backbone: str = "auto", n_jobs: int = 2,
-                 cache_dir: Path | None = None, seed: int = 0, progress: bool = True,
-                 task: str = "single") -> None:
+                 refit_every: int = 10, random_share: float = 0.1, rule: str = "majority",
+                 overlap: int = 1, backbone: str = "auto", n_jobs: int = 2, cache_dir: Path | None = None,
+                 seed: int = 0, progress: bool = True, task: str = "single") -> None:
         if task not in TASKS:
             raise ConfigError(f"The 'task' parameter must be one of {list(TASKS)}. Got {task!r}.")
         self.classes, self.multilabel = _check_classes(classes), task == "multilabel"
@@ -61,6 +58,7 @@ class LabelSession:
         if overlap < 1 or refit_every < 1:
             raise ConfigError(f"overlap and refit_every must be at least 1. Got {overlap} and {refit_every}.")
         self.out, self.rule, self.overlap, self.refit_every = Path(out), rule, overlap, refit_every
+        refuse_data_as_out(self.out, data)
         ds = as_dataset([data])
         self.root = Path(ds.root) if ds.root else Path(data) if Path(data).is_dir() else Path.cwd()
         self.store = LabelStore(store or self.out.with_name(self.out.name + STORE_SUFFIX),
@@ -74,15 +72,18 @@ class LabelSession:
         for item in self.skipped:
             warn(f"label: skipped {item['path']}: {item['reason']}")
         self.groups = _near_duplicate_groups(loaded.images)
-        drawn = json.loads(self.store.meta(DRAWN) or "[]")  # random draws of an earlier run
+        self._drawn = {k for k in json.loads(self.store.meta(DRAWN) or "[]") if k in self.index}
         self.learner = Learner(X, strategy, random_share, seed, classes=tuple(self.classes),
-                               drawn={self.index[k] for k in drawn if k in self.index},
                                multilabel=self.multilabel)
-        self._lock = threading.Lock()
+        self._lock, self._refit_lock, self._export_lock = threading.Lock(), threading.Lock(), threading.Lock()
         self._refitting: threading.Thread | None = None
         self._queue: list[int] = []
         self._fitted_on = 0  # labels the quick model was last fitted on
-        self._continue_manifest()
+        if not self.store.count() and self.out.is_file():
+            rows = imported_answers(self.out, self.index_key, self._check_answer, self.multilabel)
+            for row in rows:  # one answer each: an undo takes back one image
+                self.store.add_many([row])
+            info(f"label: continuing {self.out}: {len(rows)} labels")
         self._refit(wait=True)
 
     # ----- files ----------------------------------------------------------------------
@@ -95,6 +96,11 @@ class LabelSession:
             return full.resolve().relative_to(self.root.resolve()).as_posix()
         except ValueError:
             return full.resolve().as_posix()
+
+    def index_key(self, path: str) -> str | None:
+        """The key of the session's image at ``path``; None when it is not one of them."""
+        key = self._key(path)
+        return key if key in self.index else None
 
     def file(self, item: int) -> Path:
         """The file of image ``item`` (an index: no path from the page is ever opened)."""
@@ -110,21 +116,30 @@ class LabelSession:
         return answers if labeller is None else answers[answers["labeller"] == labeller]
 
     def next(self, labeller: str) -> dict | None:
-        """The image to show ``labeller`` next, its near-duplicates and the model's guess."""
-        answers = self.answered()
+        """The image to show ``labeller`` next, its near-duplicates and the model's guess; it is
+        leased to them, so other labellers (on any server of the store) get other images."""
+        labeller = check_name(labeller)
+        answers, leases = self.answered(), self.store.leases()
         mine = set(answers.loc[answers["labeller"] == labeller, "path"])
-        seen = answers.groupby("path")["labeller"].nunique()
+        others = pd.concat([answers[["path", "labeller"]], leases[leases["labeller"] != labeller]])
+        seen = others.drop_duplicates().groupby("path")["labeller"].nunique()
         full = set(seen[seen >= self.overlap].index)
-        # an image others labelled but that still needs more labellers comes first
-        wanted = [self.index[p] for p in seen[seen < self.overlap].index if p not in mine and p in self.index]
+        held = [p for p in leases.loc[leases["labeller"] == labeller, "path"]
+                if p in self.index and p not in mine | full]
+        answered_by = answers.groupby("path")["labeller"].nunique()
+        # what I was shown and did not answer, then an image others labelled that needs more
+        # labellers, then the strategy's queue
+        wanted = [p for p in answered_by[answered_by < self.overlap].index if p not in mine | full]
         with self._lock:
-            queue = [r for r in self._queue if self.keys[r] not in mine and self.keys[r] not in full]
-        row = next(iter(wanted + queue), None)
-        if row is None:
-            taken = {self.index[p] for p in mine | full}
-            rest = self.learner.next(1, exclude=taken)
-            row = rest[0] if rest else None
-        return None if row is None else self.describe(row, mine)
+            queue = [self.keys[r] for r in self._queue if self.keys[r] not in mine | full]
+        key = next(iter(held + [p for p in wanted if p in self.index] + queue), None)
+        if key is None:
+            rest = self.learner.next(1, exclude={self.index[p] for p in mine | full if p in self.index})
+            key = self.keys[rest[0]] if rest else None
+        if key is None:
+            return None
+        self.store.lease(key, labeller, LEASE_SECONDS)
+        return self.describe(self.index[key], mine)
 
     def describe(self, row: int, mine: set[str] = frozenset()) -> dict:
         guess = self.learner.guess(row)
@@ -136,7 +151,7 @@ class LabelSession:
     def answer(self, labeller: str, item: int, label: str, group: list[int] = ()) -> dict:
         """Record ``labeller``'s answer (a class, ``skip`` or ``unsure``) for ``item`` and the
         near-duplicates of it in ``group`` (the page sends those the labeller kept)."""
-        labeller = _check_name(labeller)
+        labeller = check_name(labeller)
         kind = label if label in KINDS[1:] else "label"
         if kind == "label":
             label = self._check_answer(label)
@@ -144,6 +159,11 @@ class LabelSession:
         for row in rows:
             self.file(row)  # a bad id is an error before anything is written
         self.store.add_many([(self.keys[r], labeller, label, kind) for r in rows])
+        if item in self.learner.offered:  # asked as a random draw: the estimate's sample
+            with self._lock:
+                self._drawn.add(self.keys[item])
+                drawn = sorted(self._drawn)
+            self.store.set_meta(DRAWN, json.dumps(drawn))
         self.export()
         if len(self.labelled()) - self._fitted_on >= self.refit_every or self.learner.model is None:
             self._refit()
@@ -160,11 +180,15 @@ class LabelSession:
         return join_labels(names) if self.multilabel else label
 
     def undo(self, labeller: str) -> dict | None:
-        path = self.store.undo(labeller)
+        """Take back ``labeller``'s last answer; returns the image it was about (to show again)."""
+        path = self.store.undo(check_name(labeller))
         if path is None:
             return None
         self.export()
-        return self.describe(self.index[path]) if path in self.index else {"path": path}
+        if path not in self.index:
+            return {"path": path}
+        self.store.lease(path, labeller, LEASE_SECONDS)
+        return self.describe(self.index[path], set(self.answered(labeller)["path"]))
 
     def labelled(self) -> dict[int, str]:
         """Rows with a resolved class, for the quick model."""
@@ -172,53 +196,37 @@ class LabelSession:
         return {self.index[p]: str(label) for p, label in zip(table["path"], table["label"], strict=True)}
 
     def export(self) -> pd.DataFrame:
-        """Write the manifest: resolved labels, every vote; paths relative to its folder."""
-        table = resolve(self.answered(), self.rule, multilabel=self.multilabel)
-        paths = [os.path.relpath(self.file(self.index[p]).resolve(), self.out.resolve().parent)
-                 for p in table["path"]]
-        table = table.assign(path=[Path(p).as_posix() for p in paths])
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out, table.to_csv(index=False))
-        return table
-
-    def _continue_manifest(self) -> None:
-        """Labels of an existing manifest at ``out`` become votes, when the store is new."""
-        if self.store.count() or not self.out.is_file():
-            return
-        old = pd.read_csv(self.out, keep_default_na=False, dtype=str)
-        if not {"path", "label"} <= set(old.columns):
-            raise DataError(f"'{self.out}' exists but has no path and label columns; give another --out.")
-        rows = []
-        for path, label in zip(old["path"], old["label"], strict=True):
-            key = self._key(str(self.out.parent / path))
-            try:
-                answer = self._check_answer(label)
-            except ConfigError:
-                continue  # a class this session does not have
-            if key in self.index:
-                rows.append((key, IMPORTED, answer, "label"))
-        self.store.add_many(rows)
-        info(f"label: continuing {self.out}: {len(rows)} labels")
+        """Write the manifest (one export at a time: the last one written has every vote)."""
+        with self._export_lock:
+            table = resolve(self.answered(), self.rule, multilabel=self.multilabel)
+            return write_manifest(table, self.out, lambda key: self.file(self.index[key]))
 
     # ----- the quick model ------------------------------------------------------------
     def _refit(self, wait: bool = False) -> None:
-        if self._refitting is not None and self._refitting.is_alive():
-            return
-        labels = self.labelled()
-        self._fitted_on = len(labels)
-        thread = threading.Thread(target=self._refit_now, args=(labels,), daemon=True)
-        self._refitting = thread
-        thread.start()
+        with self._refit_lock:  # one refit at a time; a request during one waits for the next
+            if self._refitting is not None and self._refitting.is_alive():
+                return
+            labels = self.labelled()
+            self._fitted_on = len(labels)
+            with self._lock:
+                drawn = {self.index[k] for k in self._drawn}
+            thread = threading.Thread(target=self._refit_now, args=(labels, drawn), daemon=True)
+            self._refitting = thread
+            thread.start()
         if wait:
             thread.join()
 
-    def _refit_now(self, labels: dict[int, str]) -> None:
+    def _refit_now(self, labels: dict[int, str], drawn: set[int]) -> None:
         old = self.learner
-        learner = Learner(old.X, old.strategy, old.random_share, old.seed, curve=list(old.curve),
-                          drawn=set(old.drawn), classes=old.classes, multilabel=old.multilabel)
-        learner.update(labels)
-        queue = learner.next(self.refit_every * 2)
-        self.store.set_meta(DRAWN, json.dumps(sorted(self.keys[r] for r in learner.drawn)))
+        try:
+            learner = Learner(old.X, old.strategy, old.random_share, old.seed, curve=list(old.curve),
+                              drawn=drawn, classes=old.classes, multilabel=old.multilabel)
+            learner.update(labels)
+            queue = learner.next(self.refit_every * 2)
+        except Exception as exc:  # noqa: BLE001 - the page goes on with the model it has
+            warn(f"label: the quick model could not be refitted on {len(labels)} labels "
+                 f"({type(exc).__name__}: {exc}); the previous one is kept")
+            return
         with self._lock:
             self.learner, self._queue = learner, queue
 
@@ -253,13 +261,6 @@ def _check_classes(classes: list[str]) -> list[str]:
     if bad:
         raise ConfigError(f"Class names {bad} are reserved (skip, unsure) or hold '|' or ','.")
     return names
-
-
-def _check_name(name: str) -> str:
-    name = str(name).strip()
-    if not name or len(name) > 64 or not all(ch.isalnum() or ch in "-_." for ch in name):
-        raise ConfigError(f"A labeller's name must be 1-64 letters, digits, '-', '_' or '.'. Got {name!r}.")
-    return name
 
 
 def _near_duplicate_groups(images: np.ndarray) -> dict[int, list[int]]:

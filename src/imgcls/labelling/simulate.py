@@ -54,6 +54,7 @@ def simulate(X: np.ndarray, y: np.ndarray, test: np.ndarray, strategy: str, *, b
         if not asked:
             break
         revealed.update({r: y[r] for r in asked})
+        learner.drawn |= learner.offered & set(asked)  # every row asked is answered here
         learner.update(revealed, estimate)
         model = learner.model
         accuracy = float(np.mean(model.predict(X[test_rows]) == y[test_rows])) if model is not None else None

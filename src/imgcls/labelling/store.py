@@ -77,6 +77,11 @@ class LabelStore:
                                sa.Column("labeller", sa.String(64), nullable=False),
                                sa.Column("label", sa.Text, nullable=False),
                                sa.Column("kind", sa.String(16), nullable=False))
+        self._leases = sa.Table("label_leases", meta,
+                                sa.Column("project", sa.String(200), primary_key=True),
+                                sa.Column("path", sa.Text, primary_key=True),
+                                sa.Column("labeller", sa.String(64), primary_key=True),
+                                sa.Column("until", sa.Float, nullable=False))
         self._meta = sa.Table("label_meta", meta,
                               sa.Column("project", sa.String(200), primary_key=True),
                               sa.Column("key", sa.String(200), primary_key=True),
@@ -108,12 +113,43 @@ class LabelStore:
                               ).scalar()
 
     def set_meta(self, key: str, value: str) -> None:
+        t = self._meta
+        self._replace(t, (t.c.project == self.project) & (t.c.key == key),
+                      {"project": self.project, "key": key, "value": value})
+
+    def _replace(self, table, where, row: dict) -> None:
+        """Delete-then-insert in one transaction; when another server inserted the same key
+        in between, its row and ours race, and the retry makes ours the last."""
         import sqlalchemy as sa
 
-        t = self._meta
-        with self._engine.begin() as db:
-            db.execute(sa.delete(t).where(t.c.project == self.project, t.c.key == key))
-            db.execute(sa.insert(t).values(project=self.project, key=key, value=value))
+        for attempt in range(3):
+            try:
+                with self._engine.begin() as db:
+                    db.execute(sa.delete(table).where(where))
+                    db.execute(sa.insert(table).values(**row))
+                return
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    # ----- who is looking at what -------------------------------------------------------
+    def lease(self, path: str, labeller: str, seconds: float) -> None:
+        """``labeller`` is shown ``path`` for the next ``seconds``: others are asked something else."""
+        t = self._leases
+        self._replace(t, (t.c.project == self.project) & (t.c.path == path) & (t.c.labeller == labeller),
+                      {"project": self.project, "path": str(path), "labeller": labeller,
+                       "until": time.time() + seconds})
+
+    def leases(self) -> pd.DataFrame:
+        """Leases not expired: path, labeller."""
+        import sqlalchemy as sa
+
+        t = self._leases
+        with self._engine.connect() as db:
+            rows = db.execute(sa.select(t.c.path, t.c.labeller).where(
+                t.c.project == self.project, t.c.until > time.time())).fetchall()
+        return pd.DataFrame([tuple(r) for r in rows], columns=["path", "labeller"])
 
     # ----- votes ----------------------------------------------------------------------
     def add(self, path: str, labeller: str, label: str, kind: str = "label") -> int:
