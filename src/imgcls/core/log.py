@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 
 @functools.cache
@@ -22,3 +23,8 @@ def warn(message: str) -> None:
     from rich.markup import escape
 
     _console().print(f"[yellow]warning[/yellow] {escape(message)}", soft_wrap=True)
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit to print: its password, if any, masked."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

@@ -18,10 +18,7 @@ import numpy as np
 from ..core.errors import DataError
 from ..data.tasks import indicator
 from ..models.calibration import expected_calibration_error
-from ..models.label_scores import MULTILABEL_SCORES, average_precision, quick_multilabel_score
-
-__all__ = ["MULTILABEL_SCORES", "average_precision", "bootstrap_multilabel", "multilabel_metrics",
-           "quick_multilabel_score"]
+from ..models.label_scores import average_precision
 
 
 def _f1(tp, fp, fn):

@@ -159,10 +159,10 @@ def _tune_multilabel(clf, ds: Dataset, loaded: LoadedImages, decision: DecisionC
         raise ConfigError("decision.calibration=temperature is for one label per image; a multi-label "
                           "model's per-label probabilities are used as they are (decision.calibration=none).")
     proba = clf.predict_proba(images)
-    target = "f1" if decision.target in ("auto", "argmax") else decision.target
     truth = indicator(labels, clf.classes_, strict=False)
-    clf.decision_ = tune_multilabel(target, truth, proba, clf.classes_)
-    info(f"decision.target={target} -> {clf.decision_.describe()} on {len(images)} validation images")
+    clf.decision_ = tune_multilabel(decision.target, truth, proba, clf.classes_)
+    info(f"decision.target={clf.decision_.target} -> {clf.decision_.describe()} on {len(images)} validation "
+         "images")
     _tune_unknown(clf, ds, loaded, decision, images, proba, seed)
 
 

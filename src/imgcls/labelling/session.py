@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..checks.duplicates import near_groups
+from ..config import CheckConfig
 from ..core.errors import ConfigError, DataError
 from ..core.log import info, warn
 from ..data.dataset import join_labels, split_labels
@@ -35,7 +36,6 @@ from .store import KINDS, LabelStore
 
 STORE_SUFFIX = ".votes.db"
 DRAWN = "random_draws"  # store metadata: the images answered as random draws (the estimate's sample)
-NEAR_BITS = 4  # pHash bits apart to count as near-duplicates (as `check` does)
 LEASE_SECONDS = 300.0  # an image shown to one labeller is not shown to another for this long
 TASKS = ("single", "multilabel")
 
@@ -164,8 +164,8 @@ class LabelSession:
                 self._drawn.add(self.keys[item])
                 drawn = sorted(self._drawn)
             self.store.set_meta(DRAWN, json.dumps(drawn))
-        self.export()
-        if len(self.labelled()) - self._fitted_on >= self.refit_every or self.learner.model is None:
+        labelled = len(self.export())  # the manifest holds every image with a resolved label
+        if labelled - self._fitted_on >= self.refit_every or self.learner.model is None:
             self._refit()
         return {"recorded": len(rows)}
 
@@ -190,9 +190,10 @@ class LabelSession:
         self.store.lease(path, labeller, LEASE_SECONDS)
         return self.describe(self.index[path], set(self.answered(labeller)["path"]))
 
-    def labelled(self) -> dict[int, str]:
-        """Rows with a resolved class, for the quick model."""
-        table = resolve(self.answered(), self.rule, multilabel=self.multilabel)
+    def labelled(self, answers: pd.DataFrame | None = None) -> dict[int, str]:
+        """Rows with a resolved class (of ``answers``, default the store's), for the quick model."""
+        answers = self.answered() if answers is None else answers
+        table = resolve(answers, self.rule, multilabel=self.multilabel)
         return {self.index[p]: str(label) for p, label in zip(table["path"], table["label"], strict=True)}
 
     def export(self) -> pd.DataFrame:
@@ -238,7 +239,7 @@ class LabelSession:
     # ----- what the page shows ----------------------------------------------------------
     def state(self) -> dict:
         answers = self.answered()
-        labels = self.labelled()
+        labels = self.labelled(answers)
         given = [n for value in labels.values()
                  for n in (split_labels(value) if self.multilabel else [value])]
         counts = pd.Series(given, dtype=object).value_counts()
@@ -264,13 +265,13 @@ def _check_classes(classes: list[str]) -> list[str]:
 
 
 def _near_duplicate_groups(images: np.ndarray) -> dict[int, list[int]]:
-    """Row -> the rows of its near-duplicate group (pHash within ``NEAR_BITS`` bits)."""
+    """Row -> the rows of its near-duplicate group (pHashes as close as `check` requires)."""
     import imagehash
     from PIL import Image
 
     hashes = [str(imagehash.phash(Image.fromarray(img).convert("L"))) for img in images]
     out: dict[int, list[int]] = {}
-    for group in near_groups(hashes, NEAR_BITS, []):
+    for group in near_groups(hashes, CheckConfig().near_threshold, []):
         for row in group:
             out[row] = list(group)
     return out

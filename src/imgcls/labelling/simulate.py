@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import ConfigError
-from .learner import Learner, normalise
+from .learner import Learner, estimate_accuracy, normalise
 
 
 def simulate(X: np.ndarray, y: np.ndarray, test: np.ndarray, strategy: str, *, budget: int, batch: int,
@@ -36,7 +36,8 @@ def simulate(X: np.ndarray, y: np.ndarray, test: np.ndarray, strategy: str, *, b
         budget: Labels to reveal in all.
         batch: Labels revealed between refits.
         first: Size of the first batch (default ``batch``), chosen with no model yet.
-        estimate: Also record the cross-validated estimate the labelling page would show.
+        estimate: Also record the estimate the labelling page would show, and at the last point
+            (``estimate_all_labels``) the plain cross-validation on every label.
     """
     if budget <= 0 or batch <= 0:
         raise ConfigError(f"budget and batch must be positive. Got {budget} and {batch}.")
@@ -61,6 +62,10 @@ def simulate(X: np.ndarray, y: np.ndarray, test: np.ndarray, strategy: str, *, b
         curve.append({"labels": len(revealed), "accuracy": accuracy,
                       "estimate": None if learner.estimate is None else learner.estimate["score"]})
         size = batch
+    if estimate and curve:  # beside it, what cross-validation on every label (no draws) would say
+        rows = np.fromiter(revealed, dtype=int)
+        plain = estimate_accuracy(X[rows], y[rows], seed)
+        curve[-1]["estimate_all_labels"] = None if plain is None else plain["score"]
     return curve
 
 

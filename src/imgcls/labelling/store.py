@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.errors import ConfigError
+from ..core.log import safe_url
 
 KINDS = ("label", "skip", "unsure")
 
@@ -44,10 +45,6 @@ def store_url(store: str | Path) -> str:
     path = Path(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path.resolve()}"
-
-
-def _safe(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # never print a password
 
 
 class LabelStore:
@@ -93,10 +90,10 @@ class LabelStore:
                     db.exec_driver_sql("PRAGMA journal_mode=WAL")
             meta.create_all(self._engine)
         except ImportError as exc:
-            raise ConfigError(f"The store {_safe(self.url)} needs a database driver: {exc}. For PostgreSQL: "
-                              "pip install 'imgcls[postgres]'.") from None
+            raise ConfigError(f"The store {safe_url(self.url)} needs a database driver: {exc}. For "
+                              "PostgreSQL: pip install 'imgcls[postgres]'.") from None
         except sa.exc.SQLAlchemyError as exc:
-            raise ConfigError(f"'{_safe(self.url)}' cannot be used as a label store "
+            raise ConfigError(f"'{safe_url(self.url)}' cannot be used as a label store "
                               f"({type(exc.orig or exc).__name__}: {exc.orig or exc}); give another store."
                               ) from None
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..core.errors import ConfigError
 from ..data.tasks import from_indicator
+from .label_scores import best_threshold
 
 KINDS = ("argmax", "weights", "threshold", "ordinal", "multilabel")
 TARGET_HELP = ("argmax, balanced_accuracy, macro_f1, kappa (ordered grades), recall:LABEL=0.95 or "
@@ -245,13 +246,14 @@ MULTILABEL_TARGETS = ("threshold (0.5 each), f1 (each label's best F1), recall:L
 
 def tune_multilabel(target: str, y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str]) -> Decision:
     """Per-label thresholds for a multi-label model on (validation) 0/1 labels ``y_true``
-    (N, labels): 0.5 each (``threshold``), each label's F1-best (``f1``), or one label's to a
-    recall or precision goal and the others' F1-best. A label absent from the validation
-    images keeps 0.5."""
+    (N, labels): 0.5 each (``threshold``), each label's F1-best (``f1``; ``auto`` and
+    ``argmax``, which has no meaning for independent labels, too), or one label's to a recall
+    or precision goal and the others' F1-best. A label absent from the validation images
+    keeps 0.5."""
     classes = [str(c) for c in classes]
     y_true, proba = np.asarray(y_true, dtype=bool), np.asarray(proba, dtype=np.float64)
-    target = target.strip()
-    if target in ("threshold", "argmax"):
+    target = "f1" if target.strip() in ("auto", "argmax") else target.strip()
+    if target == "threshold":
         return Decision.multilabel(len(classes))
     goal = label = level = None
     if target != "f1":
@@ -271,11 +273,9 @@ def tune_multilabel(target: str, y_true: np.ndarray, proba: np.ndarray, classes:
             thresholds.append(rule.threshold)
             reached[name] = {k2: v for k2, v in rule.validation.items() if k2 != "n"}
             continue
-        best_t, best_f1 = 0.5, _f1(positive, p >= 0.5)
-        for t in np.unique(p):
-            f1 = _f1(positive, p >= t)
-            if f1 > best_f1 + 1e-12:
-                best_t, best_f1 = float(t), f1
+        at_half, (best_t, best_f1) = _f1(positive, p >= 0.5), best_threshold(positive, p)
+        if best_f1 <= at_half + 1e-12:  # 0.5 unless another threshold is strictly better
+            best_t, best_f1 = 0.5, at_half
         thresholds.append(best_t)
         reached[name] = {"f1": round(best_f1, 4)}
     return Decision("multilabel", thresholds=tuple(thresholds), target=target,

@@ -17,33 +17,42 @@ import numpy as np
 MULTILABEL_SCORES = ("map", "macro_f1")
 
 
+def _cuts(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores from high to low, cut at the end of each run of equal scores: each cut's
+    threshold, the true positives at or above it, and the images at or above it."""
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="stable")
+    ranked = s[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked) != 0), len(s) - 1]
+    return ranked[last], np.cumsum(truth[order])[last], last + 1
+
+
 def average_precision(truth: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the precision-recall curve as scikit-learn's ``average_precision_score``
     computes it (precision at each positive, ties broken by score); None without a positive."""
     truth = np.asarray(truth, dtype=bool)
     if not truth.any():
         return None
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    s, t = np.asarray(scores, dtype=np.float64)[order], truth[order]
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # the end of each run of equal scores
-    tp = np.cumsum(t)[last]
-    precision = tp / (last + 1)
-    recall_gain = np.diff(np.r_[0, tp]) / t.sum()
-    return float((precision * recall_gain).sum())
+    _, tp, chosen = _cuts(truth, scores)
+    return float((tp / chosen * np.diff(np.r_[0, tp]) / truth.sum()).sum())
 
 
-def best_f1(truth: np.ndarray, scores: np.ndarray) -> float:
-    """The F1 of one label at its best threshold (every label at or above it chosen); 0 without
-    a positive. The threshold :func:`imgcls.models.decision.tune_multilabel` would pick reaches it."""
+def best_threshold(truth: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """The threshold (every image at or above it chosen) with the best F1 for one label, the
+    lowest of those that tie, and that F1; (0.5, 0.0) without a positive."""
     truth = np.asarray(truth, dtype=bool)
     positives = int(truth.sum())
     if not positives:
-        return 0.0
-    s = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-s, kind="stable")
-    last = np.r_[np.flatnonzero(np.diff(s[order]) != 0), len(s) - 1]
-    tp = np.cumsum(truth[order])[last]
-    return float((2 * tp / (last + 1 + positives)).max())
+        return 0.5, 0.0
+    thresholds, tp, chosen = _cuts(truth, scores)
+    f1 = 2 * tp / (chosen + positives)
+    k = int(np.flatnonzero(f1 >= f1.max() - 1e-12)[-1])  # cuts run from high to low thresholds
+    return float(thresholds[k]), float(f1[k])
+
+
+def best_f1(truth: np.ndarray, scores: np.ndarray) -> float:
+    """The F1 of one label at its best threshold (:func:`best_threshold`); 0 without a positive."""
+    return best_threshold(truth, scores)[1]
 
 
 def quick_multilabel_score(metric: str, truth: np.ndarray, proba: np.ndarray) -> float:

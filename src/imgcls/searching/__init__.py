@@ -30,12 +30,12 @@ from typing import Any
 from ..config import config_to_yaml, resolve_config
 from ..core.errors import ConfigError, DataError
 from ..core.io import atomic_write_text
-from ..core.log import info, warn
+from ..core.log import info, safe_url, warn
 from ..data import assign_splits, carve_validation, describe, load_dataset
 from ..evaluation.metrics import SCORES
-from ..evaluation.multilabel import MULTILABEL_SCORES
 from ..models.deep.catalog import BACKBONES, SMALL_CNN
 from ..models.deep.pretrained import offline_available
+from ..models.label_scores import MULTILABEL_SCORES
 from ..runs import Run
 from ..training import grades_of, resolve_task
 from .ensembling import plan_winner
@@ -136,7 +136,7 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
     runner.study = study_name
     _enqueue_defaults(optuna_study, families, runner.facts)
     n_val = int((ds.table["split"] == "val").sum())
-    info(f"search: study '{study_name}' in {_safe_url(storage)}; worker {runner.worker}; "
+    info(f"search: study '{study_name}' in {safe_url(storage)}; worker {runner.worker}; "
          f"budget {seconds:.0f} s; families {', '.join(families)}; {metric} on {n_val} validation images")
     end = Ending(runner, seconds, ensemble, refit)
     _optimize(optuna_study, runner, deadline, trials, progress, end.update)
@@ -226,12 +226,12 @@ def open_study(storage: str, name: str, seed: int):
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
                 sqlalchemy.exc.OperationalError) as exc:
             if not _race(exc):
-                raise ConfigError(f"Cannot open the study storage {_safe_url(storage)}: {exc.orig}") from None
+                raise ConfigError(f"Cannot open the study storage {safe_url(storage)}: {exc.orig}") from None
             if attempt == 4:
                 raise
             time.sleep(0.5 * (attempt + 1))
         except ImportError as exc:
-            raise ConfigError(f"The storage {_safe_url(storage)} needs a database driver: {exc}. "
+            raise ConfigError(f"The storage {safe_url(storage)} needs a database driver: {exc}. "
                               "For PostgreSQL: pip install 'imgcls[postgres]'.") from None
 
 
@@ -348,7 +348,3 @@ def _with_best_trial(kept: list[KeptTrial], best, runner) -> list[KeptTrial]:
                           len(rows), fit_seconds, predict_seconds)
     keep_trial(runner.out, runner.worker, trial, clf, config_to_yaml(cfg), rows, proba)
     return kept_trials(runner.out, runner.study)
-
-
-def _safe_url(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # never print a password

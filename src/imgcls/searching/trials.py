@@ -18,8 +18,8 @@ from ..config import RunConfig, cache_root, config_to_yaml, resolve_config, reso
 from ..data import Dataset, ImageSpec, LoadedImages, load_images
 from ..data.tasks import indicator
 from ..evaluation.metrics import quick_score
-from ..evaluation.multilabel import quick_multilabel_score
 from ..models import EPOCHS, Runtime
+from ..models.label_scores import quick_multilabel_score
 from ..training import fit, fit_ready_model
 from .kept import KeptTrial, keep_trial, would_keep
 from .space import suggest, to_overrides

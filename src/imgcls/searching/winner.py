@@ -44,21 +44,17 @@ def write_best(study, plan: Plan, refit: Refit, runner, base, out: Path, target:
     order = runner.order
     names = [str(c) for c in clf.classes_]
     proba = plan.proba[:, [plan.classes.index(c) for c in names]]
-    if clf.is_multilabel:
-        clf.decision_ = tune_multilabel("f1" if target in ("auto", "argmax") else target,
-                                        indicator(plan.labels, names, strict=False), proba, names)
-        info(f"decision.target -> {clf.decision_.describe()} (tuned on the {len(plan.labels)} validation "
-             "images, before the refit)")
-    elif base.decision.calibration != "none":
+    if base.decision.calibration != "none" and not clf.is_multilabel:
         y = np.asarray([names.index(str(v)) for v in plan.labels])
         clf.calibration_ = fit_temperature(y, proba)
         proba = clf.calibrate(proba)
         info(f"calibration: {clf.calibration_.describe()} (fitted on the {len(plan.labels)} validation "
              "images, before the refit)")
-    if target != "argmax" and not clf.is_multilabel:
-        clf.decision_ = tune_decision(target, plan.labels, proba, names, order)
-        info(f"decision.target={target} -> {clf.decision_.describe()} (tuned on the {len(plan.labels)} "
-             "validation images, before the refit)")
+    if clf.is_multilabel or target != "argmax":
+        clf.decision_ = (tune_multilabel(target, indicator(plan.labels, names, strict=False), proba, names)
+                         if clf.is_multilabel else tune_decision(target, plan.labels, proba, names, order))
+        info(f"decision.target={clf.decision_.target} -> {clf.decision_.describe()} (tuned on the "
+             f"{len(plan.labels)} validation images, before the refit)")
     ds = merge_validation(runner.ds) if refit.refitted else runner.ds
     loaded = runner.images(clf.image_spec.with_channels(None))
     cfg = resolve_config(cfg, {"out": str(out / BEST)})
