@@ -177,8 +177,8 @@ def test_random_draws_are_asked_first_and_counted_only_once_answered(photos, pho
     drawn = set(json.loads(session.store.meta("random_draws")))
     answered = set(session.answered("ann")["path"])
     assert drawn and drawn <= answered  # asked at random, and answered
-    assert not (session.learner.offered - {session.index[p] for p in answered}) & \
-        {session.index[p] for p in drawn}
+    waiting = {session.keys[r] for r in session.learner.offered} - answered
+    assert not waiting & drawn  # drawn at random but not answered yet: not in the sample
     session.store.close()
     again = _session(photos, tmp_path, random_share=0.5)  # a restart keeps the estimate's sample
     assert again._drawn == drawn
@@ -223,3 +223,11 @@ def test_a_partial_multi_label_manifest_keeps_its_empty_labels_only_when_counted
     again = label(photos, "circle,square,triangle", ours, serve=False, backbone="features", progress=False,
                   task="multilabel")
     assert again.labelled() == {again.index["img004.png"]: ""}  # our manifest's "none of them"
+
+
+def test_every_error_answers_in_the_servers_shape(photos, tmp_path):
+    client = _client(_session(photos, tmp_path), api_key="s3cret")
+    missing = client.post("/api/answer", params={"key": "s3cret"}, json={"labeller": "ann"})
+    assert missing.status_code == 422 and missing.json()["error"]["code"] == "invalid_request"
+    assert client.get("/api/state").json()["error"]["code"] == "unauthorized"
+    assert client.get("/api/state", headers={"Authorization": "Bearer s3cret"}).status_code == 200

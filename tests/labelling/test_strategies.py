@@ -30,8 +30,10 @@ def test_diversity_covers_the_data_before_repeating_a_region():
 
 
 def test_uncertainty_without_a_model_falls_back_to_diversity_and_random_share_is_kept():
-    X = np.eye(10)
-    chosen = pick("margin", X, np.array([], int), np.arange(10), 5, _rng(), None, random_share=0.4)
+    X = np.random.default_rng(2).normal(size=(30, 4))
+    cold = pick("margin", X, np.array([], int), np.arange(30), 5, _rng(), None, random_share=0)
+    assert cold == pick("diversity", X, np.array([], int), np.arange(30), 5, _rng(), random_share=0)
+    chosen = pick("margin", X, np.array([], int), np.arange(30), 5, _rng(), None, random_share=0.4)
     assert len(chosen) == len(set(chosen)) == 5
     with pytest.raises(ConfigError, match="'random_share'"):
         pick("mix", X, np.array([], int), np.arange(10), 2, _rng(), random_share=2)

@@ -50,7 +50,7 @@ def label(data: str | Path, classes: str | Sequence[str], out: str | Path = "lab
         api_key: Required when ``host`` is not loopback (default $IMGCLS_API_KEY).
         serve: Serve the page until interrupted; False returns the session (tests, scripts).
     """
-    names = [c for c in (classes.split(",") if isinstance(classes, str) else classes)]
+    names = classes.split(",") if isinstance(classes, str) else list(classes)
     cache_dir = cache_root(resolve_config(None, {})) if cache else None
     session = LabelSession(data, names, out, store=store, project=project, strategy=strategy,
                            refit_every=refit_every,

@@ -1,7 +1,8 @@
 """``create_label_app(session)``: the labelling page and its small JSON API.
 
 Routes (a labeller names themself with ``labeller``; with an API key, every route but the
-page needs it as ``X-API-Key`` or ``?key=``):
+page needs it as ``X-API-Key``, ``Authorization: Bearer`` or ``?key=``; errors answer as the
+model server's do, ``{"error": {"code", "message"}}``):
 
 - ``GET /``: the page (one image at a time; digits for classes, ``s`` skip, ``?`` unsure,
   ``u`` undo, ``z`` zoom);
@@ -21,16 +22,17 @@ Example:
 
 from __future__ import annotations
 
-import hmac
 import mimetypes
 from importlib import resources
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..core.errors import ConfigError, DataError
 from ..core.log import info
+from ..serve.errors import error_response, install_handlers
+from ..serve.routes import api_key_dependencies
 from ..serve.server import is_loopback
 from .session import LabelSession
 
@@ -66,24 +68,13 @@ def create_label_app(session: LabelSession, api_key: str | None = None,
                                                        "script-src 'self' 'unsafe-inline'")
         return response
 
-    def check_key(request: Request) -> None:
-        if api_key is None:
-            return
-        given = request.headers.get("x-api-key") or request.query_params.get("key") or ""
-        if not hmac.compare_digest(given.encode(), api_key.encode()):
-            raise HTTPException(401, "A valid API key is needed (X-API-Key header or ?key=).")
-
-    guarded = [Depends(check_key)]
+    guarded = api_key_dependencies(api_key, in_query=True)  # the server's own key check
+    install_handlers(app)  # the server's error answers: {"error": {"code", "message"}}
 
     @app.exception_handler(ConfigError)
     @app.exception_handler(DataError)
     async def bad_request(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": {"code": "bad_request", "message": str(exc)}}, status_code=422)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": {"code": f"http_{exc.status_code}", "message": exc.detail}},
-                            status_code=exc.status_code)
+        return error_response(422, "invalid_request", str(exc))
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:

@@ -12,7 +12,7 @@ import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi import Path as PathParam
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from ..config import ServeConfig
@@ -106,21 +106,26 @@ def predict_body(max_images: int) -> dict:
     }}}
 
 
-def api_key_dependencies(api_key: SecretStr | None) -> list:
-    """Dependencies that demand the API key on a route; none when the server is open."""
+def api_key_dependencies(api_key: SecretStr | str | None, in_query: bool = False) -> list:
+    """Dependencies that demand the API key on a route; none when the server is open.
+    ``in_query`` also takes ``?key=KEY`` (a page's ``<img src>`` cannot send headers)."""
     if api_key is None:
         return []
-    secret = api_key.get_secret_value().encode()
+    secret = (api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key).encode()
     bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer KEY`")
     header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: KEY`")
+    query = APIKeyQuery(name="key", auto_error=False, description="`?key=KEY`")
 
     # Plain defaults, not Annotated: postponed annotations cannot name these local objects.
     async def require_api_key(credentials: HTTPAuthorizationCredentials | None = Security(bearer),
-                              key: str | None = Security(header)) -> None:
-        given = [c for c in (credentials.credentials if credentials else None, key) if c]
+                              key: str | None = Security(header),
+                              key_in_query: str | None = Security(query)) -> None:
+        given = [c for c in (credentials.credentials if credentials else None, key,
+                             key_in_query if in_query else None) if c]
         if not any(hmac.compare_digest(c.encode(), secret) for c in given):
             raise ApiError(401, "unauthorized", "Missing or wrong API key: send `Authorization: Bearer KEY` "
-                           "or `X-API-Key: KEY`.", headers={"WWW-Authenticate": "Bearer"})
+                           "or `X-API-Key: KEY`" + (" (or ?key=KEY)." if in_query else "."),
+                           headers={"WWW-Authenticate": "Bearer"})
 
     return [Depends(require_api_key)]
 
