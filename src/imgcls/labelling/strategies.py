@@ -16,7 +16,7 @@ Uncertainty needs a model: before one exists (too few labels, or one class only)
 uncertainty strategies fall back to ``diversity``. ``random_share`` of every batch is drawn
 at random whatever the strategy (first in the batch, the share rounded at random): the
 images a strategy chose are mostly hard ones, so an accuracy estimated on them is far too
-low (measured: 0.66 against a true 0.84 on ELPV); estimated on the random draws alone it is
+low (measured: 0.66 against a true 0.83 on ELPV); estimated on the random draws alone it is
 near the truth for ``mix`` and ``random``, somewhat high for ``margin`` (:mod:`.learner`).
 
 Example:
