@@ -65,7 +65,7 @@ def test_train_section_is_typed_and_checked():
     with pytest.raises(ConfigError, match="train.imbalance"):
         resolve_config(overrides=["train.imbalance=oversample"])
     with pytest.raises(ConfigError, match="model.roi"):
-        resolve_config(overrides=["model.roi=grabcut"])
+        resolve_config(overrides=["model.roi=grabcut:sideways"])
     for bad in ("train.epochs=0", "train.epochs=-1", "train.lr=0"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             resolve_config(overrides=[bad])

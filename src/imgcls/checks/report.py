@@ -19,6 +19,8 @@ MAX_THUMBS_PER_CHECK = 48
 
 
 def write_json(path: Path, summary: dict, issues: list[Finding]) -> None:
+    if "roi" in summary:  # the preview figure belongs to the page, not the JSON
+        summary = {**summary, "roi": {k: v for k, v in summary["roi"].items() if k != "preview"}}
     payload = {"summary": summary, "issues": [f.to_dict() for f in issues]}
     atomic_write_text(path, json.dumps(payload, indent=2, default=str))
 

@@ -31,6 +31,7 @@ from .labels import (
     multilabel_out_of_fold,
     out_of_fold_probabilities,
 )
+from .regions import mask_findings, roi_summary
 from .rules import (
     class_findings,
     duplicate_findings,
@@ -85,6 +86,7 @@ def check(data: str | Path | Dataset, *, out: str | Path | None = None,
     records, thumbs = inspect_dataset(ds, jobs, cache_root(cfg), progress)
     inspected = time.perf_counter()
     issues, groups, facts = _dataset_findings(ds, records, thumbs, ccfg)
+    issues += mask_findings(ds, records)
     analysed = time.perf_counter()
     if ccfg.labels:
         issues += (_run_label_findings(ds, run, jobs, cache_root(cfg)) if run
@@ -92,6 +94,8 @@ def check(data: str | Path | Dataset, *, out: str | Path | None = None,
     timings = {"inspect_seconds": inspected - started, "analysis_seconds": analysed - inspected,
                "label_seconds": time.perf_counter() - analysed}
     summary = _summary(ds, records, issues, facts, timings)
+    if (region := roi_summary(ds, ccfg.roi)) is not None:
+        summary["roi"] = region
     result = CheckReport(summary, issues, None, groups)
     if out is not None or not given_dataset:
         result.out = Path(out) if out else Path("checks") / ds.name

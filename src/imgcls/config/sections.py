@@ -10,6 +10,11 @@ from pydantic import Field
 from .base import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
 from .base import Strict as _Strict
 
+# Regions of interest (data/roi.py implements them): model.roi is METHOD or METHOD:MODE.
+ROI_METHODS = ("none", "otsu", "lcc", "watershed", "grabcut", "saliency", "mask")
+ROI_MODES = ("crop", "blank", "both")
+ROI_PATTERN = rf"^({'|'.join(ROI_METHODS)})(:({'|'.join(ROI_MODES)}))?$"
+
 
 class DataConfig(_Strict):
     """Where images come from and how they are decoded."""
@@ -54,9 +59,12 @@ class ModelConfig(_Strict):
         "auto", description="Square side images are resized to; auto follows the data."
     )
     resize: Literal["squash", "crop", "pad"] = "squash"
-    roi: Literal["none", "otsu"] = Field(
-        "none", description="Crop each image to its foreground box (Otsu threshold) before resizing."
-    )
+    roi: str = Field(
+        "none", pattern=ROI_PATTERN, description="Region of interest before resizing: METHOD or "
+        "METHOD:MODE. METHOD: none, otsu (the bright foreground's box), lcc (largest Otsu component), "
+        "watershed, grabcut, saliency "
+        "(SLIC contrast to the border), mask (the manifest's 'mask' column); MODE: crop (default), "
+        "blank (black outside the region), both.")
     pretrained: str = Field(
         "auto", description="Deep models: auto (offline weights), none, hub, or a weights file path."
     )
@@ -157,6 +165,8 @@ class CheckConfig(_Strict):
     outlier_z: float = Field(5.0, gt=0, description="Robust SDs from the dataset median for outliers.")
     imbalance_ratio: float = Field(3.0, gt=1, description="Largest/smallest class above this warns.")
     test_fraction: float = Field(0.25, ge=0, lt=1, description="Split used to judge small classes.")
+    roi: str = Field("none", pattern=ROI_PATTERN, description="Show what this region of interest "
+                     "(model.roi's values) cuts on sample images, and how often it keeps the whole image.")
 
 
 class ExplainConfig(_Strict):

@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 
 from ..config import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
+from ..core.errors import ImageDecodeError
 from .decode import decode_image
 
 SPLITS = ("train", "val", "test")
-RESERVED_COLUMNS = ("path", "label", "split")
+MASK_COLUMN = "mask"  # a manifest's per-sample region of interest: a binary or label image, 0 outside
+RESERVED_COLUMNS = ("path", "label", "split", MASK_COLUMN)
 VOTE_PREFIX = "vote_"  # a labelled manifest's per-labeller answers (imgcls label), one column each
 VOTE_SUMMARY = ("votes", "agreed")  # ... and how many gave a class, and whether they all agreed
 SEPARATOR = "|"  # how a multi-label dataset joins an image's labels in its ``label`` column
@@ -33,6 +35,14 @@ def join_labels(names) -> str:
 def natural_key(text: str) -> list:
     """Sort '2' before '10' and 'img2' before 'img10'."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(text))]
+
+
+def _file_key(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return f"{path}|missing"
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 
 @dataclass
@@ -96,17 +106,38 @@ class Dataset:
             return self.arrays[i]
         return decode_image(self.file_path(i), self.max_image_pixels, draft_size, self.decode_timeout)
 
+    @property
+    def has_masks(self) -> bool:
+        return MASK_COLUMN in self.table.columns
+
+    def mask_path(self, i: int) -> Path | None:
+        """The file of image ``i``'s mask (relative to ``root`` like ``path``), or None."""
+        if not self.has_masks:
+            return None
+        value = str(self.table.at[i, MASK_COLUMN]).strip()
+        if value in ("", "nan", "None"):
+            return None
+        path = Path(value)
+        return path if path.is_absolute() or self.root is None else self.root / path
+
+    def read_sample(self, i: int, draft_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Image ``i`` and its mask (None without one); a mask that cannot be read is an
+        ImageDecodeError naming the mask's file."""
+        mask_file = self.mask_path(i)
+        image = self.read(i, None if mask_file is not None else draft_size)
+        if mask_file is None:
+            return image, None
+        try:
+            return image, decode_image(mask_file, self.max_image_pixels, None, self.decode_timeout)
+        except ImageDecodeError as exc:
+            raise ImageDecodeError(str(mask_file), f"its mask {exc.reason}", "bad_mask") from None
+
     def fingerprint(self, i: int) -> str:
         """Changes when the image's content may have changed (size and mtime for files)."""
         if self.arrays is not None:
             arr = np.ascontiguousarray(self.arrays[i])
             return hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()
-        path = self.file_path(i)
-        try:
-            st = path.stat()
-        except OSError:
-            return f"{path}|missing"
-        return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        return "|".join(_file_key(p) for p in (self.file_path(i), self.mask_path(i)) if p is not None)
 
     def content_key(self) -> str:
         digest = hashlib.sha256()

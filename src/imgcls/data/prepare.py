@@ -20,13 +20,14 @@ import numpy as np
 
 from ..core.errors import ImageDecodeError
 from .decode import is_grey
-from .roi import crop_to_foreground
+from .roi import crop_to_region
 
 
 @dataclass(frozen=True)
 class ImageSpec:
     """What a model expects: a square ``size``, ``channels`` (1 grey, 3 RGB), a resize rule and
-    an optional region-of-interest crop applied before resizing.
+    an optional region of interest applied before resizing (``roi``: METHOD or METHOD:MODE,
+    see :mod:`imgcls.data.roi`).
 
     ``channels=None`` keeps each image as it is (grey or RGB); a stack of such images is grey
     when every image is grey, RGB otherwise.
@@ -84,11 +85,12 @@ def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
     return img
 
 
-def prepare_image(img: np.ndarray, spec: ImageSpec) -> np.ndarray:
-    """One decoded uint8 image (H, W) or (H, W, 3) -> the model's input: ROI crop, resize, channels."""
+def prepare_image(img: np.ndarray, spec: ImageSpec, mask: np.ndarray | None = None) -> np.ndarray:
+    """One decoded uint8 image (H, W) or (H, W, 3) -> the model's input: region of interest,
+    resize, channels. ``mask`` is the sample's own mask, which ``roi=mask`` needs."""
     img = np.asarray(img)
     if spec.roi != "none":
-        img = crop_to_foreground(img, spec.roi)
+        img = crop_to_region(img, spec.roi, mask)
     img = resize_image(img, spec.size, spec.resize)
     return to_channels(img, spec.channels) if spec.channels else img
 
@@ -114,14 +116,17 @@ def prepare_images(images: np.ndarray | Sequence[np.ndarray], spec: ImageSpec) -
     return stack_prepared([prepare_image(img, spec) for img in images], spec)
 
 
-def read_prepared(read: Callable[[int | None], np.ndarray], spec: ImageSpec) -> np.ndarray | str:
+def read_prepared(read: Callable[[int | None], np.ndarray | tuple], spec: ImageSpec) -> np.ndarray | str:
     """Decode one image with ``read(draft_size)`` and prepare it; a failure becomes its reason.
 
-    A ROI crop keeps part of the image, so it is decoded at full size, not a draft near ``size``.
+    ``read`` returns the image, or ``(image, mask or None)`` where samples may carry masks
+    (``Dataset.read_sample``). A ROI crop keeps part of the image, so it is decoded at full
+    size, not a draft near ``size``.
     """
     try:
-        img = read(spec.size if spec.roi == "none" else None)
-        return prepare_image(img, spec)
+        got = read(spec.size if spec.roi == "none" else None)
+        img, mask = got if isinstance(got, tuple) else (got, None)
+        return prepare_image(img, spec, mask)
     except ImageDecodeError as exc:
         return exc.reason
     except Exception as exc:  # noqa: BLE001 - one bad file never ends a run

@@ -19,7 +19,7 @@ from ..config import DataConfig, TaskConfig
 from ..core.errors import DataError
 from ..core.registry import did_you_mean
 from .builtins import DATASETS
-from .dataset import SPLITS, Dataset, natural_key
+from .dataset import MASK_COLUMN, SPLITS, Dataset, natural_key
 from .decode import is_image_name
 from .tasks import as_multilabel, is_multilabel
 
@@ -117,7 +117,8 @@ def local_path(text: str) -> str:
 
 def from_manifest(path: Path, allow_outside_root: bool = True, multilabel: bool = False,
                   label_columns: bool = False) -> Dataset:
-    """Rows of ``path``, ``label``, optional ``split``; other columns are kept as metadata.
+    """Rows of ``path``, ``label``, optional ``split`` and ``mask`` (the file of the image's region
+    of interest, for ``model.roi=mask``); other columns are kept as metadata.
 
     Paths are relative to the manifest's folder, absolute, or ``file://`` URIs; with
     ``allow_outside_root=False`` (a manifest from an untrusted source) a path outside the
@@ -142,6 +143,9 @@ def from_manifest(path: Path, allow_outside_root: bool = True, multilabel: bool 
     table["path"] = table["path"].fillna("").astype(str).str.strip().map(
         lambda p: os.path.expanduser(local_path(p)))
     table["label"] = table["label"].fillna("").astype(str).str.strip()
+    if MASK_COLUMN in table.columns:  # blank: no mask for that row
+        table[MASK_COLUMN] = table[MASK_COLUMN].fillna("").astype(str).str.strip().map(
+            lambda p: os.path.expanduser(local_path(p)) if p not in ("", "nan", "None") else "")
     for column in ("path",) if multilabel else ("path", "label"):
         empty = table.index[table[column].isin(["", "nan", "None"])]
         if len(empty):
@@ -149,6 +153,8 @@ def from_manifest(path: Path, allow_outside_root: bool = True, multilabel: bool 
     root = path.parent.resolve()
     if not allow_outside_root:
         _refuse_escaping_paths(path, table["path"], root)
+        if MASK_COLUMN in table.columns:
+            _refuse_escaping_paths(path, table.loc[table[MASK_COLUMN] != "", MASK_COLUMN], root)
     if "split" in table.columns:
         table["split"] = _normalise_splits(path, table["split"])
     return Dataset(path.stem, table, root=root)

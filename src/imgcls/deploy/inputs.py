@@ -18,6 +18,7 @@ import pandas as pd
 from ..core.errors import DataError
 from ..data import Dataset
 from ..data.builtins import DATASETS
+from ..data.dataset import MASK_COLUMN
 from ..data.decode import is_image_name
 from ..data.sources import MANIFEST_SUFFIXES, local_path, read_manifest
 
@@ -68,9 +69,13 @@ def as_dataset(inputs: Sequence[str | Path]) -> Dataset:
 
 
 def _manifest(path: Path) -> Dataset:
-    """A CSV/Parquet manifest's ``path`` column (relative to its folder); labels are not needed."""
+    """A CSV/Parquet manifest's ``path`` column (relative to its folder) and its ``mask`` column
+    when it has one (for ``model.roi=mask``); labels are not needed."""
     table = read_manifest(path)
     if "path" not in table.columns:
         raise DataError(f"Manifest '{path}' lacks a 'path' column; found {list(table.columns)}.")
-    paths = table["path"].fillna("").astype(str).str.strip().map(lambda p: os.path.expanduser(local_path(p)))
-    return Dataset(path.stem, pd.DataFrame({"path": paths, "label": ""}), root=path.parent.resolve())
+    local = lambda p: os.path.expanduser(local_path(p)) if p not in ("", "nan", "None") else ""  # noqa: E731
+    out = pd.DataFrame({"path": table["path"].fillna("").astype(str).str.strip().map(local), "label": ""})
+    if MASK_COLUMN in table.columns:
+        out[MASK_COLUMN] = table[MASK_COLUMN].fillna("").astype(str).str.strip().map(local)
+    return Dataset(path.stem, out, root=path.parent.resolve())

@@ -100,7 +100,8 @@ def _local_rows(model, inputs, *, top_k: int, limit: int | None, backend: str, p
     classes = np.asarray(predictor.classes, dtype=object)
     rows: list[dict] = []
     with progress_bar(len(ds), f"Predicting ({predictor.backend})", progress) as advance:
-        for done, proba, failed, scores in iter_batches(predictor, range(len(ds)), ds.read, batch_size):
+        batches = iter_batches(predictor, range(len(ds)), ds.read_sample, batch_size)
+        for done, proba, failed, scores in batches:
             rows += [{"index": i, "error": reason} for i, reason in failed]
             rows += top_k_rows(done, proba, classes, k, predictor.decide(proba), scores,
                                predictor.unknown_flags(scores, len(done)), abstain,

@@ -138,3 +138,30 @@ def png_uri(img: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(img)).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def roi_preview_plot(samples: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]], title: str) -> str:
+    """Each sample's frame with its region outlined (red) above what the model is given.
+
+    ``samples``: (image, region mask or None when the whole image was kept, the crop).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(samples))
+    fig, grid = plt.subplots(2, n, figsize=(1.9 * n, 4.0), dpi=100, squeeze=False)
+    for k, (image, region, crop) in enumerate(samples):
+        top, bottom = grid[0][k], grid[1][k]
+        top.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+        if region is not None:
+            top.contour(region.astype(float), levels=[0.5], colors="red", linewidths=1.2)
+        top.set_title("whole image kept" if region is None else "region", fontsize=8)
+        bottom.imshow(crop, cmap="gray" if crop.ndim == 2 else None, vmin=0, vmax=255)
+        bottom.set_title("model input", fontsize=8)
+        for ax in (top, bottom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    return to_data_uri(fig)

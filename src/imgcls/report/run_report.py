@@ -12,6 +12,7 @@ from ..config import RunConfig, config_to_yaml
 from ..core.io import atomic_write_text
 from ..data import Dataset, LoadedImages
 from ..data.dataset import split_labels
+from ..data.roi import preview_samples
 from . import plots
 from .render import render
 
@@ -107,6 +108,18 @@ def _figures(test: dict, predictions: pd.DataFrame, decision: dict | None) -> di
     return out
 
 
+def roi_preview(ds: Dataset, roi: str, rows: np.ndarray | None = None) -> str | None:
+    """The region of interest on sample images (the test split's when there is one): a wrong
+    crop is worse than none, so the report shows what was cut."""
+    if roi == "none" or not len(ds):
+        return None
+    if rows is None:
+        test = np.flatnonzero(ds.table["split"].to_numpy() == "test") if "split" in ds.table else []
+        rows = test if len(test) else np.arange(len(ds))
+    samples = preview_samples(lambda k: ds.read_sample(int(rows[k])), len(rows), roi)
+    return plots.roi_preview_plot(samples, f"region of interest: {roi}") if samples else None
+
+
 def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Dataset,
                  loaded: LoadedImages, cfg: RunConfig, heatmaps: dict[str, dict] | None = None) -> Path:
     """Write ``report.html`` for a run or an evaluation.
@@ -137,6 +150,8 @@ def write_report(path: Path, metrics: dict, predictions: pd.DataFrame, ds: Datas
         "n_skipped": len(loaded.skipped),
         "config_yaml": config_to_yaml(cfg),
         "model": metrics.get("model", {}),
+        "roi_preview": roi_preview(ds, cfg.model.roi),
+        "roi": cfg.model.roi,
     }
     html = render("report.html.j2", **context)
     atomic_write_text(path, html)
