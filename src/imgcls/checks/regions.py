@@ -13,8 +13,8 @@ import numpy as np
 from ..core.errors import ImageDecodeError
 from ..data import Dataset
 from ..data.decode import decode_image
-from ..data.roi import parse_roi, region_mask
-from ..report.run_report import roi_preview
+from ..data.roi import parse_roi, preview_samples
+from ..report.plots import roi_preview_plot
 from .findings import Finding
 
 SAMPLED = 60  # images a region method is tried on for its summary
@@ -54,16 +54,9 @@ def roi_summary(ds: Dataset, roi: str) -> dict | None:
     method, _ = parse_roi(roi)
     if method == "none":
         return None
-    rows = np.unique(np.linspace(0, len(ds) - 1, min(len(ds), SAMPLED)).round().astype(int))
-    whole, shares = 0, []
-    for i in rows:
-        try:
-            image, mask = ds.read_sample(int(i))
-            region = region_mask(image, method, mask)
-        except ImageDecodeError:
-            continue
-        whole += region is None
-        shares.append(1.0 if region is None else float(region.mean()))
-    return {"method": roi, "sampled": len(shares), "whole_image": whole,
+    samples = preview_samples(ds.read_sample, len(ds), roi, limit=SAMPLED)
+    shares = [1.0 if region is None else float(region.mean()) for _, region, _ in samples]
+    shown = samples[:: max(1, len(samples) // 6)][:6]
+    return {"method": roi, "sampled": len(samples), "whole_image": sum(r is None for _, r, _ in samples),
             "median_share": round(float(np.median(shares)), 3) if shares else None,
-            "preview": roi_preview(ds, roi, np.arange(len(ds)))}
+            "preview": roi_preview_plot(shown, f"region of interest: {roi}") if shown else None}

@@ -115,6 +115,13 @@ def local_path(text: str) -> str:
     return unquote(parsed.path)
 
 
+def path_column(column: pd.Series) -> pd.Series:
+    """A manifest's file column as local paths (``~`` and ``file://`` resolved); blank stays ''."""
+    blank = ("", "nan", "None")
+    return column.fillna("").astype(str).str.strip().map(
+        lambda p: "" if p in blank else os.path.expanduser(local_path(p)))
+
+
 def from_manifest(path: Path, allow_outside_root: bool = True, multilabel: bool = False,
                   label_columns: bool = False) -> Dataset:
     """Rows of ``path``, ``label``, optional ``split`` and ``mask`` (the file of the image's region
@@ -140,12 +147,10 @@ def from_manifest(path: Path, allow_outside_root: bool = True, multilabel: bool 
             + ("; a multi-label one 'labels' (e.g. cat|outdoor) or task.label_columns." if multilabel
                else ".")
         )
-    table["path"] = table["path"].fillna("").astype(str).str.strip().map(
-        lambda p: os.path.expanduser(local_path(p)))
+    table["path"] = path_column(table["path"])
     table["label"] = table["label"].fillna("").astype(str).str.strip()
     if MASK_COLUMN in table.columns:  # blank: no mask for that row
-        table[MASK_COLUMN] = table[MASK_COLUMN].fillna("").astype(str).str.strip().map(
-            lambda p: os.path.expanduser(local_path(p)) if p not in ("", "nan", "None") else "")
+        table[MASK_COLUMN] = path_column(table[MASK_COLUMN])
     for column in ("path",) if multilabel else ("path", "label"):
         empty = table.index[table[column].isin(["", "nan", "None"])]
         if len(empty):

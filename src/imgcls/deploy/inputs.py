@@ -20,7 +20,7 @@ from ..data import Dataset
 from ..data.builtins import DATASETS
 from ..data.dataset import MASK_COLUMN
 from ..data.decode import is_image_name
-from ..data.sources import MANIFEST_SUFFIXES, local_path, read_manifest
+from ..data.sources import MANIFEST_SUFFIXES, local_path, path_column, read_manifest
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -74,8 +74,7 @@ def _manifest(path: Path) -> Dataset:
     table = read_manifest(path)
     if "path" not in table.columns:
         raise DataError(f"Manifest '{path}' lacks a 'path' column; found {list(table.columns)}.")
-    local = lambda p: os.path.expanduser(local_path(p)) if p not in ("", "nan", "None") else ""  # noqa: E731
-    out = pd.DataFrame({"path": table["path"].fillna("").astype(str).str.strip().map(local), "label": ""})
+    out = pd.DataFrame({"path": path_column(table["path"]), "label": ""})
     if MASK_COLUMN in table.columns:
-        out[MASK_COLUMN] = table[MASK_COLUMN].fillna("").astype(str).str.strip().map(local)
+        out[MASK_COLUMN] = path_column(table[MASK_COLUMN])
     return Dataset(path.stem, out, root=path.parent.resolve())
