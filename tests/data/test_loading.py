@@ -89,10 +89,10 @@ def test_unexpected_exception_is_skipped_not_raised(mixed_folder, monkeypatch):
     ds = load_dataset(mixed_folder)
     real = Dataset.read
 
-    def flaky(self, i, draft_size=None):
+    def flaky(self, i, draft_size=None, window="file"):
         if self.paths[i] == "red/r1.png":
             raise RuntimeError("disk on fire")
-        return real(self, i, draft_size)
+        return real(self, i, draft_size, window)
 
     monkeypatch.setattr(Dataset, "read", flaky)
     loaded = _load(ds)
@@ -248,10 +248,10 @@ def forbid_decoding(monkeypatch):
     real = Dataset.read
     state = {"on": False}
 
-    def guarded(self, i, draft_size=None):
+    def guarded(self, i, draft_size=None, window="file"):
         if state["on"]:
             raise RuntimeError("decoded although cached")
-        return real(self, i, draft_size)
+        return real(self, i, draft_size, window)
 
     monkeypatch.setattr(Dataset, "read", guarded)
     return state

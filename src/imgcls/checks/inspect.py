@@ -20,7 +20,7 @@ from ..data.dataset import Dataset
 from ..data.decode import decode_with_info, is_grey
 
 THUMB = 64
-INSPECT_VERSION = "2"
+INSPECT_VERSION = "3"
 
 
 def image_stats(arr: np.ndarray) -> dict:
@@ -71,9 +71,12 @@ def inspect_row(ds: Dataset, i: int) -> tuple[dict, np.ndarray | None]:
         except OSError as exc:
             record.update(error="unreadable", reason=f"cannot read file ({exc.strerror})")
             return record, None
-        record.update(sha1=hashlib.sha1(data).hexdigest(), bytes=len(data))
         try:
-            arr, info = decode_with_info(path, data, ds.max_image_pixels, timeout=ds.decode_timeout)
+            frame = ds.frame(i)  # rows that are frames of one file are not copies of each other
+            record.update(sha1=hashlib.sha1(data + (b"" if frame is None else f"#{frame}".encode())
+                                            ).hexdigest(), bytes=len(data))
+            arr, info = decode_with_info(path, data, ds.max_image_pixels, timeout=ds.decode_timeout,
+                                         frame=frame)
         except ImageDecodeError as exc:
             record.update(error=exc.kind, reason=exc.reason)
             return record, None

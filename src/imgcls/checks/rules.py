@@ -7,20 +7,24 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import VOTE_PREFIX, VOTE_SUMMARY, join_labels, split_labels
+from ..data.dicom import IDENTIFIER_COLUMNS
 from ..data.tasks import indicator, label_names
 from .findings import Finding
 
 EXTENSION_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG", ".gif": "GIF",
     ".bmp": "BMP", ".dib": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".ico": "ICO",
-    ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM", ".pnm": "PPM", ".tga": "TGA",
+    ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM", ".pnm": "PPM", ".tga": "TGA", ".dcm": "DICOM",
+    ".dicom": "DICOM",
 }
 ERROR_HINTS = {
     "empty": "The file has no bytes; re-export or remove it from the dataset.",
     "not_image": "The content is not an image whatever its name says; remove it or fix the export.",
     "truncated": "The file ends early (interrupted copy or download); copy it again.",
     "too_many_pixels": "Over data.max_image_pixels; raise the limit if you trust the file, or downsize it.",
-    "unreadable": "Pillow cannot decode it; convert it to PNG or JPEG.",
+    "unreadable": "It cannot be decoded; convert it to PNG or JPEG (DICOM: check the export, or install "
+                  "the codec the reason names).",
+    "no_pixel_data": "A DICOM object that is not an image (report, presentation state); remove it.",
 }
 
 
@@ -68,7 +72,10 @@ def _encoding_notes(r: dict, mostly_colour: bool) -> list[Finding]:
         notes.append(("cmyk", "CMYK colour; converted to RGB when used"))
     if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         notes.append(("alpha", f"{mode} with transparency; composited on white when used"))
-    if r.get("frames", 1) > 1:
+    if r.get("frames", 1) > 1 and r.get("format") == "DICOM":
+        notes.append(("multi_frame", f"{r['frames']} frames; the middle one is used unless a manifest "
+                      "'frame' column names one per row"))
+    elif r.get("frames", 1) > 1:
         notes.append(("animation", f"{r['frames']} frames; only the first is used"))
     if r.get("orientation", 1) not in (0, 1):
         notes.append(("exif_rotation", f"EXIF orientation {r['orientation']}; rotated when used"))
@@ -237,9 +244,11 @@ def vote_columns(columns) -> list[str]:
 
 
 def group_columns(table: pd.DataFrame, columns: list[str]) -> list[str]:
-    """The metadata ``columns`` that may name groups: not the votes of a labelled manifest."""
+    """The metadata ``columns`` that may name groups: not the votes of a labelled manifest, nor
+    DICOM identifiers (one group per patient or study says nothing and would list them)."""
     votes = vote_columns(table.columns)
-    return [c for c in columns if c not in votes and not (votes and c in VOTE_SUMMARY)]
+    return [c for c in columns if c not in votes and not (votes and c in VOTE_SUMMARY)
+            and c not in IDENTIFIER_COLUMNS]
 
 
 def vote_findings(table: pd.DataFrame, multilabel: bool = False) -> list[Finding]:

@@ -31,6 +31,7 @@ from .labels import (
     multilabel_out_of_fold,
     out_of_fold_probabilities,
 )
+from .medical import dicom_findings
 from .regions import mask_findings, roi_summary
 from .rules import (
     class_findings,
@@ -126,7 +127,10 @@ def _dataset_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, ccfg
         ds.table, ccfg.test_fraction, ccfg.imbalance_ratio)
     group_summary, group_issues = group_findings(ds.table, group_columns(ds.table, ds.metadata_columns))
     group_issues += vote_findings(ds.table, ds.multilabel)
-    facts = {"classes": class_summary, "groups": group_summary,
+    dicom_summary, dicom_issues = dicom_findings(ds.table)
+    group_issues += dicom_issues
+    facts = {"classes": class_summary, "groups": group_summary, **({"dicom": dicom_summary} if dicom_summary
+                                                                      else {}),
              "duplicates": {"exact_groups": len(exact), "near_groups": len(near),
                             "images_in_exact_groups": sum(map(len, exact)),
                             "images_in_near_groups": sum(map(len, near))}}

@@ -15,6 +15,15 @@ ROI_METHODS = ("none", "otsu", "lcc", "watershed", "grabcut", "saliency", "mask"
 ROI_MODES = ("crop", "blank", "both")
 ROI_PATTERN = rf"^({'|'.join(ROI_METHODS)})(:({'|'.join(ROI_MODES)}))?$"
 
+# DICOM windows (data/dicom.py applies them): model.window is up to three of file, minmax, a
+# preset or CENTRE:WIDTH joined by '+' (three make the R, G, B channels). Presets are CT windows
+# in Hounsfield units, (centre, width), as radiology texts give them.
+WINDOW_PRESETS = {"brain": (40, 80), "subdural": (75, 215), "stroke": (40, 40), "bone": (400, 1800),
+                  "soft_tissue": (50, 400), "mediastinum": (50, 350), "lung": (-600, 1500),
+                  "liver": (30, 150)}
+_ONE_WINDOW = rf"(file|minmax|{'|'.join(WINDOW_PRESETS)}|-?\d+(\.\d+)?:\d+(\.\d+)?)"
+WINDOW_PATTERN = rf"^{_ONE_WINDOW}(\+{_ONE_WINDOW}){{0,2}}$"
+
 
 class DataConfig(_Strict):
     """Where images come from and how they are decoded."""
@@ -31,6 +40,12 @@ class DataConfig(_Strict):
     decode_timeout: float | None = Field(
         DECODE_TIMEOUT, gt=0,
         description="Seconds one file may take to decode before it is skipped; null: no limit.")
+    identifiers: Literal["pseudonymise", "keep"] = Field(
+        "pseudonymise", description="DICOM PatientID, StudyInstanceUID and SeriesInstanceUID columns: "
+        "pseudonymise (a salted hash, stable across runs: groups still work) or keep the real values.")
+    pseudonym_salt: str = Field(
+        "", description="Secret mixed into DICOM pseudonyms; without one a list of known IDs could be "
+        "hashed to find who is who. Keep it out of shared configs.")
 
 
 class SplitConfig(_Strict):
@@ -65,6 +80,11 @@ class ModelConfig(_Strict):
         "watershed, grabcut, saliency "
         "(SLIC contrast to the border), mask (the manifest's 'mask' column); MODE: crop (default), "
         "blank (black outside the region), both.")
+    window: str = Field(
+        "file", pattern=WINDOW_PATTERN, description="DICOM pixels to 8 bits: file (the file's own "
+        "window or VOI LUT, else min-max), minmax, a CT preset (" + ", ".join(WINDOW_PRESETS) + "), or "
+        "CENTRE:WIDTH in the modality's units (e.g. -600:1500); three joined by '+' (brain+subdural+"
+        "bone) become the R, G, B channels. Other formats ignore it.")
     pretrained: str = Field(
         "auto", description="Deep models: auto (offline weights), none, hub, or a weights file path."
     )

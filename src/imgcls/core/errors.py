@@ -26,4 +26,4 @@ class ImageDecodeError(ImgclsError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
-        self.kind = kind  # empty, not_image, truncated, too_many_pixels or unreadable
+        self.kind = kind  # empty, not_image, truncated, too_many_pixels, no_pixel_data, unreadable

@@ -16,7 +16,8 @@ from .decode import decode_image
 
 SPLITS = ("train", "val", "test")
 MASK_COLUMN = "mask"  # a manifest's per-sample region of interest: a binary or label image, 0 outside
-RESERVED_COLUMNS = ("path", "label", "split", MASK_COLUMN)
+FRAME_COLUMN = "frame"  # a manifest's frame of a multi-frame DICOM file (0-based); blank: the middle one
+RESERVED_COLUMNS = ("path", "label", "split", MASK_COLUMN, FRAME_COLUMN)
 VOTE_PREFIX = "vote_"  # a labelled manifest's per-labeller answers (imgcls label), one column each
 VOTE_SUMMARY = ("votes", "agreed")  # ... and how many gave a class, and whether they all agreed
 SEPARATOR = "|"  # how a multi-label dataset joins an image's labels in its ``label`` column
@@ -100,11 +101,26 @@ class Dataset:
         path = Path(self.table.at[i, "path"])
         return path if path.is_absolute() or self.root is None else self.root / path
 
-    def read(self, i: int, draft_size: int | None = None) -> np.ndarray:
-        """Decode image ``i``; raises ImageDecodeError for files that cannot be read."""
+    def read(self, i: int, draft_size: int | None = None, window: str = "file") -> np.ndarray:
+        """Decode image ``i`` (a DICOM file through ``window``, see :mod:`imgcls.data.dicom`);
+        raises ImageDecodeError for files that cannot be read."""
         if self.arrays is not None:
             return self.arrays[i]
-        return decode_image(self.file_path(i), self.max_image_pixels, draft_size, self.decode_timeout)
+        return decode_image(self.file_path(i), self.max_image_pixels, draft_size, self.decode_timeout,
+                            window, self.frame(i))
+
+    def frame(self, i: int) -> int | None:
+        """The frame of a multi-frame file row ``i`` names (its ``frame`` column), or None."""
+        if FRAME_COLUMN not in self.table.columns:
+            return None
+        value = str(self.table.at[i, FRAME_COLUMN]).strip()
+        if value in ("", "nan", "None"):
+            return None
+        try:
+            return int(float(value))
+        except ValueError:
+            raise ImageDecodeError(str(self.file_path(i)), f"frame {value!r} is not a frame number; "
+                                   "the manifest's 'frame' column takes 0, 1, 2 ...", "unreadable") from None
 
     @property
     def has_masks(self) -> bool:
@@ -120,11 +136,12 @@ class Dataset:
         path = Path(value)
         return path if path.is_absolute() or self.root is None else self.root / path
 
-    def read_sample(self, i: int, draft_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    def read_sample(self, i: int, draft_size: int | None = None, window: str = "file"
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Image ``i`` and its mask (None without one); a mask that cannot be read is an
         ImageDecodeError naming the mask's file."""
         mask_file = self.mask_path(i)
-        image = self.read(i, None if mask_file is not None else draft_size)
+        image = self.read(i, None if mask_file is not None else draft_size, window)
         if mask_file is None:
             return image, None
         try:
@@ -137,7 +154,9 @@ class Dataset:
         if self.arrays is not None:
             arr = np.ascontiguousarray(self.arrays[i])
             return hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()
-        return "|".join(_file_key(p) for p in (self.file_path(i), self.mask_path(i)) if p is not None)
+        keys = [_file_key(p) for p in (self.file_path(i), self.mask_path(i)) if p is not None]
+        return "|".join(keys + ([f"frame={self.table.at[i, FRAME_COLUMN]}"] if FRAME_COLUMN in self.table
+                                else []))
 
     def content_key(self) -> str:
         digest = hashlib.sha256()

@@ -1,7 +1,8 @@
 """Decode one image file into a uint8 array that survives what real folders hold.
 
 EXIF orientation is applied; CMYK, palette, 16-bit, RGBA/LA and other modes become
-8-bit grey (H, W) or RGB (H, W, 3); animations give their first frame. Anything that
+8-bit grey (H, W) or RGB (H, W, 3); animations give their first frame. DICOM files are
+rescaled and windowed (:mod:`imgcls.data.dicom`). Anything that
 cannot be decoded raises :class:`ImageDecodeError` with a reason a person can act on.
 
 Example:
@@ -21,9 +22,11 @@ import numpy as np
 
 from ..config import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
 from ..core.errors import ImageDecodeError
+from .dicom import DICOM_EXTENSIONS, decode_dicom, is_dicom
 
 IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico".split()
+    ".jpg .jpeg .jpe .jfif .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico .dcm .dicom"
+    .split()
 )
 
 # Pillow readers imgcls lets a file reach: the raster formats of IMAGE_EXTENSIONS. Pillow
@@ -42,6 +45,8 @@ def decode_image(
     max_pixels: int | None = PIL_DEFAULT_MAX_PIXELS,
     draft_size: int | None = None,
     timeout: float | None = DECODE_TIMEOUT,
+    window: str = "file",
+    frame: int | None = None,
 ) -> np.ndarray:
     """Read ``path`` into a uint8 array (H, W) for grey images or (H, W, 3) for colour.
 
@@ -50,8 +55,11 @@ def decode_image(
         max_pixels: Decompression-bomb limit (width x height); None disables it.
         draft_size: Let JPEG decode at a reduced scale that still covers this side.
         timeout: Seconds one file may take to decode; None: no limit.
+        window: DICOM files: how values become 8 bits (``model.window``); others ignore it.
+        frame: DICOM files: which frame (default the middle one).
     """
-    return decode_with_info(path, max_pixels=max_pixels, draft_size=draft_size, timeout=timeout)[0]
+    return decode_with_info(path, max_pixels=max_pixels, draft_size=draft_size, timeout=timeout,
+                            window=window, frame=frame)[0]
 
 
 def decode_with_info(
@@ -60,6 +68,8 @@ def decode_with_info(
     max_pixels: int | None = PIL_DEFAULT_MAX_PIXELS,
     draft_size: int | None = None,
     timeout: float | None = DECODE_TIMEOUT,
+    window: str = "file",
+    frame: int | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Like :func:`decode_image`, also returning what the file header says.
 
@@ -85,9 +95,29 @@ def decode_with_info(
         size = len(data)
     if size == 0:
         raise ImageDecodeError(str(path), "empty file (0 bytes)", "empty")
-    if timeout is None:
+    def decode():
+        if _dicom_named_or_marked(path, data):
+            try:
+                return decode_dicom(path, data, max_pixels, window, frame)
+            except ImageDecodeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - odd headers raise anything; all are reasons
+                raise ImageDecodeError(str(path), f"cannot decode DICOM: {type(exc).__name__}: {exc}",
+                                       "unreadable") from None
         return _decode(path, data, max_pixels, draft_size)
-    return _with_time_limit(lambda: _decode(path, data, max_pixels, draft_size), timeout, path)
+
+    if timeout is None:
+        return decode()
+    return _with_time_limit(decode, timeout, path)
+
+
+def _dicom_named_or_marked(path: Path, data: bytes | None) -> bool:
+    """DICOM by name, or (for a name that is no image format's) by its 'DICM' marker."""
+    if path.suffix.lower() in DICOM_EXTENSIONS:
+        return True
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return False
+    return is_dicom(path, data[:132] if data is not None else _head(path))
 
 
 def _with_time_limit(decode, timeout: float, path: Path):
@@ -136,6 +166,9 @@ def _decode(path: Path, data: bytes | None, max_pixels: int | None, draft_size: 
     except UnidentifiedImageError:
         head = data[:512] if data is not None else _head(path)
         claimed = sniff_format(head)
+        if claimed == "DICOM":
+            raise ImageDecodeError(str(path), f"a DICOM file named {path.suffix}: rename it .dcm so it "
+                                   "is read as DICOM (rescaled and windowed)", "unreadable") from None
         if claimed:
             raise ImageDecodeError(str(path), f"corrupt {claimed}: the header says {claimed} but "
                                    "Pillow cannot read it", "unreadable") from None
@@ -201,6 +234,8 @@ def sniff_format(head: bytes) -> str | None:
     """The image format the first bytes claim, whatever the file is named."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
+    if head[128:132] == b"DICM":
+        return "DICOM"
     return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 

@@ -59,7 +59,7 @@ def load_images(
     with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool, progress_bar(
         len(ds), f"Decoding {ds.name}", progress
     ) as advance:
-        read = lambda i: read_prepared(lambda draft: ds.read_sample(i, draft_size=draft), spec)  # noqa: E731
+        read = lambda i: read_prepared(lambda draft, window: ds.read_sample(i, draft, window), spec)  # noqa: E731
         for result in pool.map(read, range(len(ds)), chunksize=16):
             results.append(result)
             advance(1)

@@ -25,9 +25,10 @@ from .roi import crop_to_region
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """What a model expects: a square ``size``, ``channels`` (1 grey, 3 RGB), a resize rule and
-    an optional region of interest applied before resizing (``roi``: METHOD or METHOD:MODE,
-    see :mod:`imgcls.data.roi`).
+    """What a model expects: a square ``size``, ``channels`` (1 grey, 3 RGB), a resize rule, an
+    optional region of interest applied before resizing (``roi``: METHOD or METHOD:MODE, see
+    :mod:`imgcls.data.roi`) and the window that turns DICOM values into 8 bits (``window``,
+    see :mod:`imgcls.data.dicom`; other files ignore it).
 
     ``channels=None`` keeps each image as it is (grey or RGB); a stack of such images is grey
     when every image is grey, RGB otherwise.
@@ -37,6 +38,7 @@ class ImageSpec:
     channels: int | None = None
     resize: str = "squash"
     roi: str = "none"
+    window: str = "file"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,15 +118,16 @@ def prepare_images(images: np.ndarray | Sequence[np.ndarray], spec: ImageSpec) -
     return stack_prepared([prepare_image(img, spec) for img in images], spec)
 
 
-def read_prepared(read: Callable[[int | None], np.ndarray | tuple], spec: ImageSpec) -> np.ndarray | str:
-    """Decode one image with ``read(draft_size)`` and prepare it; a failure becomes its reason.
+def read_prepared(read: Callable[[int | None, str], np.ndarray | tuple], spec: ImageSpec) -> np.ndarray | str:
+    """Decode one image with ``read(draft_size, window)`` and prepare it; a failure becomes its
+    reason.
 
     ``read`` returns the image, or ``(image, mask or None)`` where samples may carry masks
     (``Dataset.read_sample``). A ROI crop keeps part of the image, so it is decoded at full
     size, not a draft near ``size``.
     """
     try:
-        got = read(spec.size if spec.roi == "none" else None)
+        got = read(spec.size if spec.roi == "none" else None, spec.window)
         img, mask = got if isinstance(got, tuple) else (got, None)
         return prepare_image(img, spec, mask)
     except ImageDecodeError as exc:

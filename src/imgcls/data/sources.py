@@ -21,6 +21,7 @@ from ..core.registry import did_you_mean
 from .builtins import DATASETS
 from .dataset import MASK_COLUMN, SPLITS, Dataset, natural_key
 from .decode import is_image_name
+from .dicom import header_columns, is_dicom
 from .tasks import as_multilabel, is_multilabel
 
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -63,9 +64,23 @@ def load_dataset(source: str | Path | DataConfig, task: TaskConfig | None = None
     ds.max_image_pixels, ds.decode_timeout = cfg.max_image_pixels, cfg.decode_timeout
     if len(ds) == 0:
         raise DataError(f"'{cfg.source}' holds no images (ignored: {ds.ignored or 'none'}).")
+    if ds.arrays is None:
+        _add_dicom_header(ds, cfg)
     if task is not None and is_multilabel(task, ds):
         ds = as_multilabel(ds, task)
     return ds
+
+
+def _add_dicom_header(ds: Dataset, cfg: DataConfig) -> None:
+    """DICOM files' header fields as metadata columns (identifiers pseudonymised unless
+    ``data.identifiers=keep``); a column the manifest already has is left as given."""
+    files = [ds.file_path(i) for i in range(len(ds))]
+    if not any(is_dicom(f) for f in files):
+        return
+    header = header_columns(files, cfg.identifiers == "keep", cfg.pseudonym_salt)
+    for column in header.columns:
+        if column not in ds.table.columns:
+            ds.table[column] = header[column].to_numpy()
 
 
 def from_folder(root: Path) -> Dataset:

@@ -18,7 +18,7 @@ import pandas as pd
 from ..core.errors import DataError
 from ..data import Dataset
 from ..data.builtins import DATASETS
-from ..data.dataset import MASK_COLUMN
+from ..data.dataset import FRAME_COLUMN, MASK_COLUMN
 from ..data.decode import is_image_name
 from ..data.sources import MANIFEST_SUFFIXES, local_path, path_column, read_manifest
 
@@ -70,11 +70,14 @@ def as_dataset(inputs: Sequence[str | Path]) -> Dataset:
 
 def _manifest(path: Path) -> Dataset:
     """A CSV/Parquet manifest's ``path`` column (relative to its folder) and its ``mask`` column
-    when it has one (for ``model.roi=mask``); labels are not needed."""
+    when it has one (for ``model.roi=mask``), and its ``frame`` column (of multi-frame DICOM
+    files); labels are not needed."""
     table = read_manifest(path)
     if "path" not in table.columns:
         raise DataError(f"Manifest '{path}' lacks a 'path' column; found {list(table.columns)}.")
     out = pd.DataFrame({"path": path_column(table["path"]), "label": ""})
     if MASK_COLUMN in table.columns:
         out[MASK_COLUMN] = path_column(table[MASK_COLUMN])
+    if FRAME_COLUMN in table.columns:  # which frame of a multi-frame DICOM file
+        out[FRAME_COLUMN] = table[FRAME_COLUMN].to_numpy()
     return Dataset(path.stem, out, root=path.parent.resolve())

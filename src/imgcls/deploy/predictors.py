@@ -84,6 +84,7 @@ class Predictor(ABC):
         return {"name": self.name, "version": self.version, "backend": self.backend,
                 "classes": list(self.classes), "input_size": self.spec.size,
                 "channels": self.spec.channels, "resize": self.spec.resize, "roi": self.spec.roi,
+                "window": self.spec.window,
                 "decision": (self.decision or Decision()).describe(),
                 "unknown": None if self.unknown is None else {
                     k: self.unknown[k] for k in ("method", "threshold", "rate")}}
@@ -115,7 +116,7 @@ class OnnxPredictor(Predictor):
     """An exported ``.onnx`` file run by ONNX Runtime on the CPU.
 
     The graph takes uint8 (N, H, W, 3) and holds normalisation and softmax; everything
-    else needed (classes, size, resize rule, ROI) is read from its metadata, so the file
+    else needed (classes, size, resize rule, ROI, DICOM window) is read from its metadata, so the file
     alone is enough.
     """
 
@@ -142,7 +143,7 @@ class OnnxPredictor(Predictor):
             self.classes = [str(c) for c in meta["classes"]]
             spec = meta["image_spec"]
             self.spec = ImageSpec(size=int(spec["size"]), channels=3, resize=spec["resize"],
-                                  roi=spec.get("roi", "none"))
+                                  roi=spec.get("roi", "none"), window=spec.get("window", "file"))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"'{self.path}': its imgcls metadata is incomplete ({exc!r}); export it again."
                              ) from None
@@ -194,18 +195,18 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def iter_batches(predictor: Predictor, items: Sequence, read: Callable[[object, int | None], np.ndarray],
+def iter_batches(predictor: Predictor, items: Sequence, read: Callable[[object, int | None, str], np.ndarray],
                  batch_size: int = 32, workers: int = 2
                  ) -> Iterator[tuple[list, np.ndarray, list[tuple[object, str]], np.ndarray | None]]:
     """Decode and prepare in threads, ahead of the model: yields (items, proba, failures,
     unknown scores or None).
 
-    ``read(item, draft_size)`` decodes one image. While the model runs on one batch (ONNX
+    ``read(item, draft_size, window)`` decodes one image. While the model runs on one batch (ONNX
     Runtime and PyTorch release the GIL), the pool decodes the next two, so decoding hides
     behind inference.
     """
     def load(item) -> np.ndarray | str:
-        return read_prepared(lambda draft: read(item, draft), predictor.spec)
+        return read_prepared(lambda draft, window: read(item, draft, window), predictor.spec)
 
     chunks = [list(items[s:s + batch_size]) for s in range(0, len(items), batch_size)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

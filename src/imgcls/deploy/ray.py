@@ -200,8 +200,8 @@ class BatchPredictor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         index, roots, locations = (batch[c].tolist() for c in ("index", "root", "location"))
 
-        def read(j: int, draft: int | None) -> np.ndarray:
-            return self.read(index[j], roots[j], locations[j], draft)
+        def read(j: int, draft: int | None, window: str) -> np.ndarray:
+            return self.read(index[j], roots[j], locations[j], draft, window)
 
         rows: list[dict] = []
         for done, proba, failed, scores in iter_batches(self.predictor, range(len(index)), read,
@@ -213,12 +213,13 @@ class BatchPredictor:
                                self.predictor.rule.chosen(proba) if self.predictor.multilabel else None)
         return self._columns(rows)
 
-    def read(self, index: int, root: int, location: str, draft: int | None) -> np.ndarray:
+    def read(self, index: int, root: int, location: str, draft: int | None, window: str = "file"
+             ) -> np.ndarray:
         """Image ``index``: from the built-in arrays, a local file, or the bytes of a URI's object."""
         if not location:
             return self.arrays[index]
         if root < 0:
-            return decode_image(location, self.max_pixels, draft)
+            return decode_image(location, self.max_pixels, draft, window=window)
         if root not in self._filesystems:  # one filesystem per URI given, opened once per actor
             self._filesystems[root] = _filesystem(self.uris[root])[0]
         try:
@@ -226,7 +227,8 @@ class BatchPredictor:
                 data = fh.read()
         except OSError as exc:  # pyarrow's IO errors are OSErrors
             raise ImageDecodeError(location, f"cannot read file ({exc})", "unreadable") from None
-        return decode_with_info(location, data=data, max_pixels=self.max_pixels, draft_size=draft)[0]
+        return decode_with_info(location, data=data, max_pixels=self.max_pixels, draft_size=draft,
+                                window=window)[0]
 
     def _columns(self, rows: list[dict]) -> dict[str, np.ndarray]:
         names = ["prediction", "confidence"] + [f"{n}{r}" for r in range(1, self.k + 1) for n in ("top", "p")]

@@ -146,7 +146,7 @@ class SklearnClassifier(Classifier):
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
                  scaler: str = "auto", augment: str = "none",
                  feature_params: dict[str, dict] | None = None, seed: int = 0,
-                 multilabel: bool = False) -> None:
+                 multilabel: bool = False, window: str = "file") -> None:
         self.family = family
         self.multilabel = multilabel
         self.features = features
@@ -154,6 +154,7 @@ class SklearnClassifier(Classifier):
         self.channels = channels
         self.resize = resize
         self.roi = roi
+        self.window = window
         self.class_weight = class_weight
         self.params = params
         self.scaler = scaler
@@ -166,7 +167,8 @@ class SklearnClassifier(Classifier):
         m = cfg.model
         size = min(MAX_AUTO_SIZE, facts.short_side) if m.image_size == "auto" else m.image_size
         return cls(family, m.features, int(size), None, m.resize, m.roi, m.class_weight, dict(m.params),
-                   m.scaler, m.augment, dict(m.feature_params), cfg.split.seed, cfg.task.kind == "multilabel")
+                   m.scaler, m.augment, dict(m.feature_params), cfg.split.seed,
+                   cfg.task.kind == "multilabel", window=m.window)
 
     def validate(self) -> SklearnClassifier:
         if self.family not in ESTIMATORS:
@@ -182,7 +184,8 @@ class SklearnClassifier(Classifier):
     @property
     def image_spec(self) -> ImageSpec:
         return ImageSpec(size=int(self.image_size), channels=getattr(self, "channels_", self.channels),
-                         resize=self.resize, roi=self.roi)
+                         resize=self.resize, roi=self.roi,
+                         window=getattr(self, "window", "file"))
 
     @property
     def feature_set(self) -> FeatureSet:
@@ -361,7 +364,7 @@ class SklearnClassifier(Classifier):
         model = cls(meta["family"], meta["features"], spec["size"], spec["channels"],
                     spec["resize"], spec.get("roi", "none"), meta["class_weight"], meta["params"],
                     meta["scaler"], meta.get("augment", "none"), meta["feature_params"], meta.get("seed", 0),
-                    meta.get("multilabel", False))
+                    meta.get("multilabel", False), window=spec.get("window", "file"))
         model.channels_, model.features_ = spec["channels"], meta["features"]
         model.pipeline_ = load_skops(Path(path) / SKOPS_FILE)
         model.classes_ = np.asarray(meta["classes"], dtype=object)

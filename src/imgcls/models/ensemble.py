@@ -121,6 +121,10 @@ class EnsembleClassifier(Classifier):
                 theirs = sorted(map(str, member.classes_))
                 raise ConfigError(f"Ensemble member '{path}' has classes {theirs}, the first member {first}: "
                                   "every member must know the same classes.")
+        windows = {m.image_spec.window for m in self.members_}
+        if len(windows) > 1:  # a member gets the ensemble's decoded images: one window for all
+            raise ConfigError(f"Ensemble members read DICOM through different windows {sorted(windows)}; "
+                              "retrain them with the same model.window.")
         self.classes_ = np.asarray(first, dtype=object)
 
     @property

@@ -82,12 +82,14 @@ class FinetuneClassifier(Classifier):
                  resize: str = "squash", roi: str = "none", pretrained: str = "auto",
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
                  augment: str = "auto", train: dict[str, Any] | None = None, seed: int = 0,
-                 order: Sequence[str] | None = None, multilabel: bool = False) -> None:
+                 order: Sequence[str] | None = None, multilabel: bool = False,
+                 window: str = "file") -> None:
         self.family = family
         self.multilabel = multilabel
         self.image_size = image_size
         self.resize = resize
         self.roi = roi
+        self.window = window
         self.pretrained = pretrained
         self.class_weight = class_weight
         self.params = params
@@ -103,7 +105,7 @@ class FinetuneClassifier(Classifier):
         return cls(family, int(size), m.resize, m.roi, m.pretrained, m.class_weight, dict(m.params),
                    m.augment, cfg.train.model_dump(exclude=set(TrainConfig.RUN_FIELDS)), cfg.split.seed,
                    list(cfg.task.order) if cfg.task.kind == "ordinal" and cfg.task.order else None,
-                   cfg.task.kind == "multilabel")
+                   cfg.task.kind == "multilabel", window=m.window)
 
     @property
     def source(self) -> str:
@@ -125,7 +127,8 @@ class FinetuneClassifier(Classifier):
 
     @property
     def image_spec(self) -> ImageSpec:
-        return ImageSpec(size=int(self.image_size), channels=3, resize=self.resize, roi=self.roi)
+        return ImageSpec(size=int(self.image_size), channels=3, resize=self.resize, roi=self.roi,
+                         window=getattr(self, "window", "file"))
 
     @property
     def accepted_channels(self) -> tuple[int, ...]:
@@ -356,7 +359,7 @@ class FinetuneClassifier(Classifier):
         model = cls(meta["family"], spec["size"], spec["resize"], spec.get("roi", "none"),
                     meta.get("pretrained_option", "auto"), meta["class_weight"], meta["params"],
                     meta.get("augment", "auto"), meta.get("train"), meta.get("seed", 0), meta.get("order"),
-                    meta.get("multilabel", False))
+                    meta.get("multilabel", False), window=spec.get("window", "file"))
         model.weights_ = meta["pretrained"]
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         try:

@@ -58,12 +58,14 @@ class ProbeClassifier(Classifier):
     def __init__(self, family: str = "tf_efficientnet_lite0", image_size: int = 224,
                  resize: str = "squash", roi: str = "none", pretrained: str = "auto",
                  class_weight: str | None = None, params: dict[str, Any] | None = None,
-                 seed: int = 0, batch_size: int = 32, multilabel: bool = False) -> None:
+                 seed: int = 0, batch_size: int = 32, multilabel: bool = False,
+                 window: str = "file") -> None:
         self.multilabel = multilabel
         self.family = family
         self.image_size = image_size
         self.resize = resize
         self.roi = roi
+        self.window = window
         self.pretrained = pretrained
         self.class_weight = class_weight
         self.params = params
@@ -75,7 +77,7 @@ class ProbeClassifier(Classifier):
         m = cfg.model
         size = auto_image_size(family, facts.short_side) if m.image_size == "auto" else m.image_size
         return cls(family, int(size), m.resize, m.roi, m.pretrained, m.class_weight, dict(m.params),
-                   cfg.split.seed, cfg.train.batch_size, cfg.task.kind == "multilabel")
+                   cfg.split.seed, cfg.train.batch_size, cfg.task.kind == "multilabel", window=m.window)
 
     def validate(self) -> ProbeClassifier:
         if self.family not in BACKBONES:
@@ -86,7 +88,8 @@ class ProbeClassifier(Classifier):
 
     @property
     def image_spec(self) -> ImageSpec:
-        return ImageSpec(size=int(self.image_size), channels=3, resize=self.resize, roi=self.roi)
+        return ImageSpec(size=int(self.image_size), channels=3, resize=self.resize, roi=self.roi,
+                         window=getattr(self, "window", "file"))
 
     @property
     def accepted_channels(self) -> tuple[int, ...]:
@@ -228,7 +231,8 @@ class ProbeClassifier(Classifier):
         spec = meta["image_spec"]
         model = cls(meta["family"], spec["size"], spec["resize"], spec.get("roi", "none"),
                     meta.get("pretrained_option", "auto"), meta["class_weight"], meta["params"],
-                    meta.get("seed", 0), multilabel=meta.get("multilabel", False))
+                    meta.get("seed", 0), multilabel=meta.get("multilabel", False),
+                    window=spec.get("window", "file"))
         model.weights_ = meta["pretrained"]
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         try:

@@ -20,7 +20,8 @@ log = logging.getLogger("imgcls.serve")
 # Status of each ImageDecodeError kind (see imgcls.data.decode).
 DECODE_STATUS = {"empty": (422, "empty_file"), "not_image": (415, "not_an_image"),
                  "truncated": (422, "truncated_image"), "too_many_pixels": (413, "too_many_pixels"),
-                 "unreadable": (422, "corrupt_image"), "no_mask": (422, "mask_required")}
+                 "unreadable": (422, "corrupt_image"), "no_mask": (422, "mask_required"),
+                 "no_pixel_data": (422, "no_pixel_data")}
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",

@@ -209,7 +209,8 @@ def model_info(model: LoadedModel, store: ModelStore) -> ModelInfo:
     return ModelInfo(name=model.name, version=model.version, backend=model.predictor.backend,
                      default=model.name == store.default, classes=list(model.predictor.classes),
                      input_size=int(d["input_size"]), channels=d.get("channels"), resize=str(d["resize"]),
-                     roi=str(d["roi"]), loaded_at=model.loaded_at, test_metrics=model.metrics,
+                     roi=str(d["roi"]), window=str(d.get("window", "file")), loaded_at=model.loaded_at,
+                     test_metrics=model.metrics,
                      versions=[ModelVersion(version=v.version, backend=v.predictor.backend,
                                             loaded_at=v.loaded_at, current=i == 0)
                                for i, v in enumerate(versions)])

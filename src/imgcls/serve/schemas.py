@@ -96,6 +96,7 @@ class ModelInfo(BaseModel):
     channels: int | None = None
     resize: str
     roi: str
+    window: str = Field("file", description="How DICOM uploads become 8 bits (model.window).")
     loaded_at: float = Field(description="Unix time this version was loaded.")
     test_metrics: dict[str, float] | None = Field(
         None, description="Scalar test metrics from the run's metrics.json, when present.")

@@ -128,7 +128,8 @@ def decode_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int 
             out.append(up.error)
             continue
         try:
-            image, _ = decode_with_info(up.filename, data=up.data, max_pixels=max_pixels, draft_size=draft)
+            image, _ = decode_with_info(up.filename, data=up.data, max_pixels=max_pixels, draft_size=draft,
+                                        window=predictor.spec.window)
             out.append(prepare_image(image, predictor.spec))
         except ImageDecodeError as exc:
             code = DECODE_STATUS.get(exc.kind, (422, "corrupt_image"))[1]

@@ -153,7 +153,7 @@ def _explain_all(view: ModelView, ds, rows: list[int], chosen: list[Method], tar
     methods = [*chosen, METHODS.get(BASELINE)]
     with progress_bar(len(rows) * len(methods), "Explaining", progress) as advance:
         for n, i in enumerate(rows):
-            image = read_prepared(lambda draft, i=i: ds.read_sample(i, draft_size=draft), view.spec)
+            image = read_prepared(lambda draft, window, i=i: ds.read_sample(i, draft, window), view.spec)
             if isinstance(image, str):
                 skipped.append({"path": str(ds.paths[i]), "reason": image})
                 advance(len(methods))
