@@ -99,7 +99,7 @@ def resolve_auto(cfg: RunConfig, ds: Dataset) -> tuple[RunConfig, ModelChoice | 
     config then names it, so the run folder reproduces it."""
     if cfg.model.name != AUTO:
         return cfg, None
-    choice = choose_model(describe(ds), cfg.model.pretrained)
+    choice = choose_model(describe(ds), cfg.model.pretrained, cfg.data.tiles)
     info(f"model.name=auto -> {choice.name}" + "".join(f" {k}={v}" for k, v in choice.overrides.items())
          + f": {choice.reason}")
     return resolve_config(cfg, {"model.name": choice.name, **choice.overrides}), choice

@@ -16,6 +16,7 @@ from imgcls.models import (
     ONNX,
     REPRESENTATION,
     TEST_TIME_VIEWS,
+    TILES,
     VALIDATION,
     Classifier,
     create_model,
@@ -39,6 +40,10 @@ def variants():
             continue
         if family.school == "classical":
             out.append((name, {"features": "hog+color", "image_size": 32}))
+            continue
+        if TILES in family.capabilities:  # bags of four 16-px tiles of each image, resized to 32
+            out.append((name, {"image_size": 32, "tiles": 16, "max_tiles": 4, "pretrained": "none",
+                               "params": {"epochs": 3}}))
             continue
         pretrained = "auto" if family.facts().get("offline_weights") else "none"
         out.append((name, {"image_size": 32, "pretrained": pretrained, "augment": "none",
@@ -74,10 +79,16 @@ def create(name, options, members):
     return create_model(name, **options)
 
 
+def inputs(model, images):
+    """What ``model`` takes: the images, or for a model of tiles their bags."""
+    return prepare_images(list(images), model.image_spec) if model.supports(TILES) else images
+
+
 @pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
 def test_every_family_keeps_the_contract(name, options, data, members, tmp_path):
     images, labels = data
     model = create(name, options, members)
+    images = inputs(model, images)
     assert isinstance(model, Classifier) and model.family == name
     assert model.capabilities <= set(CAPABILITIES)
     # parameters only: a copy made from get_params has the same parameters (sklearn's clone)
@@ -117,7 +128,9 @@ def test_declared_capabilities_are_real(name, options, data, members):
     import torch
 
     images, labels = data
-    model = create(name, options, members).fit(images, labels)
+    model = create(name, options, members)
+    images = inputs(model, images)
+    model.fit(images, labels)
     if model.supports(GRADIENTS) or model.supports(ONNX):
         logits = model.network()(torch.from_numpy(images[:2]).permute(0, 3, 1, 2).float())
         assert tuple(logits.shape) == (2, 3)
@@ -147,7 +160,7 @@ def test_declared_capabilities_are_real(name, options, data, members):
 def test_unprepared_images_are_refused_with_the_way_out(name, options, data, members):
     images, labels = data
     model = create(name, options, members)
-    big = images.repeat(2, axis=1).repeat(2, axis=2)
+    big = images if model.supports(TILES) else images.repeat(2, axis=1).repeat(2, axis=2)  # tiles: not bags
     with pytest.raises(ModelError, match="prepare_images"):
         model.fit(big, labels)
     model.fit(prepare_images(list(big), model.image_spec), labels)
@@ -248,8 +261,14 @@ def multi_data():
     return load_images(shapes, ImageSpec(size=32), progress=False).images, shapes.labels
 
 
-@pytest.mark.parametrize(("name", "options"), [v for v in VARIANTS if v[0] != "ensemble"],
-                         ids=[i for i, v in zip(IDS, VARIANTS, strict=True) if v[0] != "ensemble"])
+def labels_sets(name):
+    """Families that learn label sets: not the ensemble (its members do), not one of tiles
+    (multiple-instance learning here gives one label per bag)."""
+    return name != "ensemble" and TILES not in MODELS.get(name).capabilities
+
+
+@pytest.mark.parametrize(("name", "options"), [v for v in VARIANTS if labels_sets(v[0])],
+                         ids=[i for i, v in zip(IDS, VARIANTS, strict=True) if labels_sets(v[0])])
 def test_every_family_learns_several_labels_per_image(name, options, multi_data, tmp_path):
     images, labels = multi_data
     model = create_model(name, **options, multilabel=True)

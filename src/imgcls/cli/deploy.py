@@ -35,6 +35,8 @@ def predict(
     abstain: Annotated[bool, typer.Option(
         "--abstain", help="Answer 'unknown' for images unlike the training data (the model's unknown "
                           "threshold).")] = False,
+    heatmaps: Annotated[Path | None, typer.Option(
+        help="Folder for each image's tile heat map (models trained with data.tiles).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Predict the top-k labels of images with a saved model."""
@@ -42,7 +44,7 @@ def predict(
 
     table = run_predict(run, paths, top_k=top_k, output=output, limit=limit, progress=not quiet,
                         backend=backend, precision=precision, export=export, batch_size=batch_size,
-                        n_jobs=threads, engine=engine, address=address, abstain=abstain)
+                        n_jobs=threads, engine=engine, address=address, abstain=abstain, heatmaps=heatmaps)
     if output is None:
         _print_table(table)
     failed = int((table["error"] != "").sum())

@@ -40,6 +40,13 @@ class DataConfig(_Strict):
     decode_timeout: float | None = Field(
         DECODE_TIMEOUT, gt=0,
         description="Seconds one file may take to decode before it is skipped; null: no limit.")
+    tiles: int = Field(0, ge=0, description="Tile side in source pixels: each image becomes a bag of tiles "
+                       "that a multiple-instance model (model.name=mil) learns from; 0: whole images.")
+    tile_stride: int = Field(0, ge=0, description="Step between tiles; 0: the tile side (no overlap).")
+    max_tiles: int = Field(64, ge=1, le=4096, description="Tiles per bag; an image with more foreground "
+                           "tiles keeps those with the most foreground.")
+    tile_foreground: float = Field(0.1, ge=0, le=1, description="Share of a tile that must differ from "
+                                   "the image's background (its border's colour) for the tile to be kept.")
     identifiers: Literal["pseudonymise", "keep"] = Field(
         "pseudonymise", description="DICOM PatientID, StudyInstanceUID and SeriesInstanceUID columns: "
         "pseudonymise (a salted hash, stable across runs: groups still work) or keep the real values.")

@@ -23,6 +23,7 @@ import numpy as np
 from ..config import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
 from ..core.errors import ImageDecodeError
 from .dicom import DICOM_EXTENSIONS, decode_dicom, is_dicom
+from .tiles import TILED, TiffTiles
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico .dcm .dicom"
@@ -53,7 +54,8 @@ def decode_image(
     Args:
         path: Image file.
         max_pixels: Decompression-bomb limit (width x height); None disables it.
-        draft_size: Let JPEG decode at a reduced scale that still covers this side.
+        draft_size: Let JPEG decode at a reduced scale that still covers this side;
+            ``TILED``: a tiled TIFF comes back as a lazy tile source (:mod:`imgcls.data.tiles`).
         timeout: Seconds one file may take to decode; None: no limit.
         window: DICOM files: how values become 8 bits (``model.window``); others ignore it.
         frame: DICOM files: which frame (default the middle one).
@@ -95,6 +97,13 @@ def decode_with_info(
         size = len(data)
     if size == 0:
         raise ImageDecodeError(str(path), "empty file (0 bytes)", "empty")
+    if draft_size == TILED:  # a tiled TIFF is opened for reading tile by tile; others decode whole
+        if data is None and path.suffix.lower() in (".tif", ".tiff") and TiffTiles.readable(path):
+            source = TiffTiles(path, max_pixels)
+            return source, {"format": "TIFF", "mode": "tiled", "width": source.shape[1],
+                            "height": source.shape[0], "frames": 1, "orientation": 1}
+        draft_size = None
+
     def decode():
         if _dicom_named_or_marked(path, data):
             try:
@@ -160,7 +169,9 @@ def _decode(path: Path, data: bytes | None, max_pixels: int | None, draft_size: 
     except (_TooManyPixels, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(
             str(path),
-            f"decompression bomb guard: {exc}. If you trust the file, raise data.max_image_pixels",
+            f"decompression bomb guard: {exc}. If you trust the file, raise data.max_image_pixels; "
+            "for a large image whose label lives in a few regions, use data.tiles=SIZE (a tiled TIFF "
+            "is then read tile by tile)",
             "too_many_pixels",
         ) from None
     except UnidentifiedImageError:

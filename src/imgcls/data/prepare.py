@@ -21,6 +21,7 @@ import numpy as np
 from ..core.errors import ImageDecodeError
 from .decode import is_grey
 from .roi import crop_to_region
+from .tiles import TILED, tile_bag
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class ImageSpec:
     """What a model expects: a square ``size``, ``channels`` (1 grey, 3 RGB), a resize rule, an
     optional region of interest applied before resizing (``roi``: METHOD or METHOD:MODE, see
     :mod:`imgcls.data.roi`) and the window that turns DICOM values into 8 bits (``window``,
-    see :mod:`imgcls.data.dicom`; other files ignore it).
+    see :mod:`imgcls.data.dicom`; other files ignore it). With ``tiles`` the input is a bag:
+    ``max_tiles`` tiles of ``size`` (see :mod:`imgcls.data.tiles`).
 
     ``channels=None`` keeps each image as it is (grey or RGB); a stack of such images is grey
     when every image is grey, RGB otherwise.
@@ -39,6 +41,10 @@ class ImageSpec:
     resize: str = "squash"
     roi: str = "none"
     window: str = "file"
+    tiles: int = 0  # tile side in source pixels; 0: the image is one input, not a bag of tiles
+    tile_stride: int = 0  # 0: the tile side (no overlap)
+    max_tiles: int = 64
+    tile_foreground: float = 0.1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +95,10 @@ def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
 
 def prepare_image(img: np.ndarray, spec: ImageSpec, mask: np.ndarray | None = None) -> np.ndarray:
     """One decoded uint8 image (H, W) or (H, W, 3) -> the model's input: region of interest,
-    resize, channels. ``mask`` is the sample's own mask, which ``roi=mask`` needs."""
+    resize, channels. ``mask`` is the sample's own mask, which ``roi=mask`` needs. A tiled
+    spec gives the image's bag of tiles (``img`` may then be a lazy tile source)."""
+    if spec.tiles:
+        return tile_bag(img, spec)[0]
     img = np.asarray(img)
     if spec.roi != "none":
         img = crop_to_region(img, spec.roi, mask)
@@ -100,6 +109,9 @@ def prepare_image(img: np.ndarray, spec: ImageSpec, mask: np.ndarray | None = No
 def stack_prepared(arrays: Sequence[np.ndarray], spec: ImageSpec) -> np.ndarray:
     """Prepared images -> one uint8 stack; ``channels=None`` resolves to the data's own."""
     channels = spec.channels
+    if spec.tiles:  # bags: (N, max_tiles, size, size, 3)
+        return np.stack(arrays) if len(arrays) else np.zeros((0, spec.max_tiles, spec.size, spec.size, 3),
+                                                                 np.uint8)
     if not len(arrays):
         return np.zeros((0, spec.size, spec.size, *([3] if channels == 3 else [])), np.uint8)
     if channels is None:
@@ -127,7 +139,8 @@ def read_prepared(read: Callable[[int | None, str], np.ndarray | tuple], spec: I
     size, not a draft near ``size``.
     """
     try:
-        got = read(spec.size if spec.roi == "none" else None, spec.window)
+        draft = TILED if spec.tiles else spec.size if spec.roi == "none" else None
+        got = read(draft, spec.window)
         img, mask = got if isinstance(got, tuple) else (got, None)
         return prepare_image(img, spec, mask)
     except ImageDecodeError as exc:

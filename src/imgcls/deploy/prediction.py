@@ -19,6 +19,7 @@ from ..core.errors import ConfigError
 from ..core.progress import progress_bar
 from ..core.registry import did_you_mean
 from ..models import Classifier
+from .heatmaps import tiled_model, write_heatmaps
 from .inputs import as_dataset, is_remote
 from .loading import load_predictor
 from .predictors import Predictor, iter_batches
@@ -32,7 +33,8 @@ def predict(model: str | Path | Classifier | Predictor, inputs: Sequence[str | P
             output: str | Path | None = None, limit: int | None = None, n_jobs: int = 0,
             progress: bool = True, backend: str = "auto", precision: str = "fp32",
             batch_size: int = 32, export: bool = False, engine: str = "local",
-            address: str | None = None, abstain: bool = False) -> pd.DataFrame:
+            address: str | None = None, abstain: bool = False,
+            heatmaps: str | Path | None = None) -> pd.DataFrame:
     """Top-k predictions per image; unreadable files get a row with ``error`` set.
 
     Decoding runs in threads ahead of the model, and a run with an up-to-date ONNX export
@@ -56,17 +58,25 @@ def predict(model: str | Path | Classifier | Predictor, inputs: Sequence[str | P
         abstain: Answer ``unknown`` for images whose unknown score is above the model's
             threshold (see :mod:`imgcls.models.unknown`). Whatever it is, a model with an
             unknown detector adds the ``unknown_score`` and ``unknown`` columns.
+        heatmaps: A folder for each image's tile heat map (models trained with ``data.tiles``):
+            ``<name>.heatmap.png`` and ``.npy``; the table gains a ``heatmap`` column.
     """
     _check_options(top_k, batch_size, engine, address)
+    if heatmaps is not None and engine == "ray":
+        raise ConfigError("Tile heat maps are drawn by engine='local'; drop --heatmaps or --engine ray.")
+    maps = None
     if engine == "ray":
         paths, rows, k = predict_rows(model, inputs, top_k=top_k, limit=limit, backend=backend,
                                       precision=precision, threads=n_jobs, batch_size=batch_size,
                                       export=export, address=address, progress=progress, abstain=abstain)
     else:
-        paths, rows, k = _local_rows(model, inputs, top_k=top_k, limit=limit, backend=backend,
-                                     precision=precision, n_jobs=n_jobs, batch_size=batch_size,
-                                     export=export, progress=progress, abstain=abstain)
+        paths, rows, k, maps = _local_rows(model, inputs, top_k=top_k, limit=limit, backend=backend,
+                                           precision=precision, n_jobs=n_jobs, batch_size=batch_size,
+                                           export=export, progress=progress, abstain=abstain,
+                                           heatmaps=heatmaps)
     table = build_table(rows, paths, k)
+    if maps is not None:
+        table.insert(len(table.columns) - 1, "heatmap", maps)
     if output is not None:
         write_table(table, Path(output))
     return table
@@ -85,14 +95,16 @@ def _check_options(top_k: int, batch_size: int, engine: str, address: str | None
 
 
 def _local_rows(model, inputs, *, top_k: int, limit: int | None, backend: str, precision: str,
-                n_jobs: int, batch_size: int, export: bool, progress: bool, abstain: bool = False
-                ) -> tuple[list[str], list[dict], int]:
+                n_jobs: int, batch_size: int, export: bool, progress: bool, abstain: bool = False,
+                heatmaps: str | Path | None = None) -> tuple[list[str], list[dict], int, list[str] | None]:
     if any(is_remote(i) for i in inputs):
         raise ConfigError("Object-store URIs (s3://, gs://...) are read by engine='ray'; "
                           "pass engine='ray' (CLI: --engine ray).")
     predictor = model if isinstance(model, Predictor) else load_predictor(
         model, backend=backend, precision=precision, threads=n_jobs or None, export=export)
     check_abstain(abstain, predictor)
+    if heatmaps is not None:
+        tiled_model(predictor)  # refused before any image is read
     ds = as_dataset(inputs)
     if limit is not None:
         ds = ds.subset(np.arange(min(limit, len(ds))))
@@ -107,4 +119,9 @@ def _local_rows(model, inputs, *, top_k: int, limit: int | None, backend: str, p
                                predictor.unknown_flags(scores, len(done)), abstain,
                                predictor.rule.chosen(proba) if predictor.multilabel else None)
             advance(len(done) + len(failed))
-    return ds.paths, rows, k
+    maps = None
+    if heatmaps is not None:
+        errors = {r["index"]: r.get("error") or "" for r in rows}
+        maps = write_heatmaps(predictor, [str(ds.file_path(i)) for i in range(len(ds))], heatmaps,
+                              [errors.get(i, "") for i in range(len(ds))])
+    return ds.paths, rows, k, maps

@@ -10,6 +10,7 @@ from .base import (
     REPRESENTATION,
     RESUME,
     TEST_TIME_VIEWS,
+    TILES,
     VALIDATION,
     Classifier,
     Runtime,
@@ -18,6 +19,6 @@ from .choice import ModelChoice, choose_model
 from .families import MODELS, ModelFamily, build_model, create_model, list_models, load_model
 
 __all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "GRADIENTS", "MODELS", "ONNX",
-           "REPRESENTATION", "RESUME", "TEST_TIME_VIEWS", "VALIDATION", "Classifier", "ModelChoice",
+           "REPRESENTATION", "RESUME", "TEST_TIME_VIEWS", "TILES", "VALIDATION", "Classifier", "ModelChoice",
            "ModelFamily", "Runtime", "build_model", "choose_model", "create_model", "list_models",
            "load_model"]

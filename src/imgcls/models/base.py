@@ -46,6 +46,7 @@ from .capabilities import (  # noqa: F401 - re-exported: the names callers ask w
     REPRESENTATION,
     RESUME,
     TEST_TIME_VIEWS,
+    TILES,
     VALIDATION,
 )
 from .decision import Decision

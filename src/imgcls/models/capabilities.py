@@ -14,8 +14,10 @@ TEST_TIME_VIEWS = "tta"            # averages flipped views at prediction (train
 EMBEDDINGS = "embeddings"          # predicts from frozen-backbone embeddings: embedding_id(), embed(),
                                    # proba_from_embeddings(); models with one id can share them
 REPRESENTATION = "representation"  # representation(): the vectors it decides from (unknown detection)
+TILES = "tiles"                    # learns from bags of tiles of large images (data.tiles): its input is
+                                   # (N, T, H, W, 3); tile_scores() gives the tile heat map
 CAPABILITIES = (GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, FEATURE_GROUPS, TEST_TIME_VIEWS, EMBEDDINGS,
-                REPRESENTATION)
+                REPRESENTATION, TILES)
 
 __all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "GRADIENTS", "ONNX",
-           "REPRESENTATION", "RESUME", "TEST_TIME_VIEWS", "VALIDATION"]
+           "REPRESENTATION", "RESUME", "TEST_TIME_VIEWS", "TILES", "VALIDATION"]

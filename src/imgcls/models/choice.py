@@ -39,8 +39,12 @@ class ModelChoice:
         return {"name": self.name, "overrides": dict(self.overrides), "reason": self.reason}
 
 
-def choose_model(facts: DataFacts, pretrained: str = "auto") -> ModelChoice:
-    """The family for data with these facts (``pretrained``: the ``model.pretrained`` setting)."""
+def choose_model(facts: DataFacts, pretrained: str = "auto", tiles: int = 0) -> ModelChoice:
+    """The family for data with these facts (``pretrained``: the ``model.pretrained`` setting;
+    ``tiles``: ``data.tiles``, which only a multiple-instance model reads)."""
+    if tiles:
+        return ModelChoice("mil", f"data.tiles={tiles}: each image is a bag of tiles, which the "
+                           "multiple-instance model learns from (attention pooling over tile embeddings)")
     side = facts.short_side
     if side <= TINY_SIDE:
         return ModelChoice("svm", f"the images are tiny (median short side {side} px <= {TINY_SIDE}): an RBF "

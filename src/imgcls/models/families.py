@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError, ModelError
 from ..core.registry import Registry
-from .base import GRADIENTS, Classifier, read_model_json  # noqa: F401 - GRADIENTS: the example
+from .base import GRADIENTS, TILES, Classifier, read_model_json  # noqa: F401 - GRADIENTS: the example
 from .calibration import Calibration
 from .classical import FAMILIES as CLASSICAL_FAMILIES
 from .classical import SklearnClassifier
@@ -25,6 +25,7 @@ from .deep.catalog import BACKBONES, SMALL_CNN, create_backbone
 from .deep.pretrained import offline_available
 from .ensemble import EnsembleClassifier
 from .finetune import FinetuneClassifier
+from .mil import MilClassifier
 from .probe import ProbeClassifier
 from .unknown import Unknown
 
@@ -120,6 +121,9 @@ for _name, _description in CLASSICAL_FAMILIES:
     MODELS.add(_name, ModelFamily(_name, _description, SklearnClassifier))
 for _name, _description in BACKBONES.items():
     MODELS.add(_name, BackboneFamily(_name, _description))
+MODELS.add("mil", ModelFamily("mil", "multiple-instance learning on tiles of large images (data.tiles): "
+                              "frozen backbone tile embeddings, attention (or mean / max) pooling",
+                              MilClassifier))
 MODELS.add("ensemble", ModelFamily("ensemble", "weighted average of fitted models (model.members); weights "
                                    "by greedy selection on the validation split", EnsembleClassifier))
 
@@ -141,7 +145,11 @@ def create_model(name: str, **options: Any) -> Classifier:
 
 def build_model(cfg: RunConfig, facts: DataFacts) -> Classifier:
     """The unfitted model ``cfg.model`` names, built by its family from the config."""
-    return MODELS.get(cfg.model.name).from_config(cfg, facts).validate()
+    model = MODELS.get(cfg.model.name).from_config(cfg, facts).validate()
+    if cfg.data.tiles and not model.supports(TILES):
+        raise ConfigError(f"data.tiles={cfg.data.tiles} makes each image a bag of tiles, which "
+                          f"'{cfg.model.name}' cannot learn from; use model.name=mil (or data.tiles=0).")
+    return model
 
 
 def list_models() -> list[ModelFamily]:

@@ -120,11 +120,37 @@ def reliability_plot(bins: list[dict], ece: float, before: list[dict] | None = N
     return to_data_uri(fig)
 
 
+def tile_mosaic(bag: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    """A bag of tiles (T, S, S, 3) as one grid image, padding left out; with ``scores`` each
+    tile is dimmed by its score relative to the bag's highest and framed in red by it."""
+    kept = [k for k in range(len(bag)) if bag[k].any()] or [0]
+    cols = int(np.ceil(np.sqrt(len(kept))))
+    rows = int(np.ceil(len(kept) / cols))
+    side = bag.shape[1]
+    canvas = np.full((rows * side, cols * side, 3), 255, np.uint8)
+    top = float(np.max(scores[kept])) if scores is not None and np.max(scores[kept]) > 0 else 1.0
+    for n, k in enumerate(kept):
+        tile = bag[k].astype(np.float32)
+        if scores is not None:
+            weight = float(scores[k]) / top
+            tile = tile * (0.25 + 0.75 * weight)
+            frame = max(1, side // 16)
+            red = np.array([255 * weight, 0, 0])
+            tile[:frame], tile[-frame:], tile[:, :frame], tile[:, -frame:] = red, red, red, red
+        r, c = divmod(n, cols)
+        canvas[r * side:(r + 1) * side, c * side:(c + 1) * side] = np.clip(tile, 0, 255).astype(np.uint8)
+    return canvas
+
+
 def thumbnail_uri(img: np.ndarray, side: int = 96) -> str:
-    """A PNG data URI of ``img`` scaled so its longer side is ``side`` pixels."""
+    """A PNG data URI of ``img`` scaled so its longer side is ``side`` pixels (a bag of tiles
+    is shown as its mosaic)."""
     from PIL import Image
 
-    pil = Image.fromarray(np.asarray(img))
+    img = np.asarray(img)
+    if img.ndim == 4:
+        img = tile_mosaic(img)
+    pil = Image.fromarray(img)
     scale = side / max(pil.size)
     resample = Image.NEAREST if scale > 2 else Image.BILINEAR
     pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), resample)

@@ -121,7 +121,8 @@ def clean_filename(name: str | None, fallback: str) -> str:
 def decode_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int | None
                     ) -> list[np.ndarray | ErrorDetail]:
     """Decode and prepare each upload (blocking: run it in a thread); failures name the file."""
-    draft = predictor.spec.size if predictor.spec.roi == "none" else None
+    spec = predictor.spec  # a region or tiles need the whole picture, not a draft near the model's size
+    draft = spec.size if spec.roi == "none" and not spec.tiles else None
     out: list[np.ndarray | ErrorDetail] = []
     for up in uploads:
         if up.error is not None:

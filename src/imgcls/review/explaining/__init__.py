@@ -30,7 +30,8 @@ from ...data.prepare import read_prepared
 from ...deploy.inputs import as_dataset
 from ...deploy.loading import load_predictor
 from ...deploy.predictors import ClassifierPredictor
-from ...models import FEATURE_GROUPS, GRADIENTS
+from ...models import FEATURE_GROUPS, GRADIENTS, TILES
+from ...report.plots import png_uri, tile_mosaic
 from ...runs import Run
 from .faithfulness import faithfulness
 from .gallery import overlay, overlay_uri, write_gallery, write_npy, write_png
@@ -87,6 +88,10 @@ def explain(run: str | Path, images: list[str | Path] | None = None, *, methods:
     opened = Run.open(run)
     cfg = _settings(opened.require_config().explain, methods, settings)
     clf = opened.model
+    if clf.supports(TILES):
+        raise ConfigError("A tiled (MIL) model explains itself by its tile weights: see the tile heat maps "
+                          "of `imgcls predict RUN IMAGES --heatmaps DIR` and of the run's report; pixel "
+                          "methods would have to run once per tile.")
     view = ModelView(clf, load_predictor(opened.path, backend=backend))
     chosen = resolve_methods(cfg.methods, clf.capabilities)
     if sanity and not clf.supports(GRADIENTS):
@@ -264,6 +269,9 @@ def error_overlays(clf, images: np.ndarray, predicted: list[str], cfg: ExplainCo
     """Heat-map overlays (data URIs) of why ``clf`` predicted each label, for reports
     (:func:`quick_method`; no faithfulness curves), and the method's title. ``images`` are
     already prepared for ``clf`` (a run's loaded images)."""
+    if clf.supports(TILES):  # a bag's explanation is its tile weights, painted on its tiles
+        scores = clf.tile_scores(images)
+        return [png_uri(tile_mosaic(bag, s)) for bag, s in zip(images, scores, strict=True)], "tile attention"
     cfg = cfg or ExplainConfig(occlusion_window=0.25)  # a 7 x 7 grid: a report must stay quick
     view = ModelView(clf, ClassifierPredictor(clf))
     chosen = quick_method(view)
