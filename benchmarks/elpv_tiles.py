@@ -142,8 +142,13 @@ print(json.dumps({"images_per_s": len(files) / seconds, "peak_mb": resource.getr
 
 
 def predict_speed(run_dir: Path, manifest: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", PREDICT, str(run_dir), str(manifest)], capture_output=True,
-                          text=True, check=True)
+    """Prediction in a fresh process with an empty cache: nothing embedded ahead of time."""
+    import os
+
+    with tempfile.TemporaryDirectory(prefix="elpv-tiles-cache-") as cache:
+        done = subprocess.run([sys.executable, "-c", PREDICT, str(run_dir), str(manifest)],
+                              capture_output=True, text=True, check=True,
+                              env={**os.environ, "IMGCLS_CACHE_DIR": cache})
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

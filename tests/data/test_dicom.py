@@ -7,47 +7,12 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
+from helpers import write_dicom  # noqa: E402
 from imgcls.config import SplitConfig  # noqa: E402
 from imgcls.core.errors import ImageDecodeError  # noqa: E402
 from imgcls.data import assign_splits, load_dataset  # noqa: E402
 from imgcls.data.decode import decode_image, decode_with_info  # noqa: E402
 from imgcls.data.dicom import apply_window, pseudonym  # noqa: E402
-
-
-def write_dicom(path, stored, *, photometric="MONOCHROME2", bits=12, slope=1.0, intercept=0.0,
-                window=None, patient="PAT-001", modality="CT", manufacturer="Acme", spacing=0.7,
-                body_part="HEAD", pixels=True):
-    """A DICOM file of ``stored`` values ((H, W) or (frames, H, W), unsigned ``bits``-bit)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import BasicTextSRStorage, CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    sop_class = CTImageStorage if pixels else BasicTextSRStorage
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[str(path)])
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
-    ds.PatientID, ds.PatientName = patient, "Doe^Jane"
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=[patient, "study"])
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[patient, "series"])
-    ds.Modality, ds.Manufacturer, ds.BodyPartExamined = modality, manufacturer, body_part
-    ds.PixelSpacing = [spacing, spacing]
-    stored = np.asarray(stored, dtype=np.uint16)
-    frames = stored.shape[0] if stored.ndim == 3 else 1
-    ds.Rows, ds.Columns = stored.shape[-2:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
-    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = window
-    if pixels:
-        ds.PixelData = stored.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def ramp(h=16, w=64, top=4095):

@@ -231,3 +231,24 @@ def test_every_error_answers_in_the_servers_shape(photos, tmp_path):
     assert missing.status_code == 422 and missing.json()["error"]["code"] == "invalid_request"
     assert client.get("/api/state").json()["error"]["code"] == "unauthorized"
     assert client.get("/api/state", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_files_no_browser_shows_are_sent_as_png(tmp_path):
+    """DICOM (windowed as the file says) and TIFF reach the labelling page as PNG."""
+    import numpy as np
+    from PIL import Image
+
+    from helpers import write_dicom
+
+    folder = tmp_path / "scans"
+    rng = np.random.default_rng(0)
+    for n in range(6):
+        write_dicom(folder / f"s{n}.dcm", rng.integers(0, 4095, (40, 48)), window=(2048, 4096))
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3)).astype(np.uint8)).save(folder / "photo.tif")
+    session = label(folder, "a,b", tmp_path / "out" / "labels.csv", serve=False, backbone="features",
+                    progress=False)
+    client = _client(session)
+    for item in range(len(session.files)):
+        image = client.get(f"/api/image/{item}")
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(image.content)).size == (48, 40)

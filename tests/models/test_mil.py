@@ -87,3 +87,24 @@ def test_what_a_tiled_model_refuses(mil_run, spots, tmp_path):
         imgcls.export(mil_run.path, out=tmp_path / "export", progress=False)
     with pytest.raises(ConfigError, match="tile weights"):
         imgcls.explain(mil_run.path, progress=False)
+
+
+def test_the_server_tiles_an_upload_as_predict_does(mil_run, spots):
+    from fastapi.testclient import TestClient
+
+    from helpers import wait_ready
+    from imgcls.config import ServeConfig
+    from imgcls.serve import create_app
+
+    root, _ = spots
+    files = sorted((root / "spot").glob("*.png"))[:3]
+    expected = imgcls.predict(mil_run.path, [str(f) for f in files], progress=False)
+    app = create_app(ServeConfig(models=[f"tiles={mil_run.path}"], api_key=None))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        wait_ready(client)
+        response = client.post("/v1/predict", files=[("files", (f.name, f.read_bytes(), "image/png"))
+                                                      for f in files])
+    assert response.status_code == 200, response.text
+    for result, (_, row) in zip(response.json()["results"], expected.iterrows(), strict=True):
+        assert result["predictions"][0]["label"] == row["prediction"]
+        assert abs(result["predictions"][0]["probability"] - row["confidence"]) < 1e-4

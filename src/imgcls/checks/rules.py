@@ -21,7 +21,8 @@ ERROR_HINTS = {
     "empty": "The file has no bytes; re-export or remove it from the dataset.",
     "not_image": "The content is not an image whatever its name says; remove it or fix the export.",
     "truncated": "The file ends early (interrupted copy or download); copy it again.",
-    "too_many_pixels": "Over data.max_image_pixels; raise the limit if you trust the file, or downsize it.",
+    "too_many_pixels": "Over data.max_image_pixels; raise the limit if you trust the file, downsize it, or "
+                       "train on tiles (data.tiles=SIZE) if its label lives in a few regions.",
     "unreadable": "It cannot be decoded; convert it to PNG or JPEG (DICOM: check the export, or install "
                   "the codec the reason names).",
     "no_pixel_data": "A DICOM object that is not an image (report, presentation state); remove it.",

@@ -36,6 +36,29 @@ from ..serve.routes import api_key_dependencies
 from ..serve.server import is_loopback
 from .session import LabelSession
 
+BROWSER_FORMATS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp"})
+PREVIEW_SIDE = 1024
+
+
+def browser_png(path) -> bytes:
+    """A file no browser shows (DICOM, windowed as the file says; TIFF...) as a PNG of at most
+    PREVIEW_SIDE pixels; one that cannot be decoded is a 422 naming it."""
+    import io
+
+    from PIL import Image
+
+    from ..core.errors import ImageDecodeError
+    from ..data.decode import decode_image
+
+    try:
+        img = Image.fromarray(decode_image(path))
+    except ImageDecodeError as exc:
+        raise DataError(f"{path.name}: {exc.reason}") from None
+    img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
 
 class Answer(BaseModel):
     labeller: str = Field(min_length=1, max_length=64)
@@ -92,6 +115,9 @@ def create_label_app(session: LabelSession, api_key: str | None = None,
     @app.get("/api/image/{item}", dependencies=guarded)
     def image(item: int) -> Response:
         path = session.file(item)
+        if path.suffix.lower() not in BROWSER_FORMATS:  # DICOM, TIFF...: a PNG of what the model sees
+            return Response(browser_png(path), media_type="image/png",
+                            headers={"Cache-Control": "private, max-age=3600"})
         kind = mimetypes.guess_type(path.name)[0] or ""
         kind = kind if kind.startswith("image/") else "application/octet-stream"  # never run as a page
         return Response(path.read_bytes(), media_type=kind,
