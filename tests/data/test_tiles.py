@@ -123,3 +123,22 @@ def test_heatmap_paints_each_tile_with_its_score():
     assert heat.shape == (128, 128)
     assert heat[10, 10] == pytest.approx(0.2) and heat[10, 100] == pytest.approx(0.8)
     assert np.isnan(heat[100, 10])
+
+
+def test_check_inspects_a_slide_over_the_pixel_limit_on_its_thumbnail(tmp_path):
+    from PIL import Image
+
+    import imgcls
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for n in range(3):
+            grey = rng.integers(0, 255, (64, 64), dtype=np.uint8)
+            Image.fromarray(grey).save(tmp_path / "data" / label / f"{n}.png")
+    tiled_tiff(tmp_path / "data" / "a" / "slide.tif", glass_with_tissue(h=512, w=512), pyramid=True)
+    report = imgcls.check(str(tmp_path / "data"), out=tmp_path / "check", progress=False,
+                          overrides=["data.max_image_pixels=100000", "check.labels=false"])
+    assert not [f for f in report.issues if f.severity == "error"]
+    [note] = report.by_check("large_tiled")
+    assert note.path == "a/slide.tif" and "data.tiles" in note.detail

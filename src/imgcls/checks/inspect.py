@@ -18,8 +18,10 @@ from ..core.io import atomic_open
 from ..core.progress import progress_bar
 from ..data.dataset import Dataset
 from ..data.decode import decode_with_info, is_grey
+from ..data.tiles import THUMB_SIDE, TiffTiles
 
 THUMB = 64
+BIG_FILE = 256 << 20  # bytes: larger files are hashed in chunks, never held in memory whole
 INSPECT_VERSION = "3"
 
 
@@ -67,22 +69,51 @@ def inspect_row(ds: Dataset, i: int) -> tuple[dict, np.ndarray | None]:
     else:
         path = ds.file_path(i)
         try:
-            data = path.read_bytes()
+            digest, data = _read(path)
         except OSError as exc:
             record.update(error="unreadable", reason=f"cannot read file ({exc.strerror})")
             return record, None
         try:
             frame = ds.frame(i)  # rows that are frames of one file are not copies of each other
-            record.update(sha1=hashlib.sha1(data + (b"" if frame is None else f"#{frame}".encode())
-                                            ).hexdigest(), bytes=len(data))
-            arr, info = decode_with_info(path, data, ds.max_image_pixels, timeout=ds.decode_timeout,
-                                         frame=frame)
+            if frame is not None:
+                digest.update(f"#{frame}".encode())
+            record.update(sha1=digest.hexdigest(), bytes=path.stat().st_size)
+            arr, info = _decode(path, data, ds, frame)
         except ImageDecodeError as exc:
             record.update(error=exc.kind, reason=exc.reason)
             return record, None
         record.update(info)
     record.update(image_stats(arr))
     return record, thumbnail(arr)
+
+
+def _read(path: Path):
+    """The file's SHA-1 and its bytes; a file over BIG_FILE is hashed in chunks and left on disk."""
+    if path.stat().st_size <= BIG_FILE:
+        data = path.read_bytes()
+        return hashlib.sha1(data), data
+    digest = hashlib.sha1()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest, None
+
+
+def _decode(path: Path, data: bytes | None, ds: Dataset, frame: int | None) -> tuple[np.ndarray, dict]:
+    """The image and its facts; a tiled TIFF over the pixel limit is judged on its thumbnail,
+    read tile by tile (or from its pyramid), as training with data.tiles would read it."""
+    try:
+        return decode_with_info(path, data, ds.max_image_pixels, timeout=ds.decode_timeout, frame=frame)
+    except ImageDecodeError as exc:
+        if exc.kind != "too_many_pixels" or not TiffTiles.readable(path):
+            raise
+    source = TiffTiles(path, ds.max_image_pixels)
+    try:
+        thumb, _ = source.thumbnail(THUMB_SIDE)
+    finally:
+        source.close()
+    return thumb, {"format": "TIFF", "mode": "tiled", "width": source.shape[1], "height": source.shape[0],
+                   "frames": 1, "orientation": 1}
 
 
 def inspect_dataset(ds: Dataset, n_jobs: int = 1, cache_dir: Path | None = None,

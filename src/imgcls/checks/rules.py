@@ -69,6 +69,9 @@ def _encoding_notes(r: dict, mostly_colour: bool) -> list[Finding]:
     if mode.startswith("I;16") or mode in ("I", "F"):
         notes.append(("16bit", f"{mode} ({'16-bit' if mode.startswith('I;16') else '32-bit'}); "
                       "scaled to 8 bits when used"))
+    if mode == "tiled":
+        notes.append(("large_tiled", f"{r['width']}x{r['height']} tiled TIFF over data.max_image_pixels: "
+                      "checked on its thumbnail; train on it with data.tiles=SIZE"))
     if mode == "CMYK":
         notes.append(("cmyk", "CMYK colour; converted to RGB when used"))
     if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
