@@ -25,6 +25,7 @@ _LAZY = {
     "export": ("imgcls.deploy.exporting", "export"),
     "explain": ("imgcls.review.explaining", "explain"),
     "audit": ("imgcls.review.auditing", "audit"),
+    "monitor": ("imgcls.deploy.monitoring", "monitor"),
     "search": ("imgcls.searching", "search"),
     "label": ("imgcls.labelling", "label"),
     "run_server": ("imgcls.serve", "run_server"),
@@ -36,6 +37,7 @@ _LAZY = {
     "ExportResult": ("imgcls.deploy.exporting", "ExportResult"),
     "ExplainResult": ("imgcls.review.explaining", "ExplainResult"),
     "AuditResult": ("imgcls.review.auditing", "AuditResult"),
+    "MonitorResult": ("imgcls.deploy.monitoring", "MonitorResult"),
     "SearchResult": ("imgcls.searching", "SearchResult"),
     "LabelSession": ("imgcls.labelling", "LabelSession"),
     # building blocks

@@ -12,7 +12,7 @@
     imgcls check DATA | runs [FOLDER] | datasets | models | config [key=value ...]
 
 One module per group of commands: data (check, label, datasets), training (train, evaluate,
-search), deploy (predict, export, serve), review (explain, audit), catalog (models, runs, config).
+search), deploy (predict, export, monitor, serve), review (explain, audit), catalog (models, runs, config).
 Exit codes: 0 success, 1 failure (a clear message on stderr), 2 usage error.
 """
 
@@ -33,6 +33,7 @@ COMMANDS = (  # (name, function, turns imgcls errors into exit code 1)
     ("evaluate", training.evaluate, True),
     ("predict", deploy.predict, True),
     ("export", deploy.export_command, True),
+    ("monitor", deploy.monitor, True),
     ("check", data.check, True),
     ("label", data.label, True),
     ("search", training.search, True),

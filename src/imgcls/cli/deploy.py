@@ -88,6 +88,34 @@ def export_command(
     print_rows(["file", "precision", "MB", "test accuracy", "images/s (batch 32)"], rows)
 
 
+def monitor(
+    run: Annotated[Path, typer.Argument(help="Run folder: its test split is the reference.")],
+    paths: Annotated[list[str], typer.Argument(
+        help="New images in the order they arrived: files, folders, globs or a manifest.")],
+    window: Annotated[int, typer.Option(min=20, help="Images per window of the drift score over time.")
+                      ] = 100,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder; default RUN/monitor.")] = None,
+    auc_threshold: Annotated[float, typer.Option(
+        min=0.5, max=1.0, help="Domain-classifier AUC from which a window drifts.")] = 0.75,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="False-alarm rate of the tests together.")
+                     ] = 0.01,
+    fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="Exit 1 when the data drifted.")
+                             ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Compare new images with a run's test split: drift over time, what moved, drift.html."""
+    from ..deploy.monitoring import monitor as run_monitor
+
+    result = run_monitor(run, paths, window=window, out=out, auc_threshold=auc_threshold, alpha=alpha,
+                         progress=not quiet)
+    rows = [[f"{w['start']}-{w['end']}", f"{w['score']:.3f}" if w["score"] is not None else "-",
+             "DRIFT" if w["drift"] else "", ", ".join(w["moved"])] for w in result.report["windows"]]
+    print_rows(["images", "score", "", "moved"], rows)
+    print(f"report: {result.html}")
+    if fail_on_drift and result.drift:
+        raise typer.Exit(1)
+
+
 def _print_table(table) -> None:
     if (table["error"] == "").all():
         table = table.drop(columns="error")
