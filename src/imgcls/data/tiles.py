@@ -36,6 +36,7 @@ PIXELS_PER_TILE = 8  # the foreground is judged on a thumbnail with this many pi
 MIN_THUMB = 128
 STREAM_LIMIT = 16  # a TIFF without a pyramid may be streamed for its thumbnail up to this many
                    # times data.max_image_pixels
+KEEP_BYTES = 256 << 20  # decoded tiles a streamed thumbnail keeps for the bag that follows
 _BACKGROUND_TOLERANCE = 18  # grey levels from the border's colour that still count as background
 _FLAT_STD = 4.0  # a thumbnail patch flatter than this is background whatever its colour
 
@@ -71,6 +72,9 @@ class TiffTiles:
         self.shape = tuple(int(v) for v in self.page.shape[:2])
         self.max_pixels = max_pixels
         self._per_row = math.ceil(self.page.imagewidth / self.page.tilewidth)
+        self._kept: dict[int, np.ndarray] = {}  # tiles decoded for the thumbnail, read again for the bag
+        self._kept_bytes = 0
+        self.decoded: list[int] = []  # the tiles decoded at full resolution, in order
 
     @staticmethod
     def readable(path: str | Path) -> bool:
@@ -89,6 +93,9 @@ class TiffTiles:
         self._tif.close()
 
     def _tile(self, index: int) -> np.ndarray:
+        if index in self._kept:
+            return self._kept[index]
+        self.decoded.append(index)
         fh = self._tif.filehandle
         fh.seek(self.page.dataoffsets[index])
         data = fh.read(self.page.databytecounts[index])
@@ -131,7 +138,11 @@ class TiffTiles:
         th, tw = self.page.tilelength, self.page.tilewidth
         for index in range(len(self.page.dataoffsets)):
             r, c = divmod(index, self._per_row)
-            tile = _grey(self._tile(index))
+            full = self._tile(index)
+            if self._kept_bytes + full.nbytes <= KEEP_BYTES:
+                self._kept[index] = full
+                self._kept_bytes += full.nbytes
+            tile = _grey(full)
             y0, x0 = round(r * th * scale), round(c * tw * scale)
             y1 = min(out.shape[0], round((r + 1) * th * scale))
             x1 = min(out.shape[1], round((c + 1) * tw * scale))
