@@ -12,7 +12,10 @@ test split is the monitor's reference. Streams of new images, each profiled once
 - ``mono-then-poly``: the held-out mono cells, then as many poly cells: where the first
   warning comes, counted in images after the change.
 
-Then ``imgcls.monitor`` on each stream's folder (the same figures through the public call).
+Then ``imgcls.monitor`` on each stream's folder (the same figures through the public call),
+and the server: each stream posted in requests of 10 images to a server of the run
+(``serve.drift_window`` 100, ``drift_every`` 50), its ``GET /v1/models/{name}/drift``
+history read back (the mono stream in ``--serve-repeats`` orders, for its false alarms).
 
     python benchmarks/elpv_drift.py [--window 50] [--repeats 20] [--out results.json]
 """
@@ -82,6 +85,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--serve-repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     results: dict = {}
@@ -129,12 +133,59 @@ def main() -> None:
                                         "first_drift_window": done.report["first_drift_window"],
                                         "auc": done.report["overall"].get("embeddings", {}).get("auc")}
             print(f"imgcls monitor {name}: {json.dumps(results[name]['monitor'])}")
+        results["server"] = serve_streams(run.path, streams, args.serve_repeats)
     print(f"\n{'stream':>16} {'windows':>8} {'flagged':>8} {'median AUC':>11}  moved (windows)")
     for name, r in results.items():
+        if name == "server":
+            continue
         moved = ", ".join(f"{k} {v}" for k, v in sorted(r["moved"].items(), key=lambda kv: -kv[1]))
         print(f"{name:>16} {r['windows']:>8} {r['flagged']:>8.1%} {r['auc_median']:>11.3f}  {moved}")
+    print(f"\n{'server stream':>16} {'checks':>7} {'flagged':>8} {'first warning at':>17}  ms/image")
+    for name, r in results["server"].items():
+        print(f"{name:>16} {r['checks']:>7} {r['flagged']:>8.1%} {str(r['first_warning_at']):>17}  "
+              f"{r['ms_per_image']:.1f}")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
+
+
+def serve_streams(run: Path, streams: dict[str, Path], repeats: int, batch: int = 10) -> dict:
+    """Post each stream to a server of ``run``; the drift checks it made, and where it warned."""
+    from fastapi.testclient import TestClient
+
+    from imgcls.config import ServeConfig
+    from imgcls.serve import create_app
+
+    out = {}
+    rng = np.random.default_rng(1)
+    for name in ("mono", "poly", "dark", "blur", "mono-then-poly"):
+        files = sorted(streams[name].iterdir())
+        orders = [np.arange(len(files))] if name != "mono" else [rng.permutation(len(files))
+                                                                  for _ in range(repeats)]
+        history, first, seconds = [], None, 0.0
+        for order in orders:
+            app = create_app(ServeConfig(models=[f"cells={run}"], api_key=None, max_wait_ms=0,
+                                         drift_window=100, drift_every=50))
+            with TestClient(app) as client:
+                while client.get("/readyz").status_code != 200:
+                    time.sleep(0.05)
+                client.get("/v1/models/cells/drift")  # starts the reference (cached by monitor above)
+                started = time.perf_counter()
+                for start in range(0, len(order), batch):
+                    part = [files[k] for k in order[start:start + batch]]
+                    client.post("/v1/predict", files=[("files", (f.name, f.read_bytes(), "image/png"))
+                                                      for f in part])
+                seconds += time.perf_counter() - started
+                time.sleep(1.0)  # the server's last check runs in its own thread
+                got = client.get("/v1/models/cells/drift").json()["history"]
+            history += got
+            if first is None:
+                first = next((h["seen"] for h in got if h["drift"]), None)
+        flagged = [h["drift"] for h in history]
+        out[name] = {"checks": len(history), "flagged": float(np.mean(flagged)) if flagged else 0.0,
+                     "first_warning_at": first, "scores": [round(h["score"], 3) for h in history[:40]],
+                     "ms_per_image": 1000 * seconds / (len(files) * len(orders))}
+        print(f"server {name}: {json.dumps({k: v for k, v in out[name].items() if k != 'scores'})}")
+    return out
 
 
 if __name__ == "__main__":

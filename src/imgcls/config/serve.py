@@ -46,6 +46,11 @@ class ServeConfig(_Strict):
         default_factory=lambda: os.environ.get("IMGCLS_API_KEY"), validate_default=True,
         description="Required as `Authorization: Bearer KEY` or `X-API-Key: KEY` on predict and "
         "reload; default $IMGCLS_API_KEY; null leaves them open.")
+    drift_window: int = Field(
+        500, ge=0, description="Images each model version keeps the statistics of (never the images) to "
+        "compare with its run's test split; 0 turns the drift watch off.")
+    drift_every: int = Field(100, ge=1, description="Compare the window again after this many new images.")
+    drift_alpha: float = Field(0.01, gt=0, lt=1, description="False-alarm rate of the drift tests together.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser; empty: CORS off.")
 

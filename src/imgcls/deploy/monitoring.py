@@ -112,9 +112,12 @@ def reference_profile(opened: Run, clf, progress: bool = True) -> Profile:
     if len(profile) < 20:
         raise DataError(f"'{opened.path}' has only {len(profile)} readable test images; a reference "
                         "needs 20.")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(cached, "wb") as fh:
-        np.savez(fh, **profile.to_npz())
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(cached, "wb") as fh:
+            np.savez(fh, **profile.to_npz())
+    except OSError as exc:  # a read-only run folder: profiled again next time
+        warn(f"the drift reference could not be kept in {cached.parent}: {exc}")
     return profile
 
 

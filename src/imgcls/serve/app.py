@@ -109,11 +109,18 @@ def _add_operational_routes(app: FastAPI) -> None:
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
              response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def metrics(state: StateDep) -> Response:
-        """Requests, latency, micro-batch sizes, errors by code and images predicted."""
-        state.metrics.model_info.clear()
+        """Requests, latency, micro-batch sizes, errors by code, images predicted, and each model
+        version's last drift comparison."""
+        m = state.metrics
+        for gauge in (m.model_info, m.drift_score, m.drift):
+            gauge.clear()
         for name in state.store.names:
             for model in state.store.versions(name):
-                state.metrics.model_info.labels(model.name, model.version, model.predictor.backend).set(1)
+                m.model_info.labels(model.name, model.version, model.predictor.backend).set(1)
+                last = model.watch.last if model.watch is not None else None
+                if last is not None:
+                    m.drift_score.labels(model.name, model.version).set(float(last["score"]))
+                    m.drift.labels(model.name, model.version).set(int(last["drift"]))
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)
 

@@ -23,6 +23,7 @@ from .errors import ApiError, documented
 from .heatmaps import HeatmapMaker
 from .schemas import (
     MAX_TOP_K,
+    DriftStatus,
     ErrorDetail,
     ExplainResponse,
     ImageResult,
@@ -176,6 +177,18 @@ def build_router(settings: ServeConfig) -> APIRouter:
     async def get_model(state: StateDep, name: ModelName) -> ModelInfo:
         return model_info(state.model(name), state.store)
 
+    @router.get("/models/{name}/drift", response_model=DriftStatus, responses=documented(404, 409, 503),
+                summary="How the images a model answered compare with its test split")
+    async def get_drift(state: StateDep, name: ModelName, check: bool = False) -> DriftStatus:
+        """The statistics of the last ``serve.drift_window`` images against the run's test split:
+        the last comparison, its history and what moved. ``check=true`` compares now."""
+        model = state.model(name)
+        if model.watch is None:
+            raise ApiError(409, "drift_off", "The drift watch is off (serve.drift_window=0).")
+        if check:
+            await anyio.to_thread.run_sync(lambda: model.watch.wait_ready(60) and model.watch.check())
+        return DriftStatus(**model.watch.status())
+
     @router.post("/models/{name}/reload", response_model=ModelInfo,
                  responses=documented(401, 404, 422) if protected else documented(403, 404, 422),
                  dependencies=protected, summary="Load a model again and swap it in")
@@ -224,8 +237,9 @@ async def predict(request: Request, state: ServerState, model: LoadedModel, top_
         raise ApiError(409, "no_unknown_detector", f"Model '{model.name}' has no unknown detector, so it "
                        "cannot abstain; drop `abstain` or serve a model trained with a validation split.")
     uploads, body_top_k = await read_uploads(request, state.settings.max_images_per_request)
+    stats: list | None = [] if model.watch is not None else None
     prepared = await anyio.to_thread.run_sync(decode_uploads, uploads, model.predictor,
-                                              state.settings.max_pixels)
+                                              state.settings.max_pixels, stats)
     decoded = time.perf_counter()
     errors = [p for p in prepared if isinstance(p, ErrorDetail)]
     images = [p for p in prepared if not isinstance(p, ErrorDetail)]
@@ -234,6 +248,8 @@ async def predict(request: Request, state: ServerState, model: LoadedModel, top_
     proba, scores = split_outputs(np.asarray(await model.batcher.predict(np.stack(images))), model.predictor)
     proba = check_probabilities(proba, model, len(images))
     flags = model.predictor.unknown_flags(scores, len(images))
+    if model.watch is not None:
+        model.watch.add(np.stack(stats), proba)
     done = time.perf_counter()
     for err in errors:
         state.metrics.errors.labels(err.code).inc()

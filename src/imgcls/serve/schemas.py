@@ -121,3 +121,21 @@ class Readiness(BaseModel):
     status: Literal["ready", "loading", "failed"]
     models: dict[str, Literal["loaded", "loading", "failed"]]
     errors: dict[str, str] = Field(default_factory=dict)
+
+
+class DriftStatus(BaseModel):
+    """``GET /v1/models/{name}/drift``: the watch on what this model version was sent."""
+
+    model: str
+    version: str
+    status: str = Field(description="ok, drift, waiting (fewer images than a comparison needs, or "
+                        "none made yet), loading_reference or no_reference.")
+    reason: str | None = Field(None, description="Why there is no reference.")
+    window: int = Field(description="Images whose statistics are kept (serve.drift_window).")
+    every: int = Field(description="A comparison after this many new images (serve.drift_every).")
+    images_seen: int
+    images_held: int
+    reference: dict | None = Field(None, description="The reference: the run's test split and its size.")
+    last: dict | None = Field(None, description="The last comparison: its score (the largest KS "
+                              "distance), drift, the tests that moved and each test's statistic and p-value.")
+    history: list[dict] = Field(default_factory=list, description="Earlier comparisons, oldest first.")

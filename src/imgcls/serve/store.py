@@ -39,6 +39,7 @@ from ..deploy.loading import load_predictor
 from ..deploy.predictors import Predictor
 from ..runs import Run
 from .batching import MicroBatcher
+from .watching import DriftWatch, run_reference
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_VERSIONS = 2  # per name: the current version and the previous one
@@ -83,6 +84,7 @@ class LoadedModel:
     batcher: MicroBatcher
     metrics: dict[str, float] | None = None
     describe: dict = field(default_factory=dict)
+    watch: DriftWatch | None = None  # what production images looked like (serve/watching.py)
 
 
 def parse_model_specs(specs: list[str]) -> list[ModelSource]:
@@ -137,7 +139,8 @@ class ModelStore:
 
     def __init__(self, sources: list[ModelSource], loader: Callable[[Path], Predictor],
                  max_batch: int = 32, max_wait_ms: float = 5.0,
-                 on_batch: Callable[[str, int], None] | None = None) -> None:
+                 on_batch: Callable[[str, int], None] | None = None,
+                 drift: tuple[int, int, float] = (0, 100, 0.01)) -> None:
         if not sources:
             raise ConfigError("Give at least one model to serve.")
         self.sources = {s.name: s for s in sources}
@@ -145,6 +148,7 @@ class ModelStore:
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.on_batch = on_batch
+        self.drift = drift  # (window, every, alpha); window 0: no watch
         self.errors: dict[str, str] = {}
         self._versions: dict[str, list[LoadedModel]] = {}  # newest (current) first
         self._lock = threading.Lock()
@@ -159,7 +163,8 @@ class ModelStore:
             return load_predictor(path, backend=config.backend, precision=config.precision,
                                   threads=threads, export=config.export)
 
-        return cls(sources, loader, config.max_batch, config.max_wait_ms)
+        return cls(sources, loader, config.max_batch, config.max_wait_ms,
+                   drift=(config.drift_window, config.drift_every, config.drift_alpha))
 
     @property
     def names(self) -> list[str]:
@@ -259,8 +264,11 @@ class ModelStore:
         predictor.version = predictor.version or model_version(source.path)
         batcher = MicroBatcher(batch_function(predictor), self.max_batch, self.max_wait_ms,
                                on_batch=lambda size: self._batch_done(name, size))
+        window, every, alpha = self.drift
+        watch = DriftWatch(name, predictor.version, run_reference(source.path), list(predictor.classes),
+                           window, every, alpha) if window else None
         return LoadedModel(name, source.path, predictor, predictor.version, time.time(), batcher,
-                           run_test_metrics(source.path), predictor.describe())
+                           run_test_metrics(source.path), predictor.describe(), watch)
 
     def _batch_done(self, name: str, size: int) -> None:
         if self.on_batch is not None:

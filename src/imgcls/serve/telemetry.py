@@ -57,6 +57,11 @@ class ServerMetrics:
                               registry=r)
         self.model_info = Gauge("imgcls_model_info", "The loaded version of each model (value 1).",
                                 ["model", "version", "backend"], registry=r)
+        self.drift_score = Gauge("imgcls_drift_score", "Last drift comparison of a model version's recent "
+                                 "images with its test split: the largest KS distance.",
+                                 ["model", "version"], registry=r)
+        self.drift = Gauge("imgcls_drift", "1 when a model version's recent images drifted from its test "
+                           "split at the last comparison, else 0.", ["model", "version"], registry=r)
 
     def observe_batch(self, model: str, size: int) -> None:
         self.batch_size.labels(model).observe(size)

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..core.errors import ImageDecodeError
 from ..data.decode import decode_with_info
 from ..data.prepare import prepare_image
+from ..deploy.drift import image_stats
 from ..deploy.predictors import Predictor
 from .errors import DECODE_STATUS, ApiError
 from .schemas import ErrorDetail, PredictJSONRequest
@@ -118,9 +119,10 @@ def clean_filename(name: str | None, fallback: str) -> str:
     return base or fallback
 
 
-def decode_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int | None
-                    ) -> list[np.ndarray | ErrorDetail]:
-    """Decode and prepare each upload (blocking: run it in a thread); failures name the file."""
+def decode_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int | None,
+                   stats: list | None = None) -> list[np.ndarray | ErrorDetail]:
+    """Decode and prepare each upload (blocking: run it in a thread); failures name the file.
+    With ``stats``, the drift statistics of each decoded image are appended to it."""
     spec = predictor.spec  # a region or tiles need the whole picture, not a draft near the model's size
     draft = spec.size if spec.roi == "none" and not spec.tiles else None
     out: list[np.ndarray | ErrorDetail] = []
@@ -132,6 +134,8 @@ def decode_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int 
             image, _ = decode_with_info(up.filename, data=up.data, max_pixels=max_pixels, draft_size=draft,
                                         window=predictor.spec.window)
             out.append(prepare_image(image, predictor.spec))
+            if stats is not None:
+                stats.append(image_stats(image))
         except ImageDecodeError as exc:
             code = DECODE_STATUS.get(exc.kind, (422, "corrupt_image"))[1]
             out.append(ErrorDetail(code=code, message=f"{up.filename}: {exc.reason}"))
