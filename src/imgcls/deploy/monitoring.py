@@ -28,6 +28,7 @@ from ..core.io import atomic_open, atomic_write_text
 from ..core.log import info, warn
 from ..core.progress import progress_bar
 from ..data import Dataset
+from ..data.decode import decode_image
 from ..data.prepare import prepare_image, stack_prepared
 from ..report import plots
 from ..report.render import render
@@ -183,8 +184,6 @@ def _page(report: dict, new: Profile) -> str:
 
 
 def _thumbnail(path: str) -> str | None:
-    from ..data.decode import decode_image
-
     try:
         return plots.thumbnail_uri(decode_image(path), side=128)
     except ImageDecodeError:

@@ -29,8 +29,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from ..core.errors import ConfigError, DataError
+from ..core.errors import ConfigError, DataError, ImageDecodeError
 from ..core.log import info
+from ..data.decode import decode_image
 from ..serve.errors import error_response, install_handlers
 from ..serve.routes import api_key_dependencies
 from ..serve.server import is_loopback
@@ -46,9 +47,6 @@ def browser_png(path) -> bytes:
     import io
 
     from PIL import Image
-
-    from ..core.errors import ImageDecodeError
-    from ..data.decode import decode_image
 
     try:
         img = Image.fromarray(decode_image(path))

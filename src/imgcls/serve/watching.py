@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import ModelError
 from ..deploy.drift import MIN_WINDOW, Profile, compare
+from ..deploy.monitoring import reference_profile
+from ..runs import Run
 
 log = logging.getLogger("imgcls.serve")
 HISTORY = 200  # comparisons kept for the drift-over-time answer
@@ -132,10 +135,6 @@ def run_reference(path: Path) -> Callable[[], Profile]:
     """How the reference of the model served from ``path`` is built: the profile of its run's
     test split (cached beside the run), profiled by the run's own model."""
     def build() -> Profile:
-        from ..core.errors import ModelError
-        from ..deploy.monitoring import reference_profile
-        from ..runs import Run
-
         run = Run.containing(path)
         if run is None or run.config is None:
             raise ModelError(f"'{path}' is not part of a run folder with its data; serve the run folder "
