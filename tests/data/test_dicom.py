@@ -225,3 +225,14 @@ def test_a_scanner_that_gives_the_class_away_is_flagged():
     assert [f.check for f in found] == ["header_predicts_label"] and "Acme -> a" in found[0].detail
     table.loc[0, "Manufacturer"] = "Zenith"  # one 'a' from the other scanner: no longer a giveaway
     assert dicom_findings(table)[1] == []
+
+
+def test_a_manifest_of_files_without_extension_gets_the_header_columns(tmp_path):
+    for n in range(4):
+        write_dicom(tmp_path / "export" / f"IM{n:04d}", ramp(), patient=f"MRN-{n}", modality="MR")
+    pd.DataFrame({"path": [f"export/IM{n:04d}" for n in range(4)], "label": ["a", "b"] * 2}).to_csv(
+        tmp_path / "scans.csv", index=False)
+    ds = load_dataset(str(tmp_path / "scans.csv"))
+    assert ds.table["Modality"].tolist() == ["MR"] * 4
+    assert ds.table["PatientID"].str.startswith("anon-").all()
+    assert ds.read(0).shape == (16, 64)

@@ -45,6 +45,21 @@ def is_dicom(path: str | Path, head: bytes = b"") -> bool:
     return Path(path).suffix.lower() in DICOM_EXTENSIONS or head[128:132] == b"DICM"
 
 
+def dicom_file(path: str | Path) -> bool:
+    """Named .dcm / .dicom, or without an extension and carrying the DICM marker (as scanners
+    and PACS exports often write them)."""
+    path = Path(path)
+    if path.suffix.lower() in DICOM_EXTENSIONS:
+        return True
+    if path.suffix:
+        return False
+    try:
+        with path.open("rb") as fh:
+            return is_dicom(path, fh.read(132))
+    except OSError:
+        return False
+
+
 def parse_window(text: str) -> list[str | tuple[float, float]]:
     """``model.window`` as a list of 'file', 'minmax' or (centre, width) per output channel."""
     out: list[str | tuple[float, float]] = []
@@ -232,7 +247,7 @@ def read_header(path: str | Path) -> dict:
 def header_columns(files: list[Path], keep_identifiers: bool = False, salt: str = "") -> pd.DataFrame:
     """HEADER_COLUMNS of each of ``files`` (rows of non-DICOM files are blank), identifiers
     pseudonymised unless ``keep_identifiers``; columns no file fills are dropped."""
-    rows = [read_header(f) if is_dicom(f) else {} for f in files]
+    rows = [read_header(f) if dicom_file(f) else {} for f in files]
     table = pd.DataFrame(rows, columns=list(HEADER_COLUMNS))
     for column in IDENTIFIER_COLUMNS:
         table[column] = table[column].fillna("").astype(str)

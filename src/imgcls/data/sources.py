@@ -21,7 +21,7 @@ from ..core.registry import did_you_mean
 from .builtins import DATASETS
 from .dataset import MASK_COLUMN, SPLITS, Dataset, natural_key
 from .decode import is_image_name
-from .dicom import header_columns, is_dicom
+from .dicom import dicom_file, header_columns
 from .tasks import as_multilabel, is_multilabel
 
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -75,7 +75,7 @@ def _add_dicom_header(ds: Dataset, cfg: DataConfig) -> None:
     """DICOM files' header fields as metadata columns (identifiers pseudonymised unless
     ``data.identifiers=keep``); a column the manifest already has is left as given."""
     files = [ds.file_path(i) for i in range(len(ds))]
-    if not any(is_dicom(f) for f in files):
+    if not any(dicom_file(f) for f in files):
         return
     header = header_columns(files, cfg.identifiers == "keep", cfg.pseudonym_salt)
     for column in header.columns:

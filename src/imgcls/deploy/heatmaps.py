@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import PIL_DEFAULT_MAX_PIXELS
 from ..core.errors import ConfigError, ImageDecodeError
 from ..core.io import atomic_open
 from ..data.decode import decode_image
@@ -30,7 +31,8 @@ def tiled_model(predictor):
     return clf
 
 
-def image_heatmap(clf, path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def image_heatmap(clf, path: str | Path, max_pixels: int | None = PIL_DEFAULT_MAX_PIXELS
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """(thumbnail (h, w[, 3]) uint8, tile scores painted on it (h, w) float, NaN off the tiles)."""
     spec = clf.image_spec
     source = decode_image(path, max_pixels, TILED, window=spec.window)
