@@ -80,9 +80,11 @@ def export_command(
                     tta=tta, progress=not quiet).report
     rows, p = [], report["parity"]
     for name, facts in report["files"].items():
-        int8 = facts["precision"] == "int8"
-        acc = report["int8"]["accuracy_int8"] if int8 else p["accuracy_onnx"]
-        speed = report["int8"]["images_per_s_int8"] if int8 else p["onnx_images_per_s"]
+        int8, openvino = facts["precision"] == "int8", facts.get("runtime") == "openvino"
+        acc = (report["int8"]["accuracy_int8"] if int8 else report["openvino"]["accuracy"] if openvino
+               else p["accuracy_onnx"])
+        speed = (report["int8"]["images_per_s_int8"] if int8 else report["openvino"]["images_per_s"]
+                 if openvino else p["onnx_images_per_s"])
         rows.append([name, facts["precision"], f"{facts['bytes'] / 1e6:.1f}",
                      "-" if acc is None else f"{acc:.4f}", f"{speed:.0f}"])
     print_rows(["file", "precision", "MB", "test accuracy", "images/s (batch 32)"], rows)

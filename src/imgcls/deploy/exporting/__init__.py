@@ -29,6 +29,7 @@ from ...models import TEST_TIME_VIEWS
 from ...runs import EXPORT_DIR, EXPORT_JSON, ONNX_FILES, Run
 from .formats import FORMATS, ExportFormat
 from .onnx_format import ONNX_FORMAT
+from .openvino_format import IR_FILES, OPENVINO_FORMAT
 
 __all__ = ["FORMATS", "ExportFormat", "ExportResult", "export", "list_formats"]
 
@@ -36,6 +37,8 @@ PARITY_LIMIT = 1000
 TTA_CHOICES = ("none", "hflip", "hflip+vflip")
 
 FORMATS.add(ONNX_FORMAT.name, ONNX_FORMAT)
+FORMATS.add(OPENVINO_FORMAT.name, OPENVINO_FORMAT)
+OUR_FILES = frozenset({EXPORT_JSON, *ONNX_FILES.values(), *IR_FILES})  # what exports write
 
 
 @dataclass
@@ -91,6 +94,8 @@ def export(run: str | Path, format: str = "onnx", *, quantize: str | None = None
     try:
         report = fmt.write(clf, opened, out_dir, check, calib, quantize)
         atomic_write_text(out_dir / EXPORT_JSON, json.dumps(report, indent=2))
+        for stale in OUR_FILES - set(report["files"]) - {EXPORT_JSON}:  # an earlier export's, now untrue
+            (out_dir / stale).unlink(missing_ok=True)
     except OSError as exc:
         raise ModelError(f"Cannot write the export to '{out_dir}': {exc}") from None
     info(f"Exported to {out_dir}: top-1 agreement {report['parity']['top1_agreement']:.2%} on "
@@ -103,7 +108,7 @@ def _out_dir(run: Run, out: str | Path | None) -> Path:
     out_dir = Path(out) if out else run.export_dir
     if out_dir.is_file():
         raise ConfigError(f"--out '{out_dir}' is a file; give a folder.")
-    ours = {EXPORT_JSON, *ONNX_FILES.values()}
+    ours = OUR_FILES
     present = {p.name for p in out_dir.iterdir() if not p.name.startswith(".")} if out_dir.is_dir() else set()
     if present - ours or (present and EXPORT_JSON not in present):
         raise ConfigError(f"--out '{out_dir}' holds other files; give an empty or new folder "
