@@ -69,7 +69,7 @@ def inspect_row(ds: Dataset, i: int) -> tuple[dict, np.ndarray | None]:
     else:
         path = ds.file_path(i)
         try:
-            digest, data = _read(path)
+            digest, data, size = _read(path)
         except OSError as exc:
             record.update(error="unreadable", reason=f"cannot read file ({exc.strerror})")
             return record, None
@@ -77,7 +77,7 @@ def inspect_row(ds: Dataset, i: int) -> tuple[dict, np.ndarray | None]:
             frame = ds.frame(i)  # rows that are frames of one file are not copies of each other
             if frame is not None:
                 digest.update(f"#{frame}".encode())
-            record.update(sha1=digest.hexdigest(), bytes=path.stat().st_size)
+            record.update(sha1=digest.hexdigest(), bytes=size)
             arr, info = _decode(path, data, ds, frame)
         except ImageDecodeError as exc:
             record.update(error=exc.kind, reason=exc.reason)
@@ -88,15 +88,17 @@ def inspect_row(ds: Dataset, i: int) -> tuple[dict, np.ndarray | None]:
 
 
 def _read(path: Path):
-    """The file's SHA-1 and its bytes; a file over BIG_FILE is hashed in chunks and left on disk."""
-    if path.stat().st_size <= BIG_FILE:
+    """The file's SHA-1, its bytes and its size; a file over BIG_FILE is hashed in chunks and
+    left on disk."""
+    size = path.stat().st_size
+    if size <= BIG_FILE:
         data = path.read_bytes()
-        return hashlib.sha1(data), data
+        return hashlib.sha1(data), data, size
     digest = hashlib.sha1()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 22):
             digest.update(chunk)
-    return digest, None
+    return digest, None, size
 
 
 def _decode(path: Path, data: bytes | None, ds: Dataset, frame: int | None) -> tuple[np.ndarray, dict]:
@@ -105,9 +107,9 @@ def _decode(path: Path, data: bytes | None, ds: Dataset, frame: int | None) -> t
     try:
         return decode_with_info(path, data, ds.max_image_pixels, timeout=ds.decode_timeout, frame=frame)
     except ImageDecodeError as exc:
-        if exc.kind != "too_many_pixels" or not TiffTiles.readable(path):
+        source = TiffTiles.open(path, ds.max_image_pixels) if exc.kind == "too_many_pixels" else None
+        if source is None:
             raise
-    source = TiffTiles(path, ds.max_image_pixels)
     try:
         thumb, _ = source.thumbnail(THUMB_SIDE)
     finally:

@@ -98,8 +98,9 @@ def decode_with_info(
     if size == 0:
         raise ImageDecodeError(str(path), "empty file (0 bytes)", "empty")
     if draft_size == TILED:  # a tiled TIFF is opened for reading tile by tile; others decode whole
-        if data is None and path.suffix.lower() in (".tif", ".tiff") and TiffTiles.readable(path):
-            source = TiffTiles(path, max_pixels)
+        source = TiffTiles.open(path, max_pixels) if data is None and path.suffix.lower() in (
+            ".tif", ".tiff") else None
+        if source is not None:
             return source, {"format": "TIFF", "mode": "tiled", "width": source.shape[1],
                             "height": source.shape[0], "frames": 1, "orientation": 1}
         draft_size = None

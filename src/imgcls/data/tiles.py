@@ -61,13 +61,11 @@ class ArrayTiles:
 class TiffTiles:
     """A tiled TIFF read tile by tile (tifffile); nothing but the tiles asked for is decoded."""
 
-    def __init__(self, path: str | Path, max_pixels: int | None) -> None:
-        import tifffile
-
+    def __init__(self, tif, path: str | Path, max_pixels: int | None) -> None:
         self.path = str(path)
-        self._tif = tifffile.TiffFile(self.path)
-        series = self._tif.series[0]
-        self.page = series.levels[0].pages[0] if series.levels else self._tif.pages[0]
+        self._tif = tif
+        series = tif.series[0]
+        self.page = series.levels[0].pages[0] if series.levels else tif.pages[0]
         self.levels = list(series.levels[1:])
         self.shape = tuple(int(v) for v in self.page.shape[:2])
         self.max_pixels = max_pixels
@@ -76,18 +74,22 @@ class TiffTiles:
         self._kept_bytes = 0
         self.decoded: list[int] = []  # the tiles decoded at full resolution, in order
 
-    @staticmethod
-    def readable(path: str | Path) -> bool:
-        """A TIFF whose first page is tiled, interleaved and 8-bit: what this reader handles."""
+    @classmethod
+    def open(cls, path: str | Path, max_pixels: int | None) -> TiffTiles | None:
+        """The file as a tile source when it is a TIFF whose first page is tiled, interleaved and
+        8-bit (what this reader handles), else None: it is decoded the ordinary way. The file
+        is opened once."""
         import tifffile
 
         try:
-            with tifffile.TiffFile(str(path)) as tif:
-                page = tif.pages[0]
-                return bool(page.is_tiled and page.planarconfig != 2 and page.bitspersample == 8
-                            and page.imagedepth == 1)
-        except Exception:  # noqa: BLE001 - not a TIFF tifffile reads: decoded the ordinary way
-            return False
+            tif = tifffile.TiffFile(str(path))
+        except Exception:  # noqa: BLE001 - not a TIFF tifffile reads
+            return None
+        page = tif.pages[0]
+        if page.is_tiled and page.planarconfig != 2 and page.bitspersample == 8 and page.imagedepth == 1:
+            return cls(tif, path, max_pixels)
+        tif.close()
+        return None
 
     def close(self) -> None:
         self._tif.close()

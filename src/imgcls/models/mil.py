@@ -27,7 +27,6 @@ from ..data.prepare import ImageSpec
 from ..data.tiles import bag_mask
 from .base import TILES, Classifier, check_labels, read_model_json, versions, write_model_json
 from .deep.catalog import BACKBONES, SMALL_CNN, create_backbone, embedding_key
-from .deep.pretrained import load_pretrained
 from .probe import ProbeClassifier
 
 if TYPE_CHECKING:
@@ -71,12 +70,6 @@ class MilClassifier(ProbeClassifier):
     @property
     def backbone_name(self) -> str:
         return self.options["backbone"]
-
-    def _backbone(self):
-        if getattr(self, "backbone_", None) is None:
-            self.backbone_ = create_backbone(self.backbone_name, self.image_size)
-            self.weights_ = load_pretrained(self.backbone_, self.backbone_name, self.pretrained)
-        return self.backbone_.eval()
 
     @property
     def options(self) -> dict[str, Any]:

@@ -126,10 +126,15 @@ class ProbeClassifier(Classifier):
         self._backbone()
         return embedding_key(self.family, self.weights_), self.image_spec
 
+    @property
+    def backbone_name(self) -> str:
+        """The backbone that embeds the images: the family itself (a MIL model names its own)."""
+        return self.family
+
     def _backbone(self):
         if getattr(self, "backbone_", None) is None:
-            self.backbone_ = create_backbone(self.family, self.image_size)
-            self.weights_ = load_pretrained(self.backbone_, self.family, self.pretrained)
+            self.backbone_ = create_backbone(self.backbone_name, self.image_size)
+            self.weights_ = load_pretrained(self.backbone_, self.backbone_name, self.pretrained)
         return self.backbone_.eval()
 
     def embed(self, images: np.ndarray) -> np.ndarray:
