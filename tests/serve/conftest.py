@@ -90,3 +90,13 @@ def make_client(shapes_run):
 @pytest.fixture
 def client(make_client):
     return make_client()
+
+
+@pytest.fixture(scope="session")
+def onnx_run(serve_root, image_folder) -> Path:
+    """A small CNN on the same images, exported to ONNX: the server runs it with ONNX Runtime
+    and the page can run it in the browser."""
+    run = imgcls.train(str(image_folder), model="small_cnn", out=serve_root / "cnn", progress=False,
+                       overrides=["train.epochs=1", "model.image_size=32", "cache=false"]).path
+    imgcls.export(run, progress=False)
+    return run

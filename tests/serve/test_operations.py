@@ -91,7 +91,7 @@ def test_web_page_is_self_contained(client):
     response = client.get("/")
     assert response.status_code == 200 and "<title>imgcls" in response.text
     csp = response.headers["content-security-policy"]
-    assert "script-src 'sha256-" in csp and "connect-src 'self'" in csp
+    assert "script-src 'self' 'wasm-unsafe-eval' 'sha256-" in csp and "connect-src 'self'" in csp
     external = r"""(src|href)=["']?(https?:)?//|url\(|@import"""
     assert not re.search(external, response.text)
     for hook in ('id="files"', 'id="camera-toggle"', 'id="api-key"', 'id="model"', "getUserMedia"):

@@ -80,13 +80,14 @@ def export_command(
                     tta=tta, progress=not quiet).report
     rows, p = [], report["parity"]
     for name, facts in report["files"].items():
-        int8, openvino = facts["precision"] == "int8", facts.get("runtime") == "openvino"
-        acc = (report["int8"]["accuracy_int8"] if int8 else report["openvino"]["accuracy"] if openvino
-               else p["accuracy_onnx"])
-        speed = (report["int8"]["images_per_s_int8"] if int8 else report["openvino"]["images_per_s"]
-                 if openvino else p["onnx_images_per_s"])
+        int8, runtime = facts["precision"] == "int8", facts.get("runtime")
+        acc = (report["openvino"]["accuracy"] if runtime == "openvino"
+               else report["int8"]["accuracy_int8"] if int8 else p["accuracy_onnx"])
+        speed = ("in the browser" if runtime == "browser" else f"{report['openvino']['images_per_s']:.0f}"
+                 if runtime == "openvino" else f"{report['int8']['images_per_s_int8']:.0f}" if int8
+                 else f"{p['onnx_images_per_s']:.0f}")
         rows.append([name, facts["precision"], f"{facts['bytes'] / 1e6:.1f}",
-                     "-" if acc is None else f"{acc:.4f}", f"{speed:.0f}"])
+                     "-" if acc is None else f"{acc:.4f}", speed])
     print_rows(["file", "precision", "MB", "test accuracy", "images/s (batch 32)"], rows)
 
 

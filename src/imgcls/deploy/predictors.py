@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
@@ -149,6 +150,8 @@ class OnnxPredictor(Predictor):
                              ) from None
         self.backend = f"onnx-{meta.get('precision', 'fp32')}"
         self.version = meta.get("model_sha256", "")[:12]
+        self.onnx_file = self.path  # ``path`` may be renamed to the run folder; this stays the graph
+        self.onnx_sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()  # what was loaded
         self.input_name = self.session.get_inputs()[0].name
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:

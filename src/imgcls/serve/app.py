@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..config import ServeConfig
 from ..core.version import __version__
+from .browser import add_runtime_routes, build_browser_router
 from .errors import install_handlers
 from .routes import ServerState, StateDep, build_router
 from .schemas import Health, Readiness
@@ -68,7 +69,9 @@ def create_app(settings: ServeConfig, store: ModelStore | None = None) -> FastAP
     app.state.metrics = metrics
     install_handlers(app)
     app.include_router(build_router(settings))
+    app.include_router(build_browser_router(settings))
     _add_operational_routes(app)
+    add_runtime_routes(app)
     # Added last = outermost: telemetry sees every answer, CORS headers reach error answers too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, metrics=metrics)
     if settings.cors_origins:
@@ -140,7 +143,9 @@ def _page() -> tuple[str, str]:
         return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'"
                         for b in blocks)
 
-    csp = (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+    # 'self' and wasm-unsafe-eval: the in-browser mode's scripts and WebAssembly, from /web/ only
+    csp = (f"default-src 'none'; script-src 'self' 'wasm-unsafe-eval' {hashes('script')}; "
+           f"style-src {hashes('style')}; "
            "img-src 'self' blob: data:; media-src 'self' blob: mediastream:; connect-src 'self'; "
            "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
     return html, csp

@@ -52,7 +52,8 @@ def documented(*statuses: int) -> dict[int | str, dict]:
     """OpenAPI ``responses`` for these error statuses, all with the ErrorResponse body."""
     text = {400: "Malformed request", 401: "Missing or wrong API key",
             403: "Reload is disabled: no API key is configured", 404: "Unknown model or version",
-            409: "abstain=true for a model without an unknown detector",
+            409: "Not possible for this model: abstain without an unknown detector, the drift watch "
+                 "off, no ONNX graph for the browser",
             413: "Body, image or image count over the limit", 415: "Not an image / unsupported body",
             422: "Invalid field, bad base64, empty, corrupt or truncated image",
             503: "Model still loading, or it failed to load", 500: "Unexpected server error"}

@@ -98,6 +98,8 @@ class ModelInfo(BaseModel):
     roi: str
     window: str = Field("file", description="How DICOM uploads become 8 bits (model.window).")
     loaded_at: float = Field(description="Unix time this version was loaded.")
+    browser: bool = Field(False, description="The page can run this version in the browser "
+                          "(`GET /v1/models/{name}/browser`).")
     test_metrics: dict[str, float] | None = Field(
         None, description="Scalar test metrics from the run's metrics.json, when present.")
     versions: list[ModelVersion] = Field(
@@ -121,6 +123,18 @@ class Readiness(BaseModel):
     status: Literal["ready", "loading", "failed"]
     models: dict[str, Literal["loaded", "loading", "failed"]]
     errors: dict[str, str] = Field(default_factory=dict)
+
+
+class BrowserModel(BaseModel):
+    """``GET /v1/models/{name}/browser``: what a page needs to run the model itself."""
+
+    model: str
+    version: str
+    model_url: str = Field(description="The ONNX graph (uint8 NHWC in, probabilities out).")
+    sha256: str = Field(description="Of the graph's bytes, as loaded by the server.")
+    bytes: int
+    runtime_url: str = Field(description="Folder of onnxruntime-web's WebAssembly files and imgcls-web.js.")
+    metadata: dict = Field(description="The graph's imgcls metadata: classes, image spec, decision, unknown.")
 
 
 class DriftStatus(BaseModel):

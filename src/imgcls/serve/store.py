@@ -86,6 +86,18 @@ class LoadedModel:
     describe: dict = field(default_factory=dict)
     watch: DriftWatch | None = None  # what production images looked like (serve/watching.py)
 
+    @property
+    def browser_refusal(self) -> str | None:
+        """Why the page cannot run this version in the browser; None when it can (an ONNX
+        graph, with no region of interest, which the page cannot compute)."""
+        if getattr(self.predictor, "onnx_file", None) is None:
+            return (f"Model '{self.name}' runs on {self.predictor.backend} here, not from an ONNX export; "
+                    f"export it (`imgcls export {self.path}`) and reload to run it in the browser.")
+        if self.predictor.spec.roi not in (None, "none"):
+            return (f"Model '{self.name}' crops a region of interest ({self.predictor.spec.roi}), which only "
+                    "the server computes; use server-side inference.")
+        return None
+
 
 def parse_model_specs(specs: list[str]) -> list[ModelSource]:
     """``["runs/a", "b=runs/x.onnx"]`` -> sources; names are unique and URL-safe, paths exist."""

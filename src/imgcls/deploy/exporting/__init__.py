@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from ...runs import EXPORT_DIR, EXPORT_JSON, ONNX_FILES, Run
 from .formats import FORMATS, ExportFormat
 from .onnx_format import ONNX_FORMAT
 from .openvino_format import IR_FILES, OPENVINO_FORMAT
+from .web_format import WEB_DIR, WEB_FORMAT
 
 __all__ = ["FORMATS", "ExportFormat", "ExportResult", "export", "list_formats"]
 
@@ -38,7 +40,8 @@ TTA_CHOICES = ("none", "hflip", "hflip+vflip")
 
 FORMATS.add(ONNX_FORMAT.name, ONNX_FORMAT)
 FORMATS.add(OPENVINO_FORMAT.name, OPENVINO_FORMAT)
-OUR_FILES = frozenset({EXPORT_JSON, *ONNX_FILES.values(), *IR_FILES})  # what exports write
+FORMATS.add(WEB_FORMAT.name, WEB_FORMAT)
+OUR_FILES = frozenset({EXPORT_JSON, *ONNX_FILES.values(), *IR_FILES, WEB_DIR})  # what exports write
 
 
 @dataclass
@@ -95,7 +98,10 @@ def export(run: str | Path, format: str = "onnx", *, quantize: str | None = None
         report = fmt.write(clf, opened, out_dir, check, calib, quantize)
         atomic_write_text(out_dir / EXPORT_JSON, json.dumps(report, indent=2))
         for stale in OUR_FILES - set(report["files"]) - {EXPORT_JSON}:  # an earlier export's, now untrue
-            (out_dir / stale).unlink(missing_ok=True)
+            if (out_dir / stale).is_dir():
+                shutil.rmtree(out_dir / stale)
+            else:
+                (out_dir / stale).unlink(missing_ok=True)
     except OSError as exc:
         raise ModelError(f"Cannot write the export to '{out_dir}': {exc}") from None
     info(f"Exported to {out_dir}: top-1 agreement {report['parity']['top1_agreement']:.2%} on "
