@@ -17,6 +17,7 @@ $(VENV)/.core-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	sh tools/install-litert.sh $(BIN)/pip
 	touch $@ $(VENV)/.core-installed
 
 demo: $(VENV)/.core-installed

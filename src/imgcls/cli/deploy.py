@@ -80,14 +80,21 @@ def export_command(
                     tta=tta, progress=not quiet).report
     rows, p = [], report["parity"]
     for name, facts in report["files"].items():
-        int8, runtime = facts["precision"] == "int8", facts.get("runtime")
-        acc = (report["openvino"]["accuracy"] if runtime == "openvino"
-               else report["int8"]["accuracy_int8"] if int8 else p["accuracy_onnx"])
-        speed = ("in the browser" if runtime == "browser" else f"{report['openvino']['images_per_s']:.0f}"
-                 if runtime == "openvino" else f"{report['int8']['images_per_s_int8']:.0f}" if int8
-                 else f"{p['onnx_images_per_s']:.0f}")
+        runtime = facts.get("runtime")
+        if runtime is None:  # the ONNX files
+            section = report["int8"] if facts["precision"] == "int8" else {
+                "accuracy": p["accuracy_onnx"], "images_per_s": p["onnx_images_per_s"]}
+        else:
+            section = report.get(runtime) or {}
+            if facts["precision"] == "int8":
+                section = section.get("int8", {})
+        acc = section.get("accuracy", section.get("accuracy_int8"))
+        speed = section.get("images_per_s", section.get("images_per_s_int8"))
+        if name.endswith(".json"):
+            acc = speed = None
         rows.append([name, facts["precision"], f"{facts['bytes'] / 1e6:.1f}",
-                     "-" if acc is None else f"{acc:.4f}", speed])
+                     "-" if acc is None else f"{acc:.4f}",
+                     "in the browser" if runtime == "browser" else "-" if speed is None else f"{speed:.0f}"])
     print_rows(["file", "precision", "MB", "test accuracy", "images/s (batch 32)"], rows)
 
 

@@ -28,7 +28,13 @@ from ...core.log import info
 from ...data import load_dataset, load_images
 from ...models import TEST_TIME_VIEWS
 from ...runs import EXPORT_DIR, EXPORT_JSON, ONNX_FILES, Run
+from .coreml_format import COREML_FORMAT
+from .coreml_format import PACKAGE as COREML_PACKAGE
+from .executorch_format import EXECUTORCH_FORMAT, PTE_FILES
+from .executorch_format import METADATA_FILE as PTE_METADATA
 from .formats import FORMATS, ExportFormat
+from .litert_format import LITERT_FILES, LITERT_FORMAT
+from .litert_format import METADATA_FILE as LITERT_METADATA
 from .onnx_format import ONNX_FORMAT
 from .openvino_format import IR_FILES, OPENVINO_FORMAT
 from .web_format import WEB_DIR, WEB_FORMAT
@@ -41,7 +47,12 @@ TTA_CHOICES = ("none", "hflip", "hflip+vflip")
 FORMATS.add(ONNX_FORMAT.name, ONNX_FORMAT)
 FORMATS.add(OPENVINO_FORMAT.name, OPENVINO_FORMAT)
 FORMATS.add(WEB_FORMAT.name, WEB_FORMAT)
-OUR_FILES = frozenset({EXPORT_JSON, *ONNX_FILES.values(), *IR_FILES, WEB_DIR})  # what exports write
+FORMATS.add(LITERT_FORMAT.name, LITERT_FORMAT)
+FORMATS.add(EXECUTORCH_FORMAT.name, EXECUTORCH_FORMAT)
+FORMATS.add(COREML_FORMAT.name, COREML_FORMAT)
+OUR_FILES = frozenset({EXPORT_JSON, *ONNX_FILES.values(), *IR_FILES, WEB_DIR, *LITERT_FILES.values(),
+                       LITERT_METADATA, *PTE_FILES.values(), PTE_METADATA,
+                       COREML_PACKAGE})  # what exports write
 
 
 @dataclass

@@ -4,15 +4,20 @@ entry-point group (an :class:`ExportFormat` object)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ...core.errors import ModelError
 from ...core.io import atomic_write_text
+from ...core.log import info, warn
 from ...core.registry import Registry
 from ...runs import EXPORT_JSON
 
@@ -79,3 +84,66 @@ def accuracy(proba: np.ndarray, labels, classes, decide=None) -> float | None:
     if not known.any():
         return None
     return float((np.asarray(classes, dtype=object)[proba.argmax(1)][known] == labels[known]).mean())
+
+
+INT8_ACCURACY_WARNING = 0.01
+
+
+def three_channels(images: np.ndarray) -> np.ndarray:
+    """A prepared stack as the graphs take it: uint8 (N, H, W, 3), grey repeated."""
+    if images.ndim == 3:
+        images = np.repeat(images[..., None], 3, axis=3)
+    return np.ascontiguousarray(images, dtype=np.uint8)
+
+
+def require_agreement(runtime: str, agreement: dict) -> None:
+    """A ModelError unless every top-1 label agrees (a flip at a tie is rounding)."""
+    if agreement["disagreements"] > agreement["disagreements_at_ties"]:
+        raise ModelError(f"The {runtime} export disagrees with PyTorch on {agreement['disagreements']} of "
+                         f"{agreement['n']} test images (max probability difference "
+                         f"{agreement['max_abs_diff']:.3g}); nothing was written. Please report this.")
+
+
+def int8_summary(fp32_proba: np.ndarray, proba: np.ndarray, fp32_speed: float, speed: float,
+                 labels, classes, decide=None) -> dict:
+    """How an int8 copy compares with its fp32 original: accuracy change, agreement, speed-up;
+    a loss of more than one accuracy point is also a warning."""
+    fp32_acc = accuracy(fp32_proba, labels, classes, decide)
+    int8_acc = accuracy(proba, labels, classes, decide)
+    change = None if fp32_acc is None or int8_acc is None else round(int8_acc - fp32_acc, 4)
+    agreement = parity(fp32_proba, proba)
+    info(f"int8: {speed / fp32_speed:.2f}x the fp32 speed, top-1 agreement {agreement['top1_agreement']:.2%}"
+         + ("" if change is None else f", accuracy change {change * 100:+.2f} points"))
+    if change is not None and change < -INT8_ACCURACY_WARNING:
+        warn(f"int8 loses {-change * 100:.1f} accuracy points on the test images; "
+             "prefer the fp32 model or calibrate on more images (--calibration).")
+    return {"accuracy_fp32": fp32_acc, "accuracy_int8": int8_acc, "accuracy_change": change,
+            "top1_agreement_with_fp32": agreement["top1_agreement"],
+            "max_abs_diff_from_fp32": agreement["max_abs_diff"],
+            "images_per_s_fp32": round(fp32_speed, 1), "images_per_s_int8": round(speed, 1),
+            "speedup": round(speed / fp32_speed, 2)}
+
+
+def file_facts(path: Path, precision: str, runtime: str | None = None) -> dict:
+    """Size and sha256 of an exported file, or of a folder's files in name order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        digest.update(f.read_bytes())
+    facts = {"precision": precision, "bytes": sum(f.stat().st_size for f in files),
+             "sha256": digest.hexdigest()}
+    return {**facts, "runtime": runtime} if runtime else facts
+
+
+@contextlib.contextmanager
+def quiet_converter() -> Iterator[None]:
+    """Keep a converter's progress lines, progress bars and warnings off the user's terminal
+    (stdout is for results); its errors still raise."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

@@ -8,17 +8,23 @@ from pathlib import Path
 import numpy as np
 
 from ...core.errors import ModelError
-from ...core.log import info, warn
 from ...data.tasks import from_indicator
 from ...models import ONNX
 from ...models.base import versions
 from ...models.decision import Decision
 from ...runs import ONNX_FILES, Run
 from ..predictors import OnnxPredictor
-from .formats import ExportFormat, accuracy, mark_in_progress, parity, timed
+from .formats import (
+    ExportFormat,
+    accuracy,
+    file_facts,
+    int8_summary,
+    mark_in_progress,
+    parity,
+    require_agreement,
+    timed,
+)
 from .onnx import quantize_int8, write_onnx
-
-INT8_ACCURACY_WARNING = 0.01
 
 
 def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str | None) -> dict:
@@ -61,10 +67,7 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
         report["label_agreement"] = float(np.mean(decided == clf.decide(reference))) if len(images) else 1.0
         if clf.unknown_ is not None:
             report["unknown"] = unknown_parity(clf, fp32, images, reference)
-        if report["disagreements"] > report["disagreements_at_ties"]:
-            raise ModelError(f"The ONNX export disagrees with PyTorch on {report['disagreements']} of "
-                             f"{report['n']} test images (max probability difference "
-                             f"{report['max_abs_diff']:.3g}); nothing was written. Please report this.")
+        require_agreement("ONNX", report)
         mark_in_progress(out_dir)
         staged.replace(out_dir / ONNX_FILES["fp32"])
     finally:
@@ -73,7 +76,7 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
               "tta": meta["tta"],
               "image_spec": meta["image_spec"], "versions": meta["versions"],
               "export_seconds": round(export_seconds, 2),
-              "files": {ONNX_FILES["fp32"]: _file_facts(out_dir / ONNX_FILES["fp32"], "fp32")},
+              "files": {ONNX_FILES["fp32"]: file_facts(out_dir / ONNX_FILES["fp32"], "fp32")},
               "parity": {**report, "torch_images_per_s": round(torch_speed, 1),
                          "onnx_images_per_s": round(onnx_speed, 1),
                          "accuracy_torch": accuracy(reference, labels, clf.classes_, decide),
@@ -81,7 +84,7 @@ def write_onnx_export(clf, run: Run, out_dir: Path, check, calib, quantize: str 
     if quantize == "int8":
         result["int8"] = _int8(out_dir, meta, calib, images, labels, exported, onnx_speed, clf.classes_,
                                decide)
-        result["files"][ONNX_FILES["int8"]] = _file_facts(out_dir / ONNX_FILES["int8"], "int8")
+        result["files"][ONNX_FILES["int8"]] = file_facts(out_dir / ONNX_FILES["int8"], "int8")
     else:
         (out_dir / ONNX_FILES["int8"]).unlink(missing_ok=True)  # an old int8 copy would be stale
     return result
@@ -126,28 +129,8 @@ def _int8(out_dir: Path, meta: dict, calib: np.ndarray, images, labels, fp32_pro
     quantize_int8(out_dir / ONNX_FILES["fp32"], path, calib, meta)
     seconds = time.perf_counter() - started
     proba, speed = timed(OnnxPredictor(path).predict_proba, images)
-    fp32_acc = accuracy(fp32_proba, labels, classes, decide)
-    int8_acc = accuracy(proba, labels, classes, decide)
-    change = None if fp32_acc is None else round(int8_acc - fp32_acc, 4)
-    agreement = parity(fp32_proba, proba)
-    info(f"int8: {speed / fp32_speed:.2f}x the fp32 speed, top-1 agreement {agreement['top1_agreement']:.2%}"
-         + ("" if change is None else f", accuracy change {change * 100:+.2f} points"))
-    if change is not None and change < -INT8_ACCURACY_WARNING:
-        warn(f"int8 loses {-change * 100:.1f} accuracy points on the test images; "
-             "prefer the fp32 model or calibrate on more images (--calibration).")
     return {"calibration_images": int(len(calib)), "quantize_seconds": round(seconds, 2),
-            "accuracy_fp32": fp32_acc, "accuracy_int8": int8_acc, "accuracy_change": change,
-            "top1_agreement_with_fp32": agreement["top1_agreement"],
-            "max_abs_diff_from_fp32": agreement["max_abs_diff"],
-            "images_per_s_fp32": round(fp32_speed, 1), "images_per_s_int8": round(speed, 1),
-            "speedup": round(speed / fp32_speed, 2)}
-
-
-def _file_facts(path: Path, precision: str) -> dict:
-    import hashlib
-
-    return {"precision": precision, "bytes": path.stat().st_size,
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            **int8_summary(fp32_proba, proba, fp32_speed, speed, labels, classes, decide)}
 
 
 ONNX_FORMAT = ExportFormat(

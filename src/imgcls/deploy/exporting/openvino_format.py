@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ...core.errors import ConfigError, ModelError
+from ...core.errors import ConfigError
 from ...runs import ONNX_FILES, Run
 from ..predictors import OnnxPredictor, default_threads
-from .formats import ExportFormat, accuracy, parity, timed
-from .onnx_format import _file_facts, write_onnx_export
+from .formats import ExportFormat, accuracy, file_facts, parity, require_agreement, timed
+from .onnx_format import write_onnx_export
 
 IR_FILES = ("model.xml", "model.bin")
 
@@ -44,10 +44,7 @@ def write_openvino_export(clf, run: Run, out_dir: Path, check, calib, quantize: 
         reference = clf.predict_proba(images)
         exported, speed = timed(lambda batch: np.asarray(compiled(batch)[output]), images)
         agreement = parity(reference, exported)
-        if agreement["disagreements"] > agreement["disagreements_at_ties"]:
-            raise ModelError(f"The OpenVINO export disagrees with PyTorch on {agreement['disagreements']} of "
-                             f"{agreement['n']} test images (max probability difference "
-                             f"{agreement['max_abs_diff']:.3g}); nothing was written. Please report this.")
+        require_agreement("OpenVINO", agreement)
         staged.replace(out_dir / IR_FILES[0])
         staged_bin.replace(out_dir / IR_FILES[1])
     finally:
@@ -59,7 +56,7 @@ def write_openvino_export(clf, run: Run, out_dir: Path, check, calib, quantize: 
     report["openvino"] = {**agreement, "images_per_s": round(speed, 1),
                           "accuracy": accuracy(exported, labels, clf.classes_, decide)}
     for name in IR_FILES:
-        report["files"][name] = {**_file_facts(out_dir / name, "fp32"), "runtime": "openvino"}
+        report["files"][name] = {**file_facts(out_dir / name, "fp32"), "runtime": "openvino"}
     return report
 
 
