@@ -191,3 +191,27 @@ def test_bad_settings_are_config_errors(bad):
 
     with pytest.raises(ConfigError, match="parameter"):
         ServeConfig.from_options(**({"models": ["x"]} | bad))
+
+
+def test_nothing_is_kept_by_default_and_keeping_is_bounded(make_client, png_files, tmp_path, monkeypatch):
+    import json as _json
+
+    monkeypatch.chdir(tmp_path)
+    plain = make_client()
+    assert plain.post("/v1/predict", files=[("files", (png_files[0].name, png_files[0].read_bytes()))]
+                      ).status_code == 200
+    assert not (tmp_path / "served-images").exists()  # off by default: no image is stored
+
+    keep = tmp_path / "kept"
+    client = make_client(keep_requests=3, keep_dir=str(keep))
+    for path in png_files[:5]:
+        answer = client.post("/v1/predict", files=[("files", (path.name, path.read_bytes()))])
+        assert answer.status_code == 200
+    client.app.state.imgcls.keeper.close()  # wait for the background writes
+    images = sorted((keep / "shapes").glob("*.png"))
+    assert len(images) == 3  # the last three, the oldest deleted
+    assert [p.read_bytes() for p in images] == [p.read_bytes() for p in png_files[2:5]]
+    answers = [_json.loads(p.with_suffix(".json").read_text()) for p in images]
+    assert [a["filename"] for a in answers] == [p.name for p in png_files[2:5]]
+    assert all(a["model"] == "shapes" and a["label"] in ("circle", "square", "triangle") for a in answers)
+    assert len(list((keep / "shapes").glob("*.json"))) == 3

@@ -163,6 +163,9 @@ def serve(
     api_key: Annotated[str | None, typer.Option(
         help="Require this key on predict and reload (default $IMGCLS_API_KEY); reload is off without "
         "a key.", show_default=False)] = None,
+    keep_requests: Annotated[int, typer.Option(
+        min=0, help="Keep the last N uploaded images per model with their answers (default 0: none).")] = 0,
+    keep_dir: Annotated[str, typer.Option(help="Folder of the kept images.")] = "served-images",
 ) -> None:
     """Serve models over HTTP: REST API, web page at /, Prometheus metrics at /metrics."""
     from ..config import ServeConfig
@@ -175,4 +178,5 @@ def serve(
         options["max_pixels"] = max_pixels or None  # 0: no pixel limit
     run_server(ServeConfig.from_options(models=runs, host=host, port=port, backend=backend,
                                         precision=precision, export=export, max_batch=max_batch,
-                                        max_wait_ms=max_wait_ms, **options))
+                                        max_wait_ms=max_wait_ms, keep_requests=keep_requests,
+                                        keep_dir=keep_dir, **options))

@@ -51,6 +51,10 @@ class ServeConfig(_Strict):
         "compare with its run's test split; 0 turns the drift watch off.")
     drift_every: int = Field(100, ge=1, description="Compare the window again after this many new images.")
     drift_alpha: float = Field(0.01, gt=0, lt=1, description="False-alarm rate of the drift tests together.")
+    keep_requests: int = Field(
+        0, ge=0, description="Keep the last N uploaded images per model, as sent, each with its answer, "
+        "under keep_dir (for labelling and imgcls monitor); 0 (default): keep no image.")
+    keep_dir: str = Field("served-images", description="Folder of the kept images (keep_requests > 0).")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser; empty: CORS off.")
 

@@ -25,6 +25,7 @@ from ..config import ServeConfig
 from ..core.version import __version__
 from .browser import add_runtime_routes, build_browser_router
 from .errors import install_handlers
+from .keeping import RequestKeeper
 from .routes import ServerState, StateDep, build_router
 from .schemas import Health, Readiness
 from .store import ModelStore
@@ -51,7 +52,8 @@ def create_app(settings: ServeConfig, store: ModelStore | None = None) -> FastAP
     store = store or ModelStore.from_config(settings)
     metrics = ServerMetrics()
     store.on_batch = metrics.observe_batch
-    state = ServerState(settings, store, metrics)
+    keeper = RequestKeeper(settings.keep_dir, settings.keep_requests) if settings.keep_requests else None
+    state = ServerState(settings, store, metrics, keeper=keeper)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -60,6 +62,8 @@ def create_app(settings: ServeConfig, store: ModelStore | None = None) -> FastAP
             yield
         finally:
             store.close()
+            if keeper is not None:
+                keeper.close()
             if loading is not None and not loading.done():
                 loading.cancel()
 

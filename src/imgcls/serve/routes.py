@@ -21,6 +21,7 @@ from ..data.dataset import split_labels
 from ..deploy.tables import UNKNOWN
 from .errors import ApiError, documented
 from .heatmaps import HeatmapMaker
+from .keeping import RequestKeeper
 from .schemas import (
     MAX_TOP_K,
     DriftStatus,
@@ -52,6 +53,7 @@ class ServerState:
     store: ModelStore
     metrics: ServerMetrics
     heatmaps: HeatmapMaker = field(default_factory=HeatmapMaker)
+    keeper: RequestKeeper | None = None  # serve.keep_requests: the last uploads, opt-in
 
     def model(self, name: str | None, version: str | None = None) -> LoadedModel:
         """The model to answer with, or the API error saying why there is none."""
@@ -271,6 +273,11 @@ async def predict(request: Request, state: ServerState, model: LoadedModel, top_
             list(split_labels(label)) if model.predictor.multilabel else None,
             predictions=top_k_labels(row, model, k), unknown_score=float(score) if known else None,
             unknown=bool(flagged) if known else None))
+    if state.keeper is not None:
+        state.keeper.keep(model.name, model.version, [
+            (up.data, {"filename": up.filename, "label": r.label, "unknown_score": r.unknown_score,
+                       "confidence": r.predictions[0].probability if r.predictions else None})
+            for up, r in zip(uploads, results, strict=True) if r.error is None])
     ms = 1000.0
     timing = Timing(decode=round((decoded - started) * ms, 3), inference=round((done - decoded) * ms, 3),
                     total=round((time.perf_counter() - started) * ms, 3))
