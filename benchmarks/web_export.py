@@ -8,7 +8,7 @@ Every request the page makes is recorded: none may go to a server. Then the came
 on Chromium's fake camera (``--use-fake-device-for-media-stream``) for ``--seconds`` and the
 frames per second and per-frame latency (p50 / p99) are read off the page.
 
-    python benchmarks/web_export.py [--run RUN] [--images 100] [--seconds 15] \
+    python benchmarks/web_export.py [--run RUN] [--tta none] [--images 100] [--seconds 15] \
         [--screenshot docs/img/web-export.png]
 
 Without ``--run`` it trains the ELPV linear probe on the offline EfficientNet-Lite0 (minutes).
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--quantize", choices=["int8"], default=None)
+    parser.add_argument("--tta", default=None, help="none, hflip, hflip+vflip (default: the run's)")
     parser.add_argument("--screenshot", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -52,7 +53,8 @@ def main() -> None:
         run = args.run or imgcls.train("elpv", out=Path(tmp) / "run", progress=False,
                                        overrides=["cache=false", *PROBE]).path
         started = time.perf_counter()
-        result = imgcls.export(run, "web", quantize=args.quantize, out=Path(tmp) / "export", progress=False)
+        result = imgcls.export(run, "web", quantize=args.quantize, tta=args.tta, out=Path(tmp) / "export",
+                               progress=False)
         export_s = time.perf_counter() - started
         report = result.report
         ds, _ = Run.open(run).rows(split="test")
@@ -96,7 +98,8 @@ def main() -> None:
     servers = [u for u in requests if u.split(":", 1)[0] not in ("file", "blob", "data")]
     ms = np.array(stats["ms"])
     figures = {
-        "model": report["web"]["model"], "folder_MB": round(report["files"]["web"]["bytes"] / 1e6, 1),
+        "model": report["web"]["model"], "tta": report["tta"],
+        "folder_MB": round(report["files"]["web"]["bytes"] / 1e6, 1),
         "export_s": round(export_s, 1), "page_load_s": round(load_s, 2), "images": len(paths),
         "top1_agreement_with_onnxruntime": round(1 - flips / len(paths), 4), "disagreements": flips,
         "max_abs_diff": round(float(np.abs(got - expected).max()), 5),

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+from helpers import CHROMIUM, chromium_page
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium "
                                 "(`make test` installs it with tools/ensure-debian-package.sh)")
@@ -48,7 +46,7 @@ def server_url(shapes_run):
 
 def test_upload_shows_top_k_bars(server_url, png_files, tmp_path):
     import httpx
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     image = png_files[0]
     deadline = time.monotonic() + 20
@@ -59,30 +57,23 @@ def test_upload_shows_top_k_bars(server_url, png_files, tmp_path):
     expected = answer.json()["results"][0]["predictions"][0]["label"]
     shot = Path(os.environ.get("IMGCLS_SCREENSHOT") or tmp_path / "serve-page.png")
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 760})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.goto(server_url + "/")
-            expect(page.locator("#model option[value=shapes]")).to_have_count(1, timeout=15_000)
-            expect(page.locator("#model-info")).to_contain_text("3 classes")
-            page.set_input_files("#files", [str(p) for p in png_files[:3]])
-            top = page.locator(".card").first.locator(".pred.top .label")
-            expect(top).to_have_text(expected, timeout=15_000)
-            expect(page.locator(".card .bars").first.locator(".pred")).to_have_count(3)
-            expect(page.locator("#status")).to_contain_text("Done")
-            page.get_by_label("Heat map").check()
-            expect(page.locator(".card img.heat")).to_have_count(3, timeout=20_000)
-            expect(page.locator(".card img.heat").first).to_be_visible()
-            expect(page.locator(".heat-note").first).to_contain_text("occlusion")
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-            page.get_by_role("tab", name="Camera").click()
-            expect(page.locator("#camera-toggle")).to_be_visible()
-            assert errors == [], errors  # no CSP violations, no script errors
-        finally:
-            browser.close()
+    with chromium_page() as (page, errors):
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(server_url + "/")
+        expect(page.locator("#model option[value=shapes]")).to_have_count(1, timeout=15_000)
+        expect(page.locator("#model-info")).to_contain_text("3 classes")
+        page.set_input_files("#files", [str(p) for p in png_files[:3]])
+        top = page.locator(".card").first.locator(".pred.top .label")
+        expect(top).to_have_text(expected, timeout=15_000)
+        expect(page.locator(".card .bars").first.locator(".pred")).to_have_count(3)
+        expect(page.locator("#status")).to_contain_text("Done")
+        page.get_by_label("Heat map").check()
+        expect(page.locator(".card img.heat")).to_have_count(3, timeout=20_000)
+        expect(page.locator(".card img.heat").first).to_be_visible()
+        expect(page.locator(".heat-note").first).to_contain_text("occlusion")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        page.get_by_role("tab", name="Camera").click()
+        expect(page.locator("#camera-toggle")).to_be_visible()
+        assert errors == [], errors  # no CSP violations, no script errors
     assert shot.stat().st_size > 1000

@@ -8,25 +8,10 @@ import shutil
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from imgcls.core.errors import ConfigError
-from imgcls.deploy.exporting.web_format import runtime_dir
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-
-
-def _vendored() -> bool:
-    try:
-        runtime_dir()
-    except ConfigError:
-        return False
-    return True
+from helpers import CHROMIUM, chromium_page, web_runtime_vendored
 
 
 def test_only_an_onnx_export_is_offered_to_the_browser(make_client, shapes_run, onnx_run):
@@ -67,7 +52,7 @@ def test_runtime_files_are_served_and_nothing_else(client):
     assert "ImgclsWeb" in script.text
     assert client.get("/web/secrets.txt").status_code == 404
     assert client.get("/web/..%2Fapp.py").status_code == 404
-    if _vendored():
+    if web_runtime_vendored():
         wasm = client.get("/web/ort-wasm-simd-threaded.wasm")
         assert wasm.status_code == 200 and wasm.headers["content-type"] == "application/wasm"
         assert wasm.content[:4] == b"\0asm"
@@ -81,12 +66,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() or not _vendored(), reason="needs /usr/bin/chromium and "
+@pytest.mark.skipif(not CHROMIUM.exists() or not web_runtime_vendored(), reason="needs /usr/bin/chromium and "
                     "the vendored onnxruntime-web (`make test` installs both)")
 def test_the_page_classifies_in_the_browser_as_the_server_does(onnx_run, png_files):
     import httpx
     import uvicorn
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from imgcls.config import ServeConfig
     from imgcls.serve import create_app
@@ -106,33 +91,26 @@ def test_the_page_classifies_in_the_browser_as_the_server_does(onnx_run, png_fil
         answers = httpx.post(f"{url}/v1/predict", files=uploads)
         expected = [r["predictions"][0]["label"] for r in answers.json()["results"]]
         posts: list[str] = []
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            try:
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.on("request", lambda req: posts.append(req.url) if req.method == "POST" else None)
-                page.goto(url + "/")
-                expect(page.locator("#model option[value=cnn]")).to_have_count(1, timeout=15_000)
-                page.select_option("#where", "browser")
-                expect(page.locator("#status")).to_contain_text("in this browser", timeout=30_000)
-                expect(page.locator("#heatmap")).to_be_disabled()
-                page.set_input_files("#files", [str(p) for p in png_files])
-                expect(page.locator("#status")).to_contain_text("this browser", timeout=30_000)
-                tops = page.locator(".card .pred.top .label")
-                expect(tops).to_have_count(len(png_files), timeout=30_000)
-                got = [tops.nth(i).inner_text() for i in range(len(png_files))]
-                page.click("#tab-camera")
-                page.select_option("#fps", "8")
-                page.click("#camera-toggle")
-                deadline = time.monotonic() + 30  # polled: the page's CSP forbids wait_for_function's eval
-                while page.evaluate("() => window.imgclsStats.frames") < 4:
-                    assert time.monotonic() < deadline, "the camera classified no frames"
-                    time.sleep(0.1)
-                assert not errors, errors
-            finally:
-                browser.close()
+        with chromium_page() as (page, errors):
+            page.on("request", lambda req: posts.append(req.url) if req.method == "POST" else None)
+            page.goto(url + "/")
+            expect(page.locator("#model option[value=cnn]")).to_have_count(1, timeout=15_000)
+            page.select_option("#where", "browser")
+            expect(page.locator("#status")).to_contain_text("in this browser", timeout=30_000)
+            expect(page.locator("#heatmap")).to_be_disabled()
+            page.set_input_files("#files", [str(p) for p in png_files])
+            expect(page.locator("#status")).to_contain_text("this browser", timeout=30_000)
+            tops = page.locator(".card .pred.top .label")
+            expect(tops).to_have_count(len(png_files), timeout=30_000)
+            got = [tops.nth(i).inner_text() for i in range(len(png_files))]
+            page.click("#tab-camera")
+            page.select_option("#fps", "8")
+            page.click("#camera-toggle")
+            deadline = time.monotonic() + 30  # polled: the page's CSP forbids wait_for_function's eval
+            while page.evaluate("() => window.imgclsStats.frames") < 4:
+                assert time.monotonic() < deadline, "the camera classified no frames"
+                time.sleep(0.1)
+            assert not errors, errors
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -94,8 +94,10 @@ def test_web_page_is_self_contained(client):
     assert "script-src 'self' 'wasm-unsafe-eval' 'sha256-" in csp and "connect-src 'self'" in csp
     external = r"""(src|href)=["']?(https?:)?//|url\(|@import"""
     assert not re.search(external, response.text)
-    for hook in ('id="files"', 'id="camera-toggle"', 'id="api-key"', 'id="model"', "getUserMedia"):
+    for hook in ('id="files"', 'id="camera-toggle"', 'id="api-key"', 'id="model"', "openCamera"):
         assert hook in response.text
+    assert re.findall(r'<script src="([^"]+)"', response.text) == ["/web/imgcls-web.js"]  # its own origin
+    assert "getUserMedia" in client.get("/web/imgcls-web.js").text
 
 
 def test_openapi_documents_routes_and_errors(client):

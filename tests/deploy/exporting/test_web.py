@@ -16,26 +16,13 @@ import numpy as np
 import pytest
 
 import imgcls
+from helpers import CHROMIUM, chromium_page, web_runtime_vendored
 from imgcls.core.errors import ConfigError
 from imgcls.deploy.exporting import export, list_formats
 from imgcls.deploy.exporting.web_format import RUNTIME_ENV, runtime_dir
 from imgcls.runs import EXPORT_JSON
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-
-
-def _runtime_missing() -> bool:
-    try:
-        runtime_dir()
-    except ConfigError:
-        return True
-    return False
-
-
-needs_runtime = pytest.mark.skipif(_runtime_missing(), reason="onnxruntime-web is not vendored "
+needs_runtime = pytest.mark.skipif(not web_runtime_vendored(), reason="onnxruntime-web is not vendored "
                                    "(`make test` runs tools/vendor-web-runtime.sh; needs npm)")
 
 
@@ -59,7 +46,7 @@ def images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def web_export(images, tmp_path_factory):
-    if _runtime_missing():
+    if not web_runtime_vendored():
         pytest.skip("onnxruntime-web is not vendored")
     out = tmp_path_factory.mktemp("web") / "run"
     run = imgcls.train(str(images[0]), model="small_cnn", out=out, progress=False,
@@ -114,7 +101,7 @@ def test_a_region_of_interest_is_refused_before_anything_is_written(images, tmp_
 @needs_runtime
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 def test_the_page_from_disk_answers_as_python_does_offline(web_export, images, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from imgcls.data.decode import decode_image
     from imgcls.deploy.predictors import OnnxPredictor
@@ -125,33 +112,26 @@ def test_the_page_from_disk_answers_as_python_does_offline(web_export, images, t
     expected = onnx.predict_images([decode_image(p) for p in files])  # decoded, prepared as predict does
     shot = Path(os.environ.get("IMGCLS_SCREENSHOT") or tmp_path / "web-export.png")
     requests: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 760})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("request", lambda req: requests.append(req.url))
-            page.goto((result.path / "web" / "index.html").as_uri())
-            expect(page.locator("body[data-ready='1']")).to_have_count(1, timeout=30_000)
-            expect(page.locator("#model-info")).to_contain_text("3 classes")
-            page.set_input_files("#files", [str(p) for p in files])
-            expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
-            cards = page.locator(".card")
-            expect(cards).to_have_count(len(files))
-            got = np.array([json.loads(cards.nth(i).get_attribute("data-probabilities"))
-                            for i in range(len(files))])
-            labels = [cards.nth(i).get_attribute("data-label") for i in range(len(files))]
-            page.screenshot(path=str(shot), full_page=True)
+    with chromium_page() as (page, errors):
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto((result.path / "web" / "index.html").as_uri())
+        expect(page.locator("body[data-ready='1']")).to_have_count(1, timeout=30_000)
+        expect(page.locator("#model-info")).to_contain_text("3 classes")
+        page.set_input_files("#files", [str(p) for p in files])
+        expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+        cards = page.locator(".card")
+        expect(cards).to_have_count(len(files))
+        got = np.array([json.loads(cards.nth(i).get_attribute("data-probabilities"))
+                        for i in range(len(files))])
+        labels = [cards.nth(i).get_attribute("data-label") for i in range(len(files))]
+        page.screenshot(path=str(shot), full_page=True)
 
-            page.click("#tab-camera")
-            page.click("#camera-toggle")
-            page.wait_for_function("window.imgclsStats.frames >= 8", timeout=30_000)
-            stats = page.evaluate("window.imgclsStats")
-            expect(page.locator("#camera-bars .pred")).to_have_count(3)
-            assert not errors, errors
-        finally:
-            browser.close()
+        page.click("#tab-camera")
+        page.click("#camera-toggle")
+        page.wait_for_function("window.imgclsStats.frames >= 8", timeout=30_000)
+        stats = page.evaluate("window.imgclsStats")
+        expect(page.locator("#camera-bars .pred")).to_have_count(3)
+        assert not errors, errors
     assert labels == [onnx.classes[i] for i in expected.argmax(1)]
     assert np.abs(got - expected).max() < 0.05  # the page's resize is the only step outside the graph
     assert stats["fps"] > 0 and len(stats["ms"]) >= 8

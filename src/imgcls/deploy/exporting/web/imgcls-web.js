@@ -197,5 +197,81 @@
     }
   }
 
-  global.ImgclsWeb = { create, prepare, base64Bytes };
+  // ---- what both pages (the offline export and the served page) draw and wire the same way ----
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function renderBars(list, predictions) {  // top-k rows: label, a bar, the percentage
+    list.replaceChildren(...predictions.map((p, i) => {
+      const row = el("li", i === 0 ? "pred top" : "pred");
+      const track = el("span", "track");
+      const fill = el("span", "fill");
+      fill.style.width = `${(p.probability * 100).toFixed(1)}%`;
+      track.append(fill);
+      track.setAttribute("aria-hidden", "true");
+      row.append(el("span", "label", p.label), track, el("span", "pct", `${(p.probability * 100).toFixed(1)}%`));
+      return row;
+    }));
+  }
+
+  async function openCamera(video) {  // the back camera when there is one; throws with the reason
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      throw new Error("No camera access here: browsers allow it on https://, http://localhost or a file.");
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia(
+        { video: { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: "environment" }, audio: false });
+    } catch (err) {
+      throw new Error(`Camera unavailable: ${err.message}`);
+    }
+    video.srcObject = stream;
+    await video.play();
+    return stream;
+  }
+
+  function closeCamera(stream, video) {
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    video.srcObject = null;
+  }
+
+  function wireTabs(onSelect) {  // role=tab buttons: click or arrow keys show their panel
+    const tabs = [...document.querySelectorAll("[role=tab]")];
+    const select = (tab) => {
+      for (const other of tabs) {
+        const selected = other === tab;
+        other.setAttribute("aria-selected", String(selected));
+        other.tabIndex = selected ? 0 : -1;
+        document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+      }
+      onSelect(tab);
+    };
+    for (const tab of tabs) {
+      tab.addEventListener("click", () => select(tab));
+      tab.addEventListener("keydown", (event) => {
+        if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
+        const next = tabs[(tabs.indexOf(tab) + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+        select(next);
+        next.focus();
+      });
+    }
+  }
+
+  function wireDrop(drop, input, onFiles) {  // drag and drop on a label, or its file input
+    drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (event) => {
+      event.preventDefault();
+      drop.classList.remove("over");
+      onFiles([...event.dataTransfer.files]);
+    });
+    input.addEventListener("change", (event) => { onFiles([...event.target.files]); event.target.value = ""; });
+  }
+
+  global.ImgclsWeb = { create, prepare, base64Bytes,
+                       ui: { el, renderBars, openCamera, closeCamera, wireTabs, wireDrop } };
 })(typeof window !== "undefined" ? window : self);
