@@ -6,6 +6,7 @@ Every writer returns the path it wrote and creates missing parent folders.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import struct
 import time
@@ -193,3 +194,69 @@ def write_dicom(path, stored, *, photometric="MONOCHROME2", bits=12, slope=1.0, 
         ds.PixelData = stored.tobytes()
     ds.save_as(_prepare(path), enforce_file_format=True)
     return Path(path)
+
+
+def write_clip(path: str | Path, step: int = 2, frames: int = 12, side: int = 48, start: int = 14,
+               fps: float = 10.0, centre: tuple[int, int] = (24, 24)) -> Path:
+    """A small MJPEG AVI of a bright square whose side grows by ``step`` pixels per frame
+    (shrinks when negative), over a dark background: which way it goes is visible only across
+    frames, every single frame being a square of some size."""
+    import cv2
+
+    path = _prepare(path)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (side, side))
+    cy, cx = centre
+    for t in range(frames):
+        frame = np.full((side, side, 3), 30, np.uint8)
+        half = max(1, int(start + step * (t - frames // 2)) // 2)
+        frame[max(0, cy - half):cy + half, max(0, cx - half):cx + half] = (90, 220, 200)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def write_direction_clips(root: str | Path, per_class: int = 10, seed: int = 0) -> Path:
+    """Class folders ``grow`` and ``shrink`` of square clips with random centres, sizes and lengths."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for label, step in (("grow", 2), ("shrink", -2)):
+        for i in range(per_class):
+            write_clip(root / label / f"{label}{i:02d}.avi", step=step, start=int(rng.integers(18, 30)),
+                       frames=int(rng.integers(10, 16)),
+                       centre=(int(rng.integers(16, 32)), int(rng.integers(16, 32))))
+    return root
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a fake camera
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1100, height: int = 760):
+    """(page, errors): a page in headless Chromium driven by Playwright, and the list its
+    uncaught page errors go to."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield page, errors
+        finally:
+            browser.close()
+
+
+def web_runtime_vendored() -> bool:
+    """Whether onnxruntime-web is where the web export looks (`make test` vendors it)."""
+    from imgcls.core.errors import ConfigError
+    from imgcls.deploy.exporting.web_format import runtime_dir
+
+    try:
+        runtime_dir()
+    except ConfigError:
+        return False
+    return True

@@ -19,6 +19,7 @@ from ..core.progress import progress_bar
 from ..data.dataset import Dataset
 from ..data.decode import decode_with_info, is_grey
 from ..data.tiles import THUMB_SIDE, TiffTiles
+from ..data.video import VideoClip, clip_facts, is_video_name
 
 THUMB = 64
 BIG_FILE = 256 << 20  # bytes: larger files are hashed in chunks, never held in memory whole
@@ -103,7 +104,15 @@ def _read(path: Path):
 
 def _decode(path: Path, data: bytes | None, ds: Dataset, frame: int | None) -> tuple[np.ndarray, dict]:
     """The image and its facts; a tiled TIFF over the pixel limit is judged on its thumbnail,
-    read tile by tile (or from its pyramid), as training with data.tiles would read it."""
+    read tile by tile (or from its pyramid), as training with data.tiles would read it. A video
+    clip is judged on its middle frame (so near-duplicate clips show as near-duplicate frames)
+    and reports its length, rate and duration."""
+    if is_video_name(path) and path.suffix.lower() != ".gif":
+        clip = VideoClip(path)
+        facts = clip_facts(clip)
+        if not facts["frames"]:
+            raise ImageDecodeError(str(path), "the video holds no frame that decodes", "unreadable")
+        return clip.thumbnail(), {"format": "VIDEO", "mode": "RGB", "orientation": 1, **facts}
     try:
         return decode_with_info(path, data, ds.max_image_pixels, timeout=ds.decode_timeout, frame=frame)
     except ImageDecodeError as exc:

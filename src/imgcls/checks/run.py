@@ -86,7 +86,7 @@ def check(data: str | Path | Dataset, *, out: str | Path | None = None,
     started = time.perf_counter()
     records, thumbs = inspect_dataset(ds, jobs, cache_root(cfg), progress)
     inspected = time.perf_counter()
-    issues, groups, facts = _dataset_findings(ds, records, thumbs, ccfg)
+    issues, groups, facts = _dataset_findings(ds, records, thumbs, ccfg, cfg.data.frames)
     issues += mask_findings(ds, records)
     analysed = time.perf_counter()
     if ccfg.labels:
@@ -114,8 +114,9 @@ def _with_splits(ds: Dataset, ccfg: CheckConfig) -> Dataset:
         return ds  # too few images to split: reported by the class rules
 
 
-def _dataset_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, ccfg: CheckConfig):
-    issues = file_findings(records, ccfg.min_side, ccfg.max_aspect)
+def _dataset_findings(ds: Dataset, records: list[dict], thumbs: np.ndarray, ccfg: CheckConfig,
+                      frames: int = 8):
+    issues = file_findings(records, ccfg.min_side, ccfg.max_aspect, frames)
     issues += outlier_findings(records, ccfg.outlier_z)
     exact = exact_groups([r.get("sha1") if "error" not in r else None for r in records])
     colours = [r.get("mean_rgb") for r in records]

@@ -37,10 +37,19 @@ def predict(
                           "threshold).")] = False,
     heatmaps: Annotated[Path | None, typer.Option(
         help="Folder for each image's tile heat map (models trained with data.tiles).")] = None,
+    window: Annotated[float | None, typer.Option(
+        min=0, help="Sequence models: label each window of this many seconds of each video.",
+        show_default=False)] = None,
+    stride: Annotated[float | None, typer.Option(
+        min=0, help="With --window: seconds between window starts (default half the window).",
+        show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Predict the top-k labels of images with a saved model."""
+    """Predict the top-k labels of images (or video clips) with a saved model."""
     from ..deploy.prediction import predict as run_predict
+
+    if window is not None:
+        return _predict_windows(run, paths, window, stride, top_k, output)
 
     table = run_predict(run, paths, top_k=top_k, output=output, limit=limit, progress=not quiet,
                         backend=backend, precision=precision, export=export, batch_size=batch_size,
@@ -50,6 +59,25 @@ def predict(
     failed = int((table["error"] != "").sum())
     if failed == len(table):
         raise typer.Exit(1)
+
+
+def _predict_windows(run: Path, paths: list[str], window: float, stride: float | None, top_k: int,
+                     output: Path | None) -> None:
+    import pandas as pd
+
+    from ..deploy.inputs import expand_inputs
+    from ..deploy.tables import write_table
+    from ..deploy.windows import predict_windows
+    from ..runs import Run
+
+    model = Run.open(run).model
+    table = pd.concat([predict_windows(model, p, window=window, stride=stride, top_k=top_k)
+                       for p in expand_inputs(paths)], ignore_index=True)
+    if output is not None:
+        write_table(table, output)
+    else:
+        print_rows(list(table.columns), [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+                                         for row in table.itertuples(index=False)])
 
 
 def export_command(

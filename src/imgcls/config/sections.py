@@ -47,6 +47,8 @@ class DataConfig(_Strict):
                            "tiles keeps those with the most foreground.")
     tile_foreground: float = Field(0.1, ge=0, le=1, description="Share of a tile that must differ from "
                                    "the image's background (its border's colour) for the tile to be kept.")
+    frames: int = Field(8, ge=1, le=256, description="Frames sampled uniformly from each video clip for "
+                        "a sequence model (model.name=sequence); still images ignore it.")
     identifiers: Literal["pseudonymise", "keep"] = Field(
         "pseudonymise", description="DICOM PatientID, StudyInstanceUID and SeriesInstanceUID columns: "
         "pseudonymise (a salted hash, stable across runs: groups still work) or keep the real values.")

@@ -24,6 +24,7 @@ from ..config import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
 from ..core.errors import ImageDecodeError
 from .dicom import DICOM_EXTENSIONS, decode_dicom, is_dicom
 from .tiles import TILED, TiffTiles
+from .video import CLIP, VideoClip, clip_from_bytes, is_video_name, looks_like_video
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico .dcm .dicom"
@@ -97,6 +98,18 @@ def decode_with_info(
         size = len(data)
     if size == 0:
         raise ImageDecodeError(str(path), "empty file (0 bytes)", "empty")
+    if draft_size == CLIP:  # a video is read lazily, frame by frame (an upload at once); a still
+        if data is None and is_video_name(path):  # image decodes whole
+            clip = VideoClip(path)
+        elif data is not None and (looks_like_video(data[:16]) or is_video_name(path)
+                                   and path.suffix.lower() != ".gif"):
+            clip = clip_from_bytes(data, str(path))
+        else:
+            clip = None
+        if clip is not None:
+            return clip, {"format": "VIDEO", "mode": "RGB", "width": clip.width, "height": clip.height,
+                          "frames": clip.frame_count, "orientation": 1, "fps": clip.fps}
+        draft_size = None
     if draft_size == TILED:  # a tiled TIFF is opened for reading tile by tile; others decode whole
         source = TiffTiles.open(path, max_pixels) if data is None and path.suffix.lower() in (
             ".tif", ".tiff") else None

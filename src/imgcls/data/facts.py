@@ -16,6 +16,7 @@ import numpy as np
 from ..core.errors import ImageDecodeError
 from .dataset import Dataset
 from .decode import PILLOW_FORMATS, is_grey
+from .video import is_video_name
 
 DEFAULT_SIDE = 150  # when no image header can be read
 
@@ -29,13 +30,16 @@ class DataFacts:
     n_images: int
     n_classes: int
     channels: int | None = None
+    videos: int = 0  # samples that are video files (clips for a sequence model)
 
 
 def describe(ds: Dataset, channels: bool = False, sample: int = 200) -> DataFacts:
     """Facts from image headers; with ``channels``, also decode a small sample to see colour."""
     classes = ds.table["label"].nunique() if "label" in ds.table else 0
+    videos = int(sum(is_video_name(p) and not str(p).lower().endswith(".gif") for p in ds.paths)) \
+        if ds.arrays is None else 0
     return DataFacts(median_short_side(ds, sample), len(ds), int(classes),
-                     sample_channels(ds) if channels else None)
+                     sample_channels(ds) if channels else None, videos)
 
 
 def _picks(n: int, sample: int) -> np.ndarray:

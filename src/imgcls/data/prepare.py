@@ -22,6 +22,7 @@ from ..core.errors import ImageDecodeError
 from .decode import is_grey
 from .roi import crop_to_region
 from .tiles import TILED, tile_bag
+from .video import CLIP, ArrayClip, VideoClip, frames_of
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ImageSpec:
     tile_stride: int = 0  # 0: the tile side (no overlap)
     max_tiles: int = 64
     tile_foreground: float = 0.1
+    frames: int = 0  # frames per clip (video samples, :mod:`imgcls.data.video`); 0: a still image
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,6 +101,8 @@ def prepare_image(img: np.ndarray, spec: ImageSpec, mask: np.ndarray | None = No
     spec gives the image's bag of tiles (``img`` may then be a lazy tile source)."""
     if spec.tiles:
         return tile_bag(img, spec)[0]
+    if spec.frames:
+        return prepare_clip(img, spec)
     img = np.asarray(img)
     if spec.roi != "none":
         img = crop_to_region(img, spec.roi, mask)
@@ -106,11 +110,24 @@ def prepare_image(img: np.ndarray, spec: ImageSpec, mask: np.ndarray | None = No
     return to_channels(img, spec.channels) if spec.channels else img
 
 
+def prepare_clip(clip, spec: ImageSpec) -> np.ndarray:
+    """A video (a :class:`VideoClip`) or a still image -> (frames, size, size, 3): frames sampled
+    uniformly, each resized by the spec's rule; a still image repeats (a clip that does not move)."""
+    if isinstance(clip, VideoClip | ArrayClip):
+        frames = frames_of(clip, spec.frames)
+    else:
+        frames = np.repeat(to_channels(np.asarray(clip), 3)[None], spec.frames, axis=0)
+    return np.stack([to_channels(resize_image(f, spec.size, spec.resize), 3) for f in frames])
+
+
 def stack_prepared(arrays: Sequence[np.ndarray], spec: ImageSpec) -> np.ndarray:
     """Prepared images -> one uint8 stack; ``channels=None`` resolves to the data's own."""
     channels = spec.channels
     if spec.tiles:  # bags: (N, max_tiles, size, size, 3)
         return np.stack(arrays) if len(arrays) else np.zeros((0, spec.max_tiles, spec.size, spec.size, 3),
+                                                                 np.uint8)
+    if spec.frames:  # clips: (N, frames, size, size, 3)
+        return np.stack(arrays) if len(arrays) else np.zeros((0, spec.frames, spec.size, spec.size, 3),
                                                                  np.uint8)
     if not len(arrays):
         return np.zeros((0, spec.size, spec.size, *([3] if channels == 3 else [])), np.uint8)
@@ -139,7 +156,7 @@ def read_prepared(read: Callable[[int | None, str], np.ndarray | tuple], spec: I
     size, not a draft near ``size``.
     """
     try:
-        draft = TILED if spec.tiles else spec.size if spec.roi == "none" else None
+        draft = TILED if spec.tiles else CLIP if spec.frames else spec.size if spec.roi == "none" else None
         got = read(draft, spec.window)
         img, mask = got if isinstance(got, tuple) else (got, None)
         return prepare_image(img, spec, mask)

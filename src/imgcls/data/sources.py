@@ -23,6 +23,7 @@ from .dataset import MASK_COLUMN, SPLITS, Dataset, natural_key
 from .decode import is_image_name
 from .dicom import dicom_file, header_columns
 from .tasks import as_multilabel, is_multilabel
+from .video import is_video_name
 
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -101,7 +102,7 @@ def from_folder(root: Path) -> Dataset:
             for name in sorted(filenames, key=natural_key):
                 if name.startswith("."):
                     ignored["hidden"] += 1
-                elif not is_image_name(name):
+                elif not (is_image_name(name) or is_video_name(name)):
                     ignored["not_image"] += 1
                 else:
                     rel = (Path(dirpath) / name).relative_to(root).as_posix()

@@ -21,6 +21,7 @@ from ..data.builtins import DATASETS
 from ..data.dataset import FRAME_COLUMN, MASK_COLUMN
 from ..data.decode import is_image_name
 from ..data.sources import MANIFEST_SUFFIXES, local_path, path_column, read_manifest
+from ..data.video import is_video_name
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -44,7 +45,7 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
             for dirpath, dirnames, filenames in os.walk(item):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 paths += [os.path.join(dirpath, f) for f in sorted(filenames)
-                          if not f.startswith(".") and is_image_name(f)]
+                          if not f.startswith(".") and (is_image_name(f) or is_video_name(f))]
         elif os.path.exists(item):
             paths.append(item)
         elif glob.has_magic(item):

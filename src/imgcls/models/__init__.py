@@ -9,6 +9,7 @@ from .base import (
     ONNX,
     REPRESENTATION,
     RESUME,
+    SEQUENCE,
     TEST_TIME_VIEWS,
     TILES,
     VALIDATION,
@@ -19,6 +20,7 @@ from .choice import ModelChoice, choose_model
 from .families import MODELS, ModelFamily, build_model, create_model, list_models, load_model
 
 __all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "GRADIENTS", "MODELS", "ONNX",
-           "REPRESENTATION", "RESUME", "TEST_TIME_VIEWS", "TILES", "VALIDATION", "Classifier", "ModelChoice",
+           "REPRESENTATION", "RESUME", "SEQUENCE",
+           "TEST_TIME_VIEWS", "TILES", "VALIDATION", "Classifier", "ModelChoice",
            "ModelFamily", "Runtime", "build_model", "choose_model", "create_model", "list_models",
            "load_model"]

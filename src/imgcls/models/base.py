@@ -45,6 +45,7 @@ from .capabilities import (  # noqa: F401 - re-exported: the names callers ask w
     ONNX,
     REPRESENTATION,
     RESUME,
+    SEQUENCE,
     TEST_TIME_VIEWS,
     TILES,
     VALIDATION,

@@ -16,8 +16,10 @@ EMBEDDINGS = "embeddings"          # predicts from frozen-backbone embeddings: e
 REPRESENTATION = "representation"  # representation(): the vectors it decides from (unknown detection)
 TILES = "tiles"                    # learns from bags of tiles of large images (data.tiles): its input is
                                    # (N, T, H, W, 3); tile_scores() gives the tile heat map
+SEQUENCE = "sequence"              # learns from clips of video frames in order (data.frames): its input is
+                                   # (N, T, H, W, 3); frame_scores() says which frames mattered
 CAPABILITIES = (GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, FEATURE_GROUPS, TEST_TIME_VIEWS, EMBEDDINGS,
-                REPRESENTATION, TILES)
+                REPRESENTATION, TILES, SEQUENCE)
 
 __all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "GRADIENTS", "ONNX",
-           "REPRESENTATION", "RESUME", "TEST_TIME_VIEWS", "TILES", "VALIDATION"]
+           "REPRESENTATION", "RESUME", "SEQUENCE", "TEST_TIME_VIEWS", "TILES", "VALIDATION"]

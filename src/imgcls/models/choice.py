@@ -42,6 +42,10 @@ class ModelChoice:
 def choose_model(facts: DataFacts, pretrained: str = "auto", tiles: int = 0) -> ModelChoice:
     """The family for data with these facts (``pretrained``: the ``model.pretrained`` setting;
     ``tiles``: ``data.tiles``, which only a multiple-instance model reads)."""
+    if facts.videos:
+        return ModelChoice("sequence", f"{facts.videos} of the {facts.n_images} samples are video clips: a "
+                           "CNN embeds each frame and a GRU reads them in order, which one frame cannot "
+                           "show (direction, speed, change)", {"model.params.temporal": "gru"})
     if tiles:
         return ModelChoice("mil", f"data.tiles={tiles}: each image is a bag of tiles, which the "
                            "multiple-instance model learns from (attention pooling over tile embeddings)")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError, ModelError
 from ..core.registry import Registry
-from .base import GRADIENTS, TILES, Classifier, read_model_json  # noqa: F401 - GRADIENTS: the example
+from .base import GRADIENTS, SEQUENCE, TILES, Classifier, read_model_json  # noqa: F401 - GRADIENTS: the example
 from .calibration import Calibration
 from .classical import FAMILIES as CLASSICAL_FAMILIES
 from .classical import SklearnClassifier
@@ -27,6 +27,7 @@ from .ensemble import EnsembleClassifier
 from .finetune import FinetuneClassifier
 from .mil import MilClassifier
 from .probe import ProbeClassifier
+from .sequence import SequenceClassifier
 from .unknown import Unknown
 
 if TYPE_CHECKING:
@@ -124,6 +125,9 @@ for _name, _description in BACKBONES.items():
 MODELS.add("mil", ModelFamily("mil", "multiple-instance learning on tiles of large images (data.tiles): "
                               "frozen backbone tile embeddings, attention (or mean / max) pooling",
                               MilClassifier))
+MODELS.add("sequence", ModelFamily("sequence", "video clips (data.frames frames each): frozen CNN frame "
+                                    "embeddings read by model.params.temporal: frames (the per-frame "
+                                    "baseline), mean, gru, lstm or attention", SequenceClassifier))
 MODELS.add("ensemble", ModelFamily("ensemble", "weighted average of fitted models (model.members); weights "
                                    "by greedy selection on the validation split", EnsembleClassifier))
 
@@ -149,6 +153,12 @@ def build_model(cfg: RunConfig, facts: DataFacts) -> Classifier:
     if cfg.data.tiles and not model.supports(TILES):
         raise ConfigError(f"data.tiles={cfg.data.tiles} makes each image a bag of tiles, which "
                           f"'{cfg.model.name}' cannot learn from; use model.name=mil (or data.tiles=0).")
+    if facts.videos and not model.supports(SEQUENCE):
+        raise ConfigError(f"{facts.videos} of the samples are video clips, which '{cfg.model.name}' cannot "
+                          "learn from (it reads still images); use model.name=sequence.")
+    if model.supports(SEQUENCE) and facts.n_images and not facts.videos:
+        raise ConfigError(f"model.name={cfg.model.name} reads video clips, and these samples are still "
+                          "images; use an image model (model.name=auto).")
     return model
 
 

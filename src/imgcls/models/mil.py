@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..core.errors import ConfigError, ModelError
-from ..core.io import atomic_dir, cached_rows
+from ..core.io import cached_rows
 from ..data.prepare import ImageSpec
 from ..data.tiles import bag_mask
-from .base import TILES, Classifier, check_labels, read_model_json, versions, write_model_json
-from .deep.catalog import BACKBONES, SMALL_CNN, create_backbone, embedding_key
+from .base import TILES, Classifier, check_labels, read_model_json, versions
+from .deep.catalog import BACKBONES, SMALL_CNN, embedding_key
+from .frozen_head import WEIGHTS, load_backbone_and_head, save_backbone_and_head, train_head
 from .probe import ProbeClassifier
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from ..data.facts import DataFacts
 
 POOLINGS = ("attention", "mean", "max")
-WEIGHTS = ("backbone.safetensors", "head.safetensors")
 DEFAULTS = {"pooling": "attention", "backbone": "tf_efficientnet_lite0", "epochs": 40, "lr": 1e-3,
             "weight_decay": 1e-4, "hidden": 128, "dropout": 0.25}
 
@@ -150,7 +150,7 @@ class MilClassifier(ProbeClassifier):
         opts = self.options
         self.head_ = MilHead(X.shape[2], len(self.classes_), opts["pooling"], int(opts["hidden"]),
                              float(opts["dropout"]))
-        _train_head(self.head_, X, mask, y, opts, self.class_weight, self.seed)
+        train_head(self.head_, (X, mask), y, opts, self.class_weight, self.seed)
         self.fit_timings_ = {"features_seconds": round(embedded - started, 3),
                              "estimator_seconds": round(time.perf_counter() - embedded, 3)}
         return self
@@ -202,20 +202,10 @@ class MilClassifier(ProbeClassifier):
                 **self.tuned_json()}
 
     def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        meta = self.to_json()
-        with atomic_dir(path) as tmp:
-            for module, name in ((self._backbone(), WEIGHTS[0]), (self.head_, WEIGHTS[1])):
-                save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp / name))
-            self.save_tuned(tmp)
-            write_model_json(tmp, meta)
-        return Path(path)
+        return save_backbone_and_head(self, path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> MilClassifier:
-        from safetensors.torch import load_file
-
         folder = Path(path)
         meta = read_model_json(folder)
         spec = meta["image_spec"]
@@ -226,15 +216,10 @@ class MilClassifier(ProbeClassifier):
         model.weights_ = meta["pretrained"]
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         opts = model.options
-        try:
-            backbone = create_backbone(meta["backbone"], spec["size"])
-            backbone.load_state_dict(load_file(str(folder / WEIGHTS[0])))
-            model.head_ = MilHead(int(meta["embedding_dim"]), len(model.classes_), opts["pooling"],
-                                  int(opts["hidden"]), float(opts["dropout"]))
-            model.head_.load_state_dict(load_file(str(folder / WEIGHTS[1])))
-        except (OSError, RuntimeError, KeyError) as exc:
-            raise ModelError(f"'{folder}': the MIL weights cannot be loaded: {exc}") from None
-        model.backbone_ = backbone
+        model.backbone_, model.head_ = load_backbone_and_head(
+            folder, meta["backbone"], spec["size"], lambda: MilHead(
+                int(meta["embedding_dim"]), len(model.classes_), opts["pooling"], int(opts["hidden"]),
+                float(opts["dropout"])), "MIL")
         return model.validate()
 
 
@@ -270,29 +255,3 @@ def MilHead(dim: int, n_classes: int, pooling: str, hidden: int = 128, dropout: 
             return logits, scores.squeeze(-1) * mask
 
     return _Head()
-
-
-def _train_head(head, X: np.ndarray, mask: np.ndarray, y: np.ndarray, opts: dict, class_weight, seed: int):
-    """AdamW on the bags, cross-entropy (class-balanced by default), a fixed number of epochs."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    Xt, Mt, yt = torch.from_numpy(X), torch.from_numpy(mask), torch.from_numpy(y).long()
-    counts = np.bincount(y, minlength=head.classifier.out_features).astype(np.float32)
-    balanced = torch.from_numpy(counts.sum() / np.maximum(counts, 1) / len(counts))
-    weight = balanced if class_weight == "balanced" else None
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
-    optimiser = torch.optim.AdamW(head.parameters(), lr=float(opts["lr"]),
-                                  weight_decay=float(opts["weight_decay"]))
-    batch = 16
-    head.train()
-    for _ in range(int(opts["epochs"])):
-        order = torch.randperm(len(yt), generator=generator)
-        for start in range(0, len(order), batch):
-            idx = order[start:start + batch]
-            logits, _ = head(Xt[idx], Mt[idx])
-            loss = loss_fn(logits, yt[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    head.eval()

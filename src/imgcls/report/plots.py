@@ -142,6 +142,26 @@ def tile_mosaic(bag: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray
     return canvas
 
 
+def frame_strip(clip: np.ndarray, scores: np.ndarray | None = None, most: int = 16) -> np.ndarray:
+    """A clip (T, S, S, 3) as one row of frames in order (up to ``most``, evenly chosen); with
+    ``scores`` each frame is dimmed by its score relative to the clip's highest and underlined in
+    red by it (temporal occlusion: which frames the answer rests on)."""
+    picks = np.unique(np.linspace(0, len(clip) - 1, min(most, len(clip))).astype(int))
+    side, gap = clip.shape[1], max(1, clip.shape[1] // 16)
+    bar = max(2, side // 10)
+    canvas = np.full((side + bar, len(picks) * (side + gap) - gap, 3), 255, np.uint8)
+    top = float(np.max(scores)) if scores is not None and np.max(scores) > 0 else 1.0
+    for n, k in enumerate(picks):
+        frame = clip[k].astype(np.float32)
+        left = n * (side + gap)
+        if scores is not None:
+            weight = float(scores[k]) / top
+            frame = frame * (0.35 + 0.65 * weight)
+            canvas[side:, left:left + max(1, round(side * weight))] = (220, 30, 30)
+        canvas[:side, left:left + side] = np.clip(frame, 0, 255).astype(np.uint8)
+    return canvas
+
+
 def thumbnail_uri(img: np.ndarray, side: int = 96) -> str:
     """A PNG data URI of ``img`` scaled so its longer side is ``side`` pixels (a bag of tiles
     is shown as its mosaic)."""

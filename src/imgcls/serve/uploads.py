@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..core.errors import ImageDecodeError
 from ..data.decode import decode_with_info
 from ..data.prepare import prepare_image
+from ..data.video import CLIP
 from ..deploy.drift import image_stats
 from ..deploy.predictors import Predictor
 from .errors import DECODE_STATUS, ApiError
@@ -124,7 +125,7 @@ def decode_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int 
     """Decode and prepare each upload (blocking: run it in a thread); failures name the file.
     With ``stats``, the drift statistics of each decoded image are appended to it."""
     spec = predictor.spec  # a region or tiles need the whole picture, not a draft near the model's size
-    draft = spec.size if spec.roi == "none" and not spec.tiles else None
+    draft = CLIP if spec.frames else spec.size if spec.roi == "none" and not spec.tiles else None
     out: list[np.ndarray | ErrorDetail] = []
     for up in uploads:
         if up.error is not None:
@@ -134,8 +135,9 @@ def decode_uploads(uploads: list[Upload], predictor: Predictor, max_pixels: int 
             image, _ = decode_with_info(up.filename, data=up.data, max_pixels=max_pixels, draft_size=draft,
                                         window=predictor.spec.window)
             out.append(prepare_image(image, predictor.spec))
-            if stats is not None:
-                stats.append(image_stats(image))
+            if stats is not None:  # a clip is watched by its middle frame
+                stats.append(image_stats(image.thumbnail() if spec.frames and hasattr(image, "thumbnail")
+                                         else image))
         except ImageDecodeError as exc:
             code = DECODE_STATUS.get(exc.kind, (422, "corrupt_image"))[1]
             out.append(ErrorDetail(code=code, message=f"{up.filename}: {exc.reason}"))

@@ -30,8 +30,8 @@ from ...data.prepare import read_prepared
 from ...deploy.inputs import as_dataset
 from ...deploy.loading import load_predictor
 from ...deploy.predictors import ClassifierPredictor
-from ...models import FEATURE_GROUPS, GRADIENTS, TILES
-from ...report.plots import png_uri, tile_mosaic
+from ...models import FEATURE_GROUPS, GRADIENTS, SEQUENCE, TILES
+from ...report.plots import frame_strip, png_uri, tile_mosaic
 from ...runs import Run
 from .faithfulness import faithfulness
 from .gallery import overlay, overlay_uri, write_gallery, write_npy, write_png
@@ -92,6 +92,10 @@ def explain(run: str | Path, images: list[str | Path] | None = None, *, methods:
         raise ConfigError("A tiled (MIL) model explains itself by its tile weights: see the tile heat maps "
                           "of `imgcls predict RUN IMAGES --heatmaps DIR` and of the run's report; pixel "
                           "methods would have to run once per tile.")
+    if clf.supports(SEQUENCE):
+        raise ConfigError("A sequence model explains itself by which frames mattered (temporal occlusion, "
+                          "model.frame_scores(clips)): see the frame strips of the run's report; pixel "
+                          "methods on each frame are not available for clips yet.")
     view = ModelView(clf, load_predictor(opened.path, backend=backend))
     chosen = resolve_methods(cfg.methods, clf.capabilities)
     if sanity and not clf.supports(GRADIENTS):
@@ -272,6 +276,10 @@ def error_overlays(clf, images: np.ndarray, predicted: list[str], cfg: ExplainCo
     if clf.supports(TILES):  # a bag's explanation is its tile weights, painted on its tiles
         scores = clf.tile_scores(images)
         return [png_uri(tile_mosaic(bag, s)) for bag, s in zip(images, scores, strict=True)], "tile attention"
+    if clf.supports(SEQUENCE):  # a clip's: which frames mattered, in order
+        scores = clf.frame_scores(images)
+        return ([png_uri(frame_strip(clip, s)) for clip, s in zip(images, scores, strict=True)],
+                "frame occlusion")
     cfg = cfg or ExplainConfig(occlusion_window=0.25)  # a 7 x 7 grid: a report must stay quick
     view = ModelView(clf, ClassifierPredictor(clf))
     chosen = quick_method(view)

@@ -1,0 +1,172 @@
+"""Sequences where one frame is not enough, built from real ELPV cells: the per-frame baseline
+against temporal models (CNN + GRU, CNN + LSTM, CNN + attention) on frozen frame embeddings.
+
+Each clip is ``--frames`` frames of one ELPV cell (the 2,624 solar-cell images, resized to
+160 px), with sensor noise (Gaussian, sigma 6 grey levels) on every frame, written as an MJPEG
+AVI and read back through imgcls's video path. Three direction tasks, two classes each, built
+so that every single frame is distributed alike in both classes (the start of each clip is
+drawn so that both classes sweep the same range):
+
+- ``zoom``: the crop shrinks (zooming in) or grows (zooming out) around the cell's centre;
+- ``rotate``: the cell turns clockwise or anticlockwise, 4 degrees a frame;
+- ``light``: the exposure rises or falls, 7 % a frame.
+
+The per-frame baseline (``model.params.temporal=frames``: a classifier on each frame's
+embedding, probabilities averaged) cannot see order, so it should sit near chance; the
+temporal heads should not. Reported per task and family: test accuracy with its 95 %
+bootstrap interval, the training time of the head (the frame embeddings are computed once per task
+and cached, the time shown separately), and clips per second at prediction (embeddings
+computed, no cache) on this machine's cores.
+
+    python benchmarks/elpv_sequences.py [--clips 400] [--frames 8] [--tasks zoom rotate light] \
+        [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FAMILIES = ("frames", "mean", "gru", "lstm", "attention")
+SIDE = 160
+
+
+def frame(cell: np.ndarray, task: str, value: float) -> np.ndarray:
+    """One frame of ``task`` at parameter ``value`` (crop share, angle in degrees, gain)."""
+    import cv2
+
+    h, w = cell.shape
+    if task == "zoom":
+        side = int(round(min(h, w) * value))
+        top, left = (h - side) // 2, (w - side) // 2
+        out = cv2.resize(cell[top:top + side, left:left + side], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    elif task == "rotate":
+        base = cv2.resize(cell, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+        matrix = cv2.getRotationMatrix2D((SIDE / 2, SIDE / 2), value, 1.0)
+        out = cv2.warpAffine(base, matrix, (SIDE, SIDE), borderMode=cv2.BORDER_REFLECT)
+    else:
+        out = np.clip(cv2.resize(cell, (SIDE, SIDE), interpolation=cv2.INTER_AREA) * value, 0, 255)
+    return out.astype(np.float32)
+
+
+SWEEPS = {  # (lowest start, highest start, change per frame): the class "up" goes +, "down" goes -
+    "zoom": (0.5, 1.0, 0.05), "rotate": (-30.0, 30.0, 4.0), "light": (0.55, 1.35, 0.07)}
+NAMES = {"zoom": ("zoom_out", "zoom_in"), "rotate": ("anticlockwise", "clockwise"),
+         "light": ("brighten", "dim")}
+
+
+def write_clips(cells: list[np.ndarray], task: str, n: int, frames: int, root: Path, seed: int) -> Path:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    low, high, step = SWEEPS[task]
+    span = step * (frames - 1)
+    for i in range(n):
+        up = i % 2 == 0
+        label = NAMES[task][0 if up else 1]
+        start = rng.uniform(low, high - span) if up else rng.uniform(low + span, high)
+        values = start + (step if up else -step) * np.arange(frames)
+        cell = cells[int(rng.integers(len(cells)))]
+        path = root / task / label / f"{i:04d}.avi"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 8, (SIDE, SIDE), isColor=True)
+        for v in values:
+            noisy = frame(cell, task, float(v)) + rng.normal(0, 6, (SIDE, SIDE))
+            noisy = np.clip(noisy, 0, 255).astype(np.uint8)
+            writer.write(cv2.cvtColor(noisy, cv2.COLOR_GRAY2BGR))
+        writer.release()
+    return root / task
+
+
+def stream_latency(run: Path, clips: np.ndarray, frames: int = 200) -> dict:
+    """Per-frame latency of FrameStream (one backbone pass and the GRU over the window) on
+    ``frames`` test frames, fed one at a time as a camera would."""
+    from imgcls.deploy.windows import FrameStream
+
+    stream = FrameStream(run)
+    feed = clips.reshape(-1, *clips.shape[2:])[:frames]
+    for f in feed[:5]:
+        stream.push(f)  # warm-up
+    times = []
+    for f in feed:
+        started = time.perf_counter()
+        stream.push(f)
+        times.append(1000 * (time.perf_counter() - started))
+    return {"frames": len(times), "p50_ms": round(float(np.median(times)), 2),
+            "p99_ms": round(float(np.percentile(times, 99)), 2),
+            "fps": round(1000 / float(np.median(times)), 1)}
+
+
+def main() -> None:
+    import elpv_dataset
+    from PIL import Image
+
+    import imgcls
+    from imgcls.data import load_images
+    from imgcls.runs import Run
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=400)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--tasks", nargs="+", default=list(SWEEPS))
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    images = sorted((Path(elpv_dataset.__file__).parent / "data" / "images").glob("*.png"))
+    cells = [np.asarray(Image.open(p).convert("L")) for p in images[::3]]
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="elpv-sequences-") as tmp:
+        for t, task in enumerate(args.tasks):
+            started = time.perf_counter()
+            folder = write_clips(cells, task, args.clips, args.frames, Path(tmp) / "clips", seed=t)
+            print(f"{task}: {args.clips} clips written in {time.perf_counter() - started:.0f} s")
+            cache = Path(tmp) / f"cache-{task}"
+            results[task] = {}
+            for family in args.families:
+                started = time.perf_counter()
+                run = imgcls.train(str(folder), model="sequence", out=Path(tmp) / f"run-{task}-{family}",
+                                   progress=False, overrides=[
+                                       f"data.frames={args.frames}", "model.image_size=160",
+                                       f"cache_dir={cache}",
+                                       f"model.params.temporal={family}", "split.val=0"])
+                wall = time.perf_counter() - started
+                metrics = json.loads((run.path / "metrics.json").read_text())
+                test, timings = metrics["test"], metrics["timings"]
+                lo, hi = test["intervals"]["accuracy"]
+                opened = Run.open(run.path)
+                ds, _ = opened.rows(split="test")
+                clips = load_images(ds, opened.model.image_spec, progress=False).images
+                model = imgcls.load_model(run.path / "model")  # no cache: embeddings computed
+                started = time.perf_counter()
+                model.predict_proba(clips)
+                speed = len(clips) / (time.perf_counter() - started)
+                results[task][family] = {
+                    "accuracy": round(test["accuracy"], 4), "ci95": [round(lo, 3), round(hi, 3)],
+                    "n_test": test["n"],
+                    "embed_s": timings.get("features_seconds"), "head_s": timings.get("estimator_seconds"),
+                    "run_wall_s": round(wall, 1), "predict_clips_per_s": round(speed, 1)}
+                if family == "gru" and "stream" not in results:
+                    results["stream"] = stream_latency(run.path, clips)
+                    print("stream", json.dumps(results["stream"]))
+                print(task, family, json.dumps(results[task][family]))
+    print(f"\n{'task':>7} {'family':>10} {'accuracy':>9} {'95% CI':>14} {'head s':>7} {'embed s':>8} "
+          f"{'clips/s':>8}")
+    for task, rows in results.items():
+        if task == "stream":
+            continue
+        for family, r in rows.items():
+            print(f"{task:>7} {family:>10} {r['accuracy']:>9.3f} {str(r['ci95']):>14} "
+                  f"{r['head_s'] or 0:>7.1f} "
+                  f"{r['embed_s'] or 0:>8.1f} {r['predict_clips_per_s']:>8.1f}")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""Sequences of frames (video clips): a frozen pretrained CNN embeds each frame (cached by
+frame content, so training the temporal head takes seconds on a CPU), and a temporal head
+reads the sequence of embeddings.
+
+Temporal heads (``model.params.temporal``):
+
+- ``frames``: the frame baseline, one classifier applied to every frame and its
+  probabilities averaged over the clip; it cannot see order, direction or speed;
+- ``mean``: the clip's mean embedding, then a linear classifier (order-less too);
+- ``gru`` / ``lstm``: a recurrent network over the frames (``model.params.bidirectional``);
+- ``attention``: a small transformer encoder (``model.params.layers``, 4 heads, learnt
+  positions) over the frame embeddings, mean-pooled.
+
+:meth:`SequenceClassifier.frame_scores` says which frames mattered: temporal occlusion, the
+drop in the predicted class's probability when a frame's embedding is replaced by the clip's
+mean embedding.
+
+Example:
+    >>> model = SequenceClassifier(image_size=160, frames=8, params={"temporal": "gru"})  # doctest: +SKIP
+    >>> model.fit(clips, labels).frame_scores(clips[:1])                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ..core.errors import ConfigError, ModelError
+from ..core.io import cached_rows
+from ..data.prepare import ImageSpec
+from .base import SEQUENCE, Classifier, check_labels, read_model_json, versions
+from .deep.catalog import BACKBONES, SMALL_CNN, embedding_key
+from .frozen_head import WEIGHTS, load_backbone_and_head, save_backbone_and_head, train_head
+from .probe import ProbeClassifier
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from ..data.facts import DataFacts
+
+TEMPORAL = ("frames", "mean", "gru", "lstm", "attention")
+DEFAULTS = {"temporal": "gru", "backbone": "tf_efficientnet_lite0", "epochs": 60, "lr": 1e-3,
+            "weight_decay": 1e-4, "hidden": 128, "dropout": 0.2, "bidirectional": False, "layers": 1}
+
+
+class SequenceClassifier(ProbeClassifier):
+    """Clips (N, T, H, W, 3) -> labels: frozen frame embeddings read by a temporal head."""
+
+    school: ClassVar[str] = "deep"
+    backend: ClassVar[str] = "torch"
+    capabilities: ClassVar[frozenset[str]] = frozenset({SEQUENCE})
+
+    def __init__(self, family: str = "sequence", image_size: int = 224, resize: str = "squash",
+                 pretrained: str = "auto", class_weight: str | None = "balanced",
+                 params: dict[str, Any] | None = None, seed: int = 0, batch_size: int = 32,
+                 frames: int = 8) -> None:
+        self.family = family
+        self.image_size = image_size
+        self.resize = resize
+        self.roi = "none"
+        self.pretrained = pretrained
+        self.class_weight = class_weight
+        self.params = params
+        self.seed = seed
+        self.batch_size = batch_size
+        self.frames = frames
+        self.multilabel = False
+
+    @property
+    def backbone_name(self) -> str:
+        return self.options["backbone"]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {**DEFAULTS, **(self.params or {})}
+
+    @classmethod
+    def from_config(cls, family: str, cfg: RunConfig, facts: DataFacts) -> SequenceClassifier:
+        m = cfg.model
+        if cfg.task.kind == "multilabel":
+            raise ConfigError("model.name=sequence learns one label per clip; multi-label clips are not "
+                              "supported.")
+        if m.roi != "none":
+            raise ConfigError("model.roi does not apply to clips; set model.roi=none.")
+        size = 224 if m.image_size == "auto" else m.image_size
+        return cls(family, int(size), m.resize, m.pretrained, m.class_weight or "balanced", dict(m.params),
+                   cfg.split.seed, cfg.train.batch_size, cfg.data.frames)
+
+    def validate(self) -> SequenceClassifier:
+        opts = self.options
+        if opts["temporal"] not in TEMPORAL:
+            raise ConfigError(f"The 'model.params.temporal' parameter must be one of {TEMPORAL}. "
+                              f"Got {opts['temporal']!r}.")
+        if opts["backbone"] not in BACKBONES or opts["backbone"] == SMALL_CNN:
+            raise ConfigError(f"model.params.backbone must be a pretrained backbone of `imgcls models`, "
+                              f"not {opts['backbone']!r}.")
+        if int(self.frames) < 1:
+            raise ConfigError(f"The 'data.frames' parameter must be at least 1. Got {self.frames!r}.")
+        return self
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        return ImageSpec(size=int(self.image_size), channels=3, resize=self.resize, frames=int(self.frames))
+
+    @property
+    def accepted_channels(self) -> tuple[int, ...]:
+        return (3,)
+
+    def check_input(self, images) -> np.ndarray:
+        clips = images if isinstance(images, np.ndarray) else np.stack([np.asarray(i) for i in images])
+        want = (self.frames, self.image_size, self.image_size, 3)
+        if len(clips) and (clips.dtype != np.uint8 or clips.shape[1:] != want):
+            shape = ", ".join(map(str, want))
+            raise ModelError(f"Clips must be prepared for this model first: uint8 (N, {shape}); got "
+                             f"{clips.dtype} {clips.shape}. Use imgcls.prepare_images(clips, "
+                             "model.image_spec).")
+        return clips
+
+    def clip_embeddings(self, clips: np.ndarray) -> np.ndarray:
+        """(N, T, D): every frame's embedding, cached by frame content."""
+        clips = self.check_input(clips)
+        flat = self.frame_embeddings(clips.reshape(-1, *clips.shape[2:]))
+        return flat.reshape(len(clips), clips.shape[1], -1)
+
+    def frame_embeddings(self, frames: np.ndarray) -> np.ndarray:
+        """(N, D) embeddings of prepared frames (N, size, size, 3), cached by content."""
+        self._backbone()
+        key = embedding_key(self.backbone_name, self.weights_)
+        flat = (cached_rows(self.runtime.cache_dir, "embeddings", key, frames, self._run_backbone)
+                if len(frames) else np.zeros((0, 1), np.float32))
+        return np.asarray(flat, np.float32)
+
+    # ----- learning and predicting --------------------------------------------------------
+    def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> SequenceClassifier:
+        import torch
+
+        self.validate()
+        targets = check_labels(labels)
+        started = time.perf_counter()
+        X = self.clip_embeddings(images)
+        embedded = time.perf_counter()
+        self.classes_ = np.asarray(sorted(set(targets.tolist()), key=str), dtype=object)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        y = np.asarray([index[t] for t in targets])
+        torch.manual_seed(self.seed)
+        self.head_ = TemporalHead(X.shape[2], len(self.classes_), self.frames, self.options)
+        train_head(self.head_, (X,), y, self.options, self.class_weight, self.seed)
+        self.fit_timings_ = {"features_seconds": round(embedded - started, 3),
+                             "estimator_seconds": round(time.perf_counter() - embedded, 3)}
+        return self
+
+    def raw_proba(self, images) -> np.ndarray:
+        return self.proba_from_clip_embeddings(self.clip_embeddings(images))
+
+    def proba_from_clip_embeddings(self, X: np.ndarray) -> np.ndarray:
+        import torch
+
+        self._check_fitted()
+        with torch.inference_mode():
+            return torch.softmax(self.head_.eval()(torch.from_numpy(np.asarray(X, np.float32))), 1).numpy()
+
+    def frame_scores(self, images) -> np.ndarray:
+        """(N, T): how much each frame holds up the predicted class (temporal occlusion: the drop
+        in its probability when the frame's embedding becomes the clip's mean), clipped at 0."""
+        X = self.clip_embeddings(images)
+        base = self.proba_from_clip_embeddings(X)
+        chosen = base.argmax(1)
+        rows = np.arange(len(X))
+        scores = np.zeros(X.shape[:2], np.float32)
+        mean = X.mean(1)
+        for t in range(X.shape[1]):
+            hidden = X.copy()
+            hidden[:, t] = mean
+            scores[:, t] = base[rows, chosen] - self.proba_from_clip_embeddings(hidden)[rows, chosen]
+        return np.clip(scores, 0, None)
+
+    def tile_scores(self, images) -> np.ndarray:  # the report's per-part heat map
+        return self.frame_scores(images)
+
+    def _check_fitted(self) -> None:
+        if getattr(self, "head_", None) is None:
+            raise ModelError("This sequence model is not fitted; call fit() or load a saved one.")
+
+    def network(self):
+        raise ModelError("A sequence model is not exported to one ONNX graph yet: a backbone runs on "
+                         "each frame, a temporal head over the clip. Predict and serve run it in-process "
+                         "(imgcls predict / imgcls serve on the run folder).")
+
+    def representation(self, images) -> np.ndarray:
+        return Classifier.representation(self, images)  # clips: the unknown score is msp
+
+    def embedding_id(self) -> tuple:
+        raise ModelError("A sequence model embeds frames, not images; it shares no image embeddings.")
+
+    # ----- saving -------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        import timm
+        import torch
+
+        return {"format_version": 1, "school": self.school, "family": self.family, "mode": "sequence",
+                "backbone": self.backbone_name, "classes": [str(c) for c in self.classes_],
+                "image_spec": self.image_spec.to_dict(), "input": "uint8 (N, T, H, W, 3) clips of frames",
+                "pretrained": self.weights_, "pretrained_option": self.pretrained,
+                "class_weight": self.class_weight, "params": self.params or {}, "seed": self.seed,
+                "weights": list(WEIGHTS), "embedding_dim": int(self.head_.dim),
+                "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
+                **self.tuned_json()}
+
+    def save(self, path: str | Path) -> Path:
+        return save_backbone_and_head(self, path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> SequenceClassifier:
+        folder = Path(path)
+        meta = read_model_json(folder)
+        spec = meta["image_spec"]
+        model = cls(meta["family"], spec["size"], spec["resize"], meta.get("pretrained_option", "auto"),
+                    meta["class_weight"], meta["params"], meta.get("seed", 0), 32, spec["frames"])
+        model.weights_ = meta["pretrained"]
+        model.classes_ = np.asarray(meta["classes"], dtype=object)
+        model.backbone_, model.head_ = load_backbone_and_head(
+            folder, meta["backbone"], spec["size"], lambda: TemporalHead(
+                int(meta["embedding_dim"]), len(model.classes_), model.frames, model.options),
+            "sequence model's")
+        return model.validate()
+
+
+def TemporalHead(dim: int, n_classes: int, frames: int, opts: dict):  # noqa: N802
+    """The temporal head (a torch module): (N, T, D) frame embeddings -> (N, classes) logits."""
+    import torch
+    from torch import nn
+
+    kind, hidden = opts["temporal"], int(opts["hidden"])
+    both = bool(opts["bidirectional"])
+
+    class _Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dim, self.kind = dim, kind
+            self.drop = nn.Dropout(float(opts["dropout"]))
+            if kind in ("gru", "lstm"):
+                rnn = nn.GRU if kind == "gru" else nn.LSTM
+                self.rnn = rnn(dim, hidden, num_layers=int(opts["layers"]), batch_first=True,
+                               bidirectional=both)
+                self.classifier = nn.Linear(hidden * (2 if both else 1), n_classes)
+            elif kind == "attention":
+                self.project = nn.Linear(dim, hidden)
+                self.position = nn.Parameter(torch.zeros(1, frames, hidden))
+                layer = nn.TransformerEncoderLayer(hidden, 4, hidden * 2, float(opts["dropout"]),
+                                                   batch_first=True)
+                self.encoder = nn.TransformerEncoder(layer, int(opts["layers"]), enable_nested_tensor=False)
+                self.classifier = nn.Linear(hidden, n_classes)
+            else:
+                self.classifier = nn.Linear(dim, n_classes)
+
+        def forward(self, x):
+            x = self.drop(x)
+            if self.kind == "frames":  # each frame alone; the clip's answer is their mean probability
+                return torch.log(torch.softmax(self.classifier(x), -1).mean(1).clamp_min(1e-12))
+            if self.kind == "mean":
+                return self.classifier(x.mean(1))
+            if self.kind == "attention":
+                return self.classifier(self.encoder(self.project(x) + self.position[:, :x.shape[1]]).mean(1))
+            out, state = self.rnn(x)
+            last = state[0] if self.kind == "lstm" else state  # (layers * directions, N, hidden)
+            last = torch.cat([last[-2], last[-1]], 1) if both else last[-1]
+            return self.classifier(last)
+
+    return _Head()

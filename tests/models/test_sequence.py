@@ -1,0 +1,75 @@
+"""Sequence models on tiny synthetic clips: every temporal head's contract, saving, which
+frames mattered, and that order is learnt where one frame cannot tell (direction)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import imgcls
+from helpers import write_direction_clips
+from imgcls.core.errors import ConfigError
+from imgcls.data.decode import decode_with_info
+from imgcls.data.prepare import ImageSpec, prepare_image
+from imgcls.data.video import CLIP
+from imgcls.models import SEQUENCE, create_model, load_model
+from imgcls.models.sequence import TEMPORAL
+
+FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """(train clips, train labels, test clips, test labels): squares growing or shrinking."""
+    root = write_direction_clips(tmp_path_factory.mktemp("clips") / "clips", per_class=24)
+    spec = ImageSpec(size=32, channels=3, frames=FRAMES)
+    paths = sorted(root.rglob("*.avi"))
+    data = np.stack([prepare_image(decode_with_info(p, draft_size=CLIP)[0], spec) for p in paths])
+    labels = np.array([p.parent.name for p in paths], dtype=object)
+    test = np.arange(len(paths)) % 4 == 0
+    return data[~test], labels[~test], data[test], labels[test]
+
+
+def _model(temporal: str, **params):
+    return create_model("sequence", image_size=32, frames=FRAMES, params={"temporal": temporal, **params})
+
+
+@pytest.mark.parametrize("temporal", TEMPORAL)
+def test_every_temporal_head_keeps_the_contract(clips, temporal, tmp_path):
+    train, labels, test, _ = clips
+    model = _model(temporal).fit(train, labels)
+    assert model.supports(SEQUENCE) and list(model.classes_) == ["grow", "shrink"]
+    proba = model.predict_proba(test)
+    assert proba.shape == (len(test), 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    scores = model.frame_scores(test[:2])
+    assert scores.shape == (2, FRAMES) and (scores >= 0).all()
+    again = load_model(model.save(tmp_path / "model"))
+    assert np.allclose(again.predict_proba(test), proba, atol=1e-5)
+    with pytest.raises(Exception, match="prepared"):
+        model.predict_proba(test[:, :3])  # a clip of the wrong length
+
+
+def test_order_is_learnt_where_one_frame_cannot_tell(clips):
+    train, labels, test, truth = clips
+    accuracy = {t: float((_model(t).fit(train, labels).predict(test) == truth).mean())
+                for t in ("frames", "gru", "attention")}
+    assert accuracy["gru"] >= 0.85 and accuracy["attention"] >= 0.85, accuracy
+    assert accuracy["frames"] <= 0.75, accuracy  # every frame is a square of some size: no direction
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ConfigError, match="temporal"):
+        _model("rnn").validate()
+    with pytest.raises(ConfigError, match="backbone"):
+        _model("gru", backbone="small_cnn").validate()
+
+
+def test_training_on_clips_picks_a_sequence_model_and_refuses_image_models(tmp_path):
+    root = write_direction_clips(tmp_path / "clips", per_class=6)
+    run = imgcls.train(str(root), out=tmp_path / "run", progress=False,
+                       overrides=["model.image_size=32", "cache=false", f"data.frames={FRAMES}"])
+    assert run.config.model.name == "sequence" and run.config.model.params["temporal"] == "gru"
+    assert run.model.image_spec.frames == FRAMES
+    with pytest.raises(ConfigError, match="video clips.*model.name=sequence"):
+        imgcls.train(str(root), model="logistic_regression", out=tmp_path / "bad", progress=False,
+                     overrides=["model.image_size=32", "cache=false"])
