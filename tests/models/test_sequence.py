@@ -31,10 +31,12 @@ def clips(tmp_path_factory):
 
 
 def _model(temporal: str, **params):
+    if temporal == "classical":  # the classical school: frame features pooled over time
+        return create_model("sequence_classical", image_size=32, frames=FRAMES, features="edges+color")
     return create_model("sequence", image_size=32, frames=FRAMES, params={"temporal": temporal, **params})
 
 
-@pytest.mark.parametrize("temporal", TEMPORAL)
+@pytest.mark.parametrize("temporal", [*TEMPORAL, "classical"])
 def test_every_temporal_head_keeps_the_contract(clips, temporal, tmp_path):
     train, labels, test, _ = clips
     model = _model(temporal).fit(train, labels)
@@ -52,8 +54,9 @@ def test_every_temporal_head_keeps_the_contract(clips, temporal, tmp_path):
 def test_order_is_learnt_where_one_frame_cannot_tell(clips):
     train, labels, test, truth = clips
     accuracy = {t: float((_model(t).fit(train, labels).predict(test) == truth).mean())
-                for t in ("frames", "gru", "attention")}
+                for t in ("frames", "gru", "attention", "classical")}
     assert accuracy["gru"] >= 0.85 and accuracy["attention"] >= 0.85, accuracy
+    assert accuracy["classical"] >= 0.85, accuracy  # the trend of its features says which way
     assert accuracy["frames"] <= 0.75, accuracy  # every frame is a square of some size: no direction
 
 
@@ -68,7 +71,7 @@ def test_training_on_clips_picks_a_sequence_model_and_refuses_image_models(tmp_p
     root = write_direction_clips(tmp_path / "clips", per_class=6)
     run = imgcls.train(str(root), out=tmp_path / "run", progress=False,
                        overrides=["model.image_size=32", "cache=false", f"data.frames={FRAMES}"])
-    assert run.config.model.name == "sequence" and run.config.model.params["temporal"] == "gru"
+    assert run.config.model.name == "sequence" and run.model.options["temporal"] == "gru"
     assert run.model.image_spec.frames == FRAMES
     with pytest.raises(ConfigError, match="video clips.*model.name=sequence"):
         imgcls.train(str(root), model="logistic_regression", out=tmp_path / "bad", progress=False,

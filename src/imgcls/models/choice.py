@@ -45,7 +45,7 @@ def choose_model(facts: DataFacts, pretrained: str = "auto", tiles: int = 0) -> 
     if facts.videos:
         return ModelChoice("sequence", f"{facts.videos} of the {facts.n_images} samples are video clips: a "
                            "CNN embeds each frame and a GRU reads them in order, which one frame cannot "
-                           "show (direction, speed, change)", {"model.params.temporal": "gru"})
+                           "show (direction, speed, change)")  # model.params.temporal: gru unless set
     if tiles:
         return ModelChoice("mil", f"data.tiles={tiles}: each image is a bag of tiles, which the "
                            "multiple-instance model learns from (attention pooling over tile embeddings)")

@@ -28,6 +28,7 @@ from .finetune import FinetuneClassifier
 from .mil import MilClassifier
 from .probe import ProbeClassifier
 from .sequence import SequenceClassifier
+from .sequence_classical import ClassicalSequenceClassifier
 from .unknown import Unknown
 
 if TYPE_CHECKING:
@@ -128,6 +129,10 @@ MODELS.add("mil", ModelFamily("mil", "multiple-instance learning on tiles of lar
 MODELS.add("sequence", ModelFamily("sequence", "video clips (data.frames frames each): frozen CNN frame "
                                     "embeddings read by model.params.temporal: frames (the per-frame "
                                     "baseline), mean, gru, lstm or attention", SequenceClassifier))
+MODELS.add("sequence_classical", ModelFamily(
+    "sequence_classical", "video clips, the classical school: per-frame edges / texture / colour features "
+    "(model.features), pooled over time (mean, std, change, trend), logistic regression",
+    ClassicalSequenceClassifier))
 MODELS.add("ensemble", ModelFamily("ensemble", "weighted average of fitted models (model.members); weights "
                                    "by greedy selection on the validation split", EnsembleClassifier))
 

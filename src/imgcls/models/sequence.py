@@ -185,9 +185,37 @@ class SequenceClassifier(ProbeClassifier):
             raise ModelError("This sequence model is not fitted; call fit() or load a saved one.")
 
     def network(self):
-        raise ModelError("A sequence model is not exported to one ONNX graph yet: a backbone runs on "
-                         "each frame, a temporal head over the clip. Predict and serve run it in-process "
-                         "(imgcls predict / imgcls serve on the run folder).")
+        raise ModelError("A sequence model is not one network: a backbone runs on each frame, a temporal "
+                         "head over the clip. `imgcls export RUN` writes the two as encoder.onnx and "
+                         "temporal.onnx (sequence_networks()); predict and serve run it in-process.")
+
+    def sequence_networks(self):
+        """(encoder, temporal) eval-mode modules: uint8 frames (N, H, W, 3) -> embeddings (N, D)
+        with the backbone's normalisation inside, and embeddings (N, T, D) -> probabilities."""
+        import torch
+        from torch import nn
+
+        self._check_fitted()
+        backbone, head = self._normalising_backbone(), self.head_.eval()
+
+        class Encoder(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = backbone
+
+            def forward(self, frames):
+                return self.net(frames.permute(0, 3, 1, 2))
+
+        class Temporal(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.head = head
+
+            def forward(self, embeddings):
+                return torch.softmax(self.head(embeddings), dim=1)
+
+        contiguous = torch.contiguous_format
+        return Encoder().eval().to(memory_format=contiguous), Temporal().eval()
 
     def representation(self, images) -> np.ndarray:
         return Classifier.representation(self, images)  # clips: the unknown score is msp
@@ -228,6 +256,18 @@ class SequenceClassifier(ProbeClassifier):
         return model.validate()
 
 
+def _sinusoids(length: int, width: int):
+    """(1, length, width) sine / cosine positions (Vaswani et al. 2017), the attention head's start."""
+    import torch
+
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    rate = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-np.log(10000.0) / width))
+    table = torch.zeros(length, width)
+    table[:, 0::2] = torch.sin(position * rate)
+    table[:, 1::2] = torch.cos(position * rate[: width // 2])
+    return table[None]
+
+
 def TemporalHead(dim: int, n_classes: int, frames: int, opts: dict):  # noqa: N802
     """The temporal head (a torch module): (N, T, D) frame embeddings -> (N, classes) logits."""
     import torch
@@ -248,7 +288,7 @@ def TemporalHead(dim: int, n_classes: int, frames: int, opts: dict):  # noqa: N8
                 self.classifier = nn.Linear(hidden * (2 if both else 1), n_classes)
             elif kind == "attention":
                 self.project = nn.Linear(dim, hidden)
-                self.position = nn.Parameter(torch.zeros(1, frames, hidden))
+                self.position = nn.Parameter(_sinusoids(frames, hidden))  # order from the start, then learnt
                 layer = nn.TransformerEncoderLayer(hidden, 4, hidden * 2, float(opts["dropout"]),
                                                    batch_first=True)
                 self.encoder = nn.TransformerEncoder(layer, int(opts["layers"]), enable_nested_tensor=False)

@@ -26,7 +26,7 @@ from ...core.errors import ConfigError, DataError, ModelError
 from ...core.io import atomic_write_text
 from ...core.log import info
 from ...data import load_dataset, load_images
-from ...models import TEST_TIME_VIEWS
+from ...models import SEQUENCE, TEST_TIME_VIEWS
 from ...runs import EXPORT_DIR, EXPORT_JSON, ONNX_FILES, Run
 from .coreml_format import COREML_FORMAT
 from .coreml_format import PACKAGE as COREML_PACKAGE
@@ -37,6 +37,7 @@ from .litert_format import LITERT_FILES, LITERT_FORMAT
 from .litert_format import METADATA_FILE as LITERT_METADATA
 from .onnx_format import ONNX_FORMAT
 from .openvino_format import IR_FILES, OPENVINO_FORMAT
+from .sequence_export import SEQUENCE_FILES, write_sequence_export
 from .web_format import WEB_DIR, WEB_FORMAT
 
 __all__ = ["FORMATS", "ExportFormat", "ExportResult", "export", "list_formats"]
@@ -52,7 +53,7 @@ FORMATS.add(EXECUTORCH_FORMAT.name, EXECUTORCH_FORMAT)
 FORMATS.add(COREML_FORMAT.name, COREML_FORMAT)
 OUR_FILES = frozenset({EXPORT_JSON, *ONNX_FILES.values(), *IR_FILES, WEB_DIR, *LITERT_FILES.values(),
                        LITERT_METADATA, *PTE_FILES.values(), PTE_METADATA,
-                       COREML_PACKAGE})  # what exports write
+                       COREML_PACKAGE, *SEQUENCE_FILES})  # what exports write
 
 
 @dataclass
@@ -98,6 +99,9 @@ def export(run: str | Path, format: str = "onnx", *, quantize: str | None = None
         raise ConfigError(f"The 'tta' parameter must be one of {list(TTA_CHOICES)}. Got {tta!r}.")
     opened = Run.open(run)
     clf = opened.model
+    if clf.supports(SEQUENCE) and fmt.name != "onnx":
+        raise ConfigError(f"A sequence model exports to ONNX only (encoder.onnx + temporal.onnx), not to "
+                          f"{format}; use --format onnx.")
     saved_tta = clf.tta
     if tta is not None and clf.supports(TEST_TIME_VIEWS):
         clf.set_tta(tta)  # reference and graph both run the chosen views
@@ -106,7 +110,8 @@ def export(run: str | Path, format: str = "onnx", *, quantize: str | None = None
     out_dir = _out_dir(opened, out)
     check, calib = _verification_images(opened, clf, data, calibration if quantize else 0, progress)
     try:
-        report = fmt.write(clf, opened, out_dir, check, calib, quantize)
+        write = write_sequence_export if clf.supports(SEQUENCE) else fmt.write
+        report = write(clf, opened, out_dir, check, calib, quantize)
         atomic_write_text(out_dir / EXPORT_JSON, json.dumps(report, indent=2))
         for stale in OUR_FILES - set(report["files"]) - {EXPORT_JSON}:  # an earlier export's, now untrue
             if (out_dir / stale).is_dir():

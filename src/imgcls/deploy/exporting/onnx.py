@@ -24,14 +24,25 @@ MAX_BATCH = 4096
 
 def write_onnx(module, size: int, metadata: dict, path: Path) -> None:
     """Export ``module`` (uint8 (N, size, size, 3) -> probabilities) to ``path``, then check it."""
+    import torch
+
+    example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
+    outputs = [OUTPUT, LABEL] + ([UNKNOWN] if getattr(module, "unknown", None) is not None else [])
+    doc = (f"{metadata['family']}: uint8 images (N, {size}, {size}, 3) -> probabilities of "
+           f"{metadata['classes']}")
+    write_graph(module, example, INPUT, outputs, metadata, path, doc)
+
+
+def write_graph(module, example, input_name: str, outputs: list[str], metadata: dict, path: Path,
+                doc: str) -> None:
+    """Export ``module`` on ``example`` (batch dimension dynamic) with the imgcls metadata,
+    check it with the ONNX checker and write it atomically."""
     import contextlib
     import io
 
     import onnx
     import torch
 
-    example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
-    outputs = [OUTPUT, LABEL] + ([UNKNOWN] if getattr(module, "unknown", None) is not None else [])
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     with tempfile.TemporaryDirectory(prefix="imgcls-onnx-") as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -39,14 +50,13 @@ def write_onnx(module, size: int, metadata: dict, path: Path) -> None:
         try:
             with torch.inference_mode(False), contextlib.redirect_stdout(chatter):
                 torch.onnx.export(module, (example,), str(raw), dynamo=True, opset_version=OPSET,
-                                  input_names=[INPUT], output_names=outputs,
-                                  dynamic_shapes={"images": {0: batch}}, optimize=True,
-                                  external_data=False)
+                                  input_names=[input_name], output_names=outputs,
+                                  dynamic_shapes=({0: batch},), optimize=True, external_data=False)
         except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
             raise ModelError(f"torch.onnx.export failed for this model: {type(exc).__name__}: {exc}"
                              ) from None
         model = onnx.load(str(raw))
-    set_metadata(model, metadata)
+    set_metadata(model, metadata, doc)
     _check(model, full=True)
     _save_atomic(model, path)
 
@@ -60,13 +70,14 @@ def _check(model, full: bool) -> None:
         raise ModelError(f"The exported graph fails the ONNX checker: {exc}") from None
 
 
-def set_metadata(model, metadata: dict) -> None:
+def set_metadata(model, metadata: dict, doc: str | None = None) -> None:
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
     model.producer_name = "imgcls"
-    model.doc_string = (f"{metadata['family']}: uint8 images (N, {metadata['image_spec']['size']}, "
-                        f"{metadata['image_spec']['size']}, 3) -> probabilities of {metadata['classes']}")
+    size = metadata["image_spec"]["size"]
+    model.doc_string = doc or (f"{metadata['family']}: uint8 images (N, {size}, {size}, 3) -> probabilities "
+                               f"of {metadata['classes']}")
 
 
 def _save_atomic(model, path: Path) -> None:

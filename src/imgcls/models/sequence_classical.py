@@ -1,0 +1,194 @@
+"""The classical school on clips: hand-made features of every frame (edges, texture, colour,
+HOG: :mod:`imgcls.data.features`), pooled over time, into a scikit-learn model.
+
+Temporal pooling of a clip's (T, F) frame features: their mean and standard deviation over
+the frames, the mean absolute change from one frame to the next, and the signed change from
+the first third of the clip to the last (which way the features move: direction). The
+pooled vector is standardised and read by a logistic regression (``model.params.C``, 1).
+:meth:`ClassicalSequenceClassifier.frame_scores` is temporal occlusion, as for the deep
+sequence models.
+
+Example:
+    >>> model = create_model("sequence_classical", image_size=64, frames=8)   # doctest: +SKIP
+    >>> model.fit(clips, labels).predict(clips[:4])                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ..core.errors import ConfigError, ModelError
+from ..core.io import atomic_dir
+from ..data.features import FeatureSet, parse_feature_spec
+from ..data.prepare import ImageSpec
+from .base import (
+    FORMAT_VERSION,
+    MODEL_JSON,
+    SEQUENCE,
+    Classifier,
+    check_labels,
+    read_model_json,
+    versions,
+    write_model_json,
+)
+from .skops_files import load_skops, skops_io
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from ..data.facts import DataFacts
+
+SKOPS_FILE = "model.skops"
+DEFAULT_FEATURES = "edges+lbp+color"
+
+
+def pool_frames(F: np.ndarray) -> np.ndarray:
+    """(N, T, F) frame features -> (N, 4F): mean, std, mean |change|, last third - first third."""
+    third = max(1, F.shape[1] // 3)
+    steps = np.abs(np.diff(F, axis=1)).mean(1) if F.shape[1] > 1 else np.zeros_like(F[:, 0])
+    trend = F[:, -third:].mean(1) - F[:, :third].mean(1)
+    return np.concatenate([F.mean(1), F.std(1), steps, trend], axis=1)
+
+
+class ClassicalSequenceClassifier(Classifier):
+    """Clips (N, T, H, W, 3) -> labels: per-frame features, temporal pooling, a linear model."""
+
+    school: ClassVar[str] = "classical"
+    backend: ClassVar[str] = "sklearn"
+    capabilities: ClassVar[frozenset[str]] = frozenset({SEQUENCE})
+
+    def __init__(self, family: str = "sequence_classical", features: str = "auto", image_size: int = 96,
+                 resize: str = "squash", frames: int = 8, class_weight: str | None = "balanced",
+                 params: dict[str, Any] | None = None, seed: int = 0) -> None:
+        self.family = family
+        self.features = features
+        self.image_size = image_size
+        self.resize = resize
+        self.frames = frames
+        self.class_weight = class_weight
+        self.params = params
+        self.seed = seed
+        self.roi = "none"
+        self.multilabel = False
+
+    @classmethod
+    def from_config(cls, family: str, cfg: RunConfig, facts: DataFacts) -> ClassicalSequenceClassifier:
+        m = cfg.model
+        if cfg.task.kind == "multilabel":
+            raise ConfigError("model.name=sequence_classical learns one label per clip.")
+        size = 96 if m.image_size == "auto" else m.image_size
+        return cls(family, m.features, int(size), m.resize, cfg.data.frames, m.class_weight or "balanced",
+                   dict(m.params), cfg.split.seed)
+
+    @property
+    def feature_spec(self) -> str:
+        return DEFAULT_FEATURES if self.features == "auto" else self.features
+
+    def validate(self) -> ClassicalSequenceClassifier:
+        parse_feature_spec(self.feature_spec)  # names the unknown extractor
+        if int(self.frames) < 2:
+            raise ConfigError(f"Temporal pooling needs at least 2 frames (data.frames). Got {self.frames!r}.")
+        return self
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        return ImageSpec(size=int(self.image_size), channels=3, resize=self.resize, frames=int(self.frames))
+
+    @property
+    def accepted_channels(self) -> tuple[int, ...]:
+        return (3,)
+
+    def check_input(self, images) -> np.ndarray:
+        clips = images if isinstance(images, np.ndarray) else np.stack([np.asarray(i) for i in images])
+        want = (self.frames, self.image_size, self.image_size, 3)
+        if len(clips) and (clips.dtype != np.uint8 or clips.shape[1:] != want):
+            shape = ", ".join(map(str, want))
+            raise ModelError(f"Clips must be prepared for this model first: uint8 (N, {shape})"
+                             f"; got {clips.dtype} {clips.shape}. Use imgcls.prepare_images(clips, "
+                             "model.image_spec).")
+        return clips
+
+    def frame_features(self, clips: np.ndarray) -> np.ndarray:
+        """(N, T, F): each frame's features, cached by content."""
+        clips = self.check_input(clips)
+        frames = clips.reshape(-1, *clips.shape[2:])
+        flat = FeatureSet(self.feature_spec).transform(frames, self.runtime.n_jobs, self.runtime.cache_dir,
+                                                       self.runtime.progress)
+        return flat.reshape(len(clips), clips.shape[1], -1)
+
+    def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> ClassicalSequenceClassifier:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        self.validate()
+        targets = check_labels(labels)
+        started = time.perf_counter()
+        pooled = pool_frames(self.frame_features(images))
+        extracted = time.perf_counter()
+        C = float((self.params or {}).get("C", 1.0))
+        self.pipeline_ = make_pipeline(StandardScaler(), LogisticRegression(
+            C=C, max_iter=3000, class_weight=self.class_weight, random_state=self.seed))
+        self.pipeline_.fit(pooled, targets)
+        self.classes_ = np.asarray(self.pipeline_.classes_, dtype=object)
+        self.fit_timings_ = {"features_seconds": round(extracted - started, 3),
+                             "estimator_seconds": round(time.perf_counter() - extracted, 3)}
+        return self
+
+    def raw_proba(self, images) -> np.ndarray:
+        return self._proba(self.frame_features(images))
+
+    def _proba(self, F: np.ndarray) -> np.ndarray:
+        if getattr(self, "pipeline_", None) is None:
+            raise ModelError("This sequence model is not fitted; call fit() or load a saved one.")
+        return self.pipeline_.predict_proba(pool_frames(F))
+
+    def frame_scores(self, images) -> np.ndarray:
+        """(N, T): the drop in the predicted class's probability when a frame's features become
+        the clip's mean (temporal occlusion), clipped at 0."""
+        F = self.frame_features(images)
+        base = self._proba(F)
+        chosen, rows = base.argmax(1), np.arange(len(F))
+        scores = np.zeros(F.shape[:2], np.float32)
+        for t in range(F.shape[1]):
+            hidden = F.copy()
+            hidden[:, t] = F.mean(1)
+            scores[:, t] = base[rows, chosen] - self._proba(hidden)[rows, chosen]
+        return np.clip(scores, 0, None)
+
+    def tile_scores(self, images) -> np.ndarray:
+        return self.frame_scores(images)
+
+    def representation(self, images) -> np.ndarray:
+        return Classifier.representation(self, images)
+
+    def to_json(self) -> dict:
+        return {"format_version": FORMAT_VERSION, "school": self.school, "family": self.family,
+                "classes": [str(c) for c in self.classes_], "image_spec": self.image_spec.to_dict(),
+                "features": self.feature_spec, "class_weight": self.class_weight, "params": self.params or {},
+                "seed": self.seed, "weights": SKOPS_FILE, "input": "uint8 (N, T, H, W, 3) clips of frames",
+                "versions": versions(), **self.tuned_json()}
+
+    def save(self, path: str | Path) -> Path:
+        sio = skops_io()
+        with atomic_dir(path) as tmp:
+            sio.dump(self.pipeline_, tmp / SKOPS_FILE)
+            self.save_tuned(tmp)
+            write_model_json(tmp, self.to_json())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ClassicalSequenceClassifier:
+        meta = read_model_json(path)
+        spec = meta["image_spec"]
+        model = cls(meta["family"], meta["features"], spec["size"], spec["resize"], spec["frames"],
+                    meta["class_weight"], meta["params"], meta.get("seed", 0))
+        model.pipeline_ = load_skops(Path(path) / SKOPS_FILE)
+        model.classes_ = np.asarray(meta["classes"], dtype=object)
+        if [str(c) for c in model.pipeline_.classes_] != meta["classes"]:
+            raise ModelError(f"'{path}': classes in {SKOPS_FILE} differ from {MODEL_JSON}.")
+        return model.validate()
