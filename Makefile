@@ -32,7 +32,7 @@ test: $(VENV)/.dev-installed
 	@sh tools/ensure-debian-package.sh /usr/bin/chromium chromium "the web page's browser test"
 	@sh tools/ensure-debian-package.sh '/usr/lib/postgresql/*/bin/initdb' postgresql "the PostgreSQL shared-study test"
 	@sh tools/vendor-web-runtime.sh src/imgcls/deploy/exporting/web/vendor
-	$(BIN)/python -m pytest -m "not gpu" -q
+	$(BIN)/python -m pytest -m "not gpu" -q --durations=15
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks

@@ -11,7 +11,9 @@ drawn so that both classes sweep the same range):
 - ``rotate``: the cell turns clockwise or anticlockwise, 4 degrees a frame;
 - ``light``: the exposure rises or falls, 7 % a frame.
 
-``classical`` is the classical school (``model.name=sequence_classical``: edges, texture and
+``gru_finetuned`` trains the GRU on frozen embeddings, then the CNN and the GRU together
+for 3 epochs over whole clips (``model.params.finetune_epochs=3``; its "head s" includes
+that). ``classical`` is the classical school (``model.name=sequence_classical``: edges, texture and
 colour features of each 96 px frame, pooled over time, logistic regression). The per-frame
 baseline (``model.params.temporal=frames``: a classifier on each frame's embedding,
 probabilities averaged) cannot see order, so it should sit near chance; the
@@ -34,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-FAMILIES = ("frames", "mean", "gru", "lstm", "attention", "classical")
+FAMILIES = ("frames", "mean", "gru", "lstm", "attention", "classical", "gru_finetuned")
+FINETUNE_EPOCHS = 3
 SIDE = 160
 
 
@@ -104,6 +107,61 @@ def stream_latency(run: Path, clips: np.ndarray, frames: int = 200) -> dict:
             "fps": round(1000 / float(np.median(times)), 1)}
 
 
+def camera_fps(run: Path, seconds: float) -> dict:
+    """Frames per second the served page's camera (Chromium's fake device, 640 x 480, asked
+    for 30 frames/s) reaches streaming to this sequence model: JPEG upload, one backbone pass,
+    the head over the session's window, the bars drawn."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+    from playwright.sync_api import expect, sync_playwright
+
+    from imgcls.config import ServeConfig
+    from imgcls.serve import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(ServeConfig(models=[f"clips={run}"], port=port,
+                                                                   api_key=None)),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    while not server.started or httpx.get(f"{url}/readyz").status_code != 200:
+        time.sleep(0.1)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+            page = browser.new_page()
+            page.goto(url + "/")
+            expect(page.locator("#model-info")).to_contain_text("frames per clip", timeout=30_000)
+            page.click("#tab-camera")
+            page.select_option("#fps", "30")
+            page.click("#camera-toggle")
+            while page.evaluate("() => window.imgclsStats.frames") < 10:
+                time.sleep(0.1)
+            page.evaluate("() => { window.imgclsStats.frames = 0; window.imgclsStats.ms = []; }")
+            started = time.perf_counter()
+            time.sleep(seconds)
+            stats = page.evaluate("() => window.imgclsStats")
+            elapsed = time.perf_counter() - started
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    ms = np.array(stats["ms"])
+    return {"seconds": round(elapsed, 1), "frames": stats["frames"],
+            "fps": round(stats["frames"] / elapsed, 2),
+            "request_ms_p50": round(float(np.median(ms)), 1),
+            "request_ms_p99": round(float(np.percentile(ms, 99)), 1)}
+
+
 def main() -> None:
     import elpv_dataset
     from PIL import Image
@@ -118,15 +176,18 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--tasks", nargs="+", default=list(SWEEPS))
     parser.add_argument("--families", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--camera-seconds", type=float, default=15.0,
+                        help="seconds of the served page's camera streaming to the GRU (0: skip)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     images = sorted((Path(elpv_dataset.__file__).parent / "data" / "images").glob("*.png"))
     cells = [np.asarray(Image.open(p).convert("L")) for p in images[::3]]
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="elpv-sequences-") as tmp:
-        for t, task in enumerate(args.tasks):
+        for task in args.tasks:
             started = time.perf_counter()
-            folder = write_clips(cells, task, args.clips, args.frames, Path(tmp) / "clips", seed=t)
+            folder = write_clips(cells, task, args.clips, args.frames, Path(tmp) / "clips",
+                                 seed=list(SWEEPS).index(task))  # the same clips whichever tasks run
             print(f"{task}: {args.clips} clips written in {time.perf_counter() - started:.0f} s")
             cache = Path(tmp) / f"cache-{task}"
             results[task] = {}
@@ -138,7 +199,10 @@ def main() -> None:
                                        f"data.frames={args.frames}",
                                        f"model.image_size={96 if classical else 160}",
                                        f"cache_dir={cache}", "split.val=0",
-                                       *([] if classical else [f"model.params.temporal={family}"])])
+                                       *([] if classical else [
+                                           f"model.params.temporal={family.split('_')[0]}"]),
+                                       *([f"model.params.finetune_epochs={FINETUNE_EPOCHS}"]
+                                         if family.endswith("_finetuned") else [])])
                 wall = time.perf_counter() - started
                 metrics = json.loads((run.path / "metrics.json").read_text())
                 test, timings = metrics["test"], metrics["timings"]
@@ -153,16 +217,21 @@ def main() -> None:
                 results[task][family] = {
                     "accuracy": round(test["accuracy"], 4), "ci95": [round(lo, 3), round(hi, 3)],
                     "n_test": test["n"],
-                    "embed_s": timings.get("features_seconds"), "head_s": timings.get("estimator_seconds"),
+                    "embed_s": timings.get("features_seconds"),
+                    "head_s": round((timings.get("estimator_seconds") or 0)
+                                    + (timings.get("finetune_seconds") or 0), 3),
                     "run_wall_s": round(wall, 1), "predict_clips_per_s": round(speed, 1)}
                 if family == "gru" and "stream" not in results:
                     results["stream"] = stream_latency(run.path, clips)
                     print("stream", json.dumps(results["stream"]))
+                    if args.camera_seconds:
+                        results["camera"] = camera_fps(run.path, args.camera_seconds)
+                        print("camera", json.dumps(results["camera"]))
                 print(task, family, json.dumps(results[task][family]))
     print(f"\n{'task':>7} {'family':>10} {'accuracy':>9} {'95% CI':>14} {'head s':>7} {'embed s':>8} "
           f"{'clips/s':>8}")
     for task, rows in results.items():
-        if task == "stream":
+        if task in ("stream", "camera"):
             continue
         for family, r in rows.items():
             print(f"{task:>7} {family:>10} {r['accuracy']:>9.3f} {str(r['ci95']):>14} "

@@ -61,3 +61,17 @@ def test_class_folders_of_videos_are_a_dataset(tmp_path):
     (tmp_path / "clips" / "grow" / "notes.txt").write_text("not a sample")
     ds = load_dataset(str(tmp_path / "clips"))
     assert sorted(ds.paths) == ["grow/a.avi", "shrink/a.avi"] and ds.ignored == {"not_image": 1}
+
+
+def test_a_manifest_picks_seconds_of_a_clip(tmp_path):
+    import pandas as pd
+
+    write_clip(tmp_path / "g.avi", step=2, frames=20)  # 2 s at 10 fps, growing
+    pd.DataFrame({"path": ["g.avi", "g.avi", "g.avi"], "label": ["early", "late", "all"],
+                  "start": [0.0, 1.0, ""], "end": [1.0, 2.0, ""]}).to_csv(tmp_path / "m.csv", index=False)
+    ds = load_dataset(str(tmp_path / "m.csv"))
+    spec = ImageSpec(size=32, channels=3, frames=4)
+    early, late, whole = (read_prepared(lambda d, w, i=i: ds.read_sample(i, d, w), spec) for i in range(3))
+    area = [int((c[..., 1] > 150).sum()) for c in (early, late, whole)]
+    assert area[0] < area[2] < area[1]  # the first second is the smaller square, the last the larger
+    assert ds.fingerprint(0) != ds.fingerprint(1)  # cached apart

@@ -67,16 +67,13 @@ def test_image_models_are_refused_for_windows(tmp_path):
         FrameStream(run.path)
 
 
-def test_the_cli_predicts_clips_and_windows(clip_run, tmp_path):
+def test_clips_and_windows_from_python_and_the_cli(clip_run, tmp_path):
     video = _long_video(tmp_path / "long.avi")
     clip = write_clip(tmp_path / "c.avi", step=-2)
     cli = [sys.executable, "-c", "from imgcls.cli import main; main()", "predict", str(clip_run)]
     import pandas as pd
 
-    one = tmp_path / "one.csv"
-    plain = subprocess.run([*cli, str(clip), "-o", str(one)], capture_output=True, text=True)
-    assert plain.returncode == 0, plain.stderr
-    assert pd.read_csv(one)["prediction"].tolist() == ["shrink"]
+    assert imgcls.predict(clip_run, [str(clip)], progress=False)["prediction"].tolist() == ["shrink"]
     out = tmp_path / "windows.csv"
     windows = subprocess.run([*cli, str(video), "--window", "1.2", "-o", str(out)], capture_output=True,
                              text=True)

@@ -15,6 +15,7 @@ from imgcls.models import (
     MODELS,
     ONNX,
     REPRESENTATION,
+    SEQUENCE,
     TEST_TIME_VIEWS,
     TILES,
     VALIDATION,
@@ -37,6 +38,10 @@ def variants():
         family = MODELS.get(name)
         if name == "ensemble":
             out.append((name, {"members": MEMBERS}))  # filled with two fitted members below
+            continue
+        if SEQUENCE in family.capabilities:  # clips of three frames (the still images, repeated)
+            out.append((name, {"image_size": 32, "frames": 3, **(
+                {"features": "hog+color"} if family.school == "classical" else {"params": {"epochs": 3}})}))
             continue
         if family.school == "classical":
             out.append((name, {"features": "hog+color", "image_size": 32}))
@@ -80,8 +85,9 @@ def create(name, options, members):
 
 
 def inputs(model, images):
-    """What ``model`` takes: the images, or for a model of tiles their bags."""
-    return prepare_images(list(images), model.image_spec) if model.supports(TILES) else images
+    """What ``model`` takes: the images, or for a model of tiles (or clips) their bags (clips)."""
+    bags = model.supports(TILES) or model.supports(SEQUENCE)
+    return prepare_images(list(images), model.image_spec) if bags else images
 
 
 @pytest.mark.parametrize(("name", "options"), VARIANTS, ids=IDS)
@@ -160,7 +166,8 @@ def test_declared_capabilities_are_real(name, options, data, members):
 def test_unprepared_images_are_refused_with_the_way_out(name, options, data, members):
     images, labels = data
     model = create(name, options, members)
-    big = images if model.supports(TILES) else images.repeat(2, axis=1).repeat(2, axis=2)  # tiles: not bags
+    big = images if model.supports(TILES) or model.supports(SEQUENCE) else \
+        images.repeat(2, axis=1).repeat(2, axis=2)  # tiles, clips: not bags, not clips
     with pytest.raises(ModelError, match="prepare_images"):
         model.fit(big, labels)
     model.fit(prepare_images(list(big), model.image_spec), labels)
@@ -264,7 +271,8 @@ def multi_data():
 def labels_sets(name):
     """Families that learn label sets: not the ensemble (its members do), not one of tiles
     (multiple-instance learning here gives one label per bag)."""
-    return name != "ensemble" and TILES not in MODELS.get(name).capabilities
+    caps = MODELS.get(name).capabilities
+    return name != "ensemble" and TILES not in caps and SEQUENCE not in caps  # clips: one label each
 
 
 @pytest.mark.parametrize(("name", "options"), [v for v in VARIANTS if labels_sets(v[0])],

@@ -76,3 +76,18 @@ def test_training_on_clips_picks_a_sequence_model_and_refuses_image_models(tmp_p
     with pytest.raises(ConfigError, match="video clips.*model.name=sequence"):
         imgcls.train(str(root), model="logistic_regression", out=tmp_path / "bad", progress=False,
                      overrides=["model.image_size=32", "cache=false"])
+
+
+def test_fine_tuning_moves_the_cnn_and_keeps_the_contract(clips, tmp_path):
+    train, labels, test, _ = clips
+    few = np.r_[0:6, len(train) - 6:len(train)]  # six clips of each class
+    frozen = _model("gru").fit(train[few], labels[few])
+    tuned = _model("gru", finetune_epochs=1, finetune_batch=4).fit(train[few], labels[few])
+    before = frozen.backbone_.state_dict()
+    after = tuned.backbone_.state_dict()
+    moved = [k for k in after if after[k].dtype.is_floating_point and not bool((after[k] == before[k]).all())]
+    assert moved  # the backbone's weights changed, not only the head's
+    assert tuned.weights_ != frozen.weights_ and "finetuned" in tuned.weights_  # its embeddings get new keys
+    assert "finetune_seconds" in tuned.fit_timings_
+    again = load_model(tuned.save(tmp_path / "tuned"))
+    assert np.allclose(again.predict_proba(test), tuned.predict_proba(test), atol=1e-5)

@@ -17,7 +17,8 @@ from .decode import decode_image
 SPLITS = ("train", "val", "test")
 MASK_COLUMN = "mask"  # a manifest's per-sample region of interest: a binary or label image, 0 outside
 FRAME_COLUMN = "frame"  # a manifest's frame of a multi-frame DICOM file (0-based); blank: the middle one
-RESERVED_COLUMNS = ("path", "label", "split", MASK_COLUMN, FRAME_COLUMN)
+START_COLUMN, END_COLUMN = "start", "end"  # a manifest's seconds of a video clip; blank: its whole length
+RESERVED_COLUMNS = ("path", "label", "split", MASK_COLUMN, FRAME_COLUMN, START_COLUMN, END_COLUMN)
 VOTE_PREFIX = "vote_"  # a labelled manifest's per-labeller answers (imgcls label), one column each
 VOTE_SUMMARY = ("votes", "agreed")  # ... and how many gave a class, and whether they all agreed
 SEPARATOR = "|"  # how a multi-label dataset joins an image's labels in its ``label`` column
@@ -106,8 +107,23 @@ class Dataset:
         raises ImageDecodeError for files that cannot be read."""
         if self.arrays is not None:
             return self.arrays[i]
-        return decode_image(self.file_path(i), self.max_image_pixels, draft_size, self.decode_timeout,
-                            window, self.frame(i))
+        image = decode_image(self.file_path(i), self.max_image_pixels, draft_size, self.decode_timeout,
+                             window, self.frame(i))
+        if hasattr(image, "window"):  # a video clip: the manifest's start / end seconds, if any
+            image.window = (self._seconds(i, START_COLUMN), self._seconds(i, END_COLUMN))
+        return image
+
+    def _seconds(self, i: int, column: str) -> float | None:
+        if column not in self.table.columns:
+            return None
+        value = str(self.table.at[i, column]).strip()
+        if value in ("", "nan", "None"):
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            raise ImageDecodeError(str(self.file_path(i)), f"{column} {value!r} is not a number of seconds",
+                                   "unreadable") from None
 
     def frame(self, i: int) -> int | None:
         """The frame of a multi-frame file row ``i`` names (its ``frame`` column), or None."""
@@ -155,8 +171,9 @@ class Dataset:
             arr = np.ascontiguousarray(self.arrays[i])
             return hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()
         keys = [_file_key(p) for p in (self.file_path(i), self.mask_path(i)) if p is not None]
-        return "|".join(keys + ([f"frame={self.table.at[i, FRAME_COLUMN]}"] if FRAME_COLUMN in self.table
-                                else []))
+        parts = [f"{c}={self.table.at[i, c]}" for c in (FRAME_COLUMN, START_COLUMN, END_COLUMN)
+                 if c in self.table]
+        return "|".join(keys + parts)
 
     def content_key(self) -> str:
         digest = hashlib.sha256()

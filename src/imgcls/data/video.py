@@ -56,6 +56,7 @@ class VideoClip:
         finally:
             capture.release()
         self._claimed = claimed if 0 < claimed <= MAX_FRAMES_READ else 0
+        self.window: tuple[float | None, float | None] = (None, None)  # seconds to sample from
         self._count: int | None = None
         self.shape = (self.height, self.width)
 
@@ -115,6 +116,7 @@ class ArrayClip:
 
     def __init__(self, frames: list[np.ndarray], fps: float, name: str = "clip") -> None:
         self.frames, self.fps, self.path = frames, fps, Path(name)
+        self.window: tuple[float | None, float | None] = (None, None)
         self.height, self.width = frames[0].shape[:2] if frames else (0, 0)
         self.shape = (self.height, self.width)
 
@@ -172,7 +174,10 @@ def sample_indices(total: int, frames: int, start: int = 0, end: int | None = No
 
 def frames_of(clip: VideoClip | ArrayClip, frames: int, start_s: float | None = None,
               end_s: float | None = None) -> np.ndarray:
-    """(frames, H, W, 3) uint8 sampled uniformly over the clip or over [start_s, end_s)."""
+    """(frames, H, W, 3) uint8 sampled uniformly over the clip or over [start_s, end_s)
+    (default: the clip's own ``window``, a manifest's ``start`` / ``end``)."""
+    if start_s is None and end_s is None:
+        start_s, end_s = clip.window
     total = clip.frame_count
     if total == 0:
         raise ImageDecodeError(str(clip.path), "the video holds no frame that decodes", "unreadable")

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..core.errors import ConfigError, ModelError
 from ..core.io import cached_rows
+from ..core.progress import progress_bar
 from ..data.prepare import ImageSpec
 from .base import SEQUENCE, Classifier, check_labels, read_model_json, versions
 from .deep.catalog import BACKBONES, SMALL_CNN, embedding_key
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
 
 TEMPORAL = ("frames", "mean", "gru", "lstm", "attention")
 DEFAULTS = {"temporal": "gru", "backbone": "tf_efficientnet_lite0", "epochs": 60, "lr": 1e-3,
-            "weight_decay": 1e-4, "hidden": 128, "dropout": 0.2, "bidirectional": False, "layers": 1}
+            "weight_decay": 1e-4, "hidden": 128, "dropout": 0.2, "bidirectional": False, "layers": 1,
+            "finetune_epochs": 0, "finetune_lr": 1e-4, "finetune_batch": 4}
 
 
 class SequenceClassifier(ProbeClassifier):
@@ -150,7 +153,50 @@ class SequenceClassifier(ProbeClassifier):
         train_head(self.head_, (X,), y, self.options, self.class_weight, self.seed)
         self.fit_timings_ = {"features_seconds": round(embedded - started, 3),
                              "estimator_seconds": round(time.perf_counter() - embedded, 3)}
+        if int(self.options["finetune_epochs"]):  # then the CNN and the head together, end to end
+            tuned = time.perf_counter()
+            self._finetune(self.check_input(images), y)
+            self.fit_timings_["finetune_seconds"] = round(time.perf_counter() - tuned, 3)
         return self
+
+    def _finetune(self, clips: np.ndarray, y: np.ndarray) -> None:
+        """``finetune_epochs`` epochs of AdamW on the backbone (``finetune_lr``) and the head
+        (``lr`` / 10) over whole clips, ``finetune_batch`` clips a step, the head warm-started on
+        the frozen embeddings; batch-norm statistics stay frozen (a few clips a step)."""
+        import torch
+
+        opts = self.options
+        torch.set_num_threads(max(1, self.runtime.n_jobs))
+        net, head = self._normalising_backbone().train(), self.head_.train()
+        for module in net.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        counts = np.bincount(y, minlength=len(self.classes_)).astype(np.float32)
+        weight = torch.from_numpy(counts.sum() / np.maximum(counts, 1) / len(counts))
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight if self.class_weight == "balanced" else None)
+        optimiser = torch.optim.AdamW([{"params": net.parameters(), "lr": float(opts["finetune_lr"])},
+                                       {"params": head.parameters(), "lr": float(opts["lr"]) / 10}],
+                                      weight_decay=float(opts["weight_decay"]))
+        generator = torch.Generator().manual_seed(self.seed)
+        batch, yt = int(opts["finetune_batch"]), torch.from_numpy(y).long()
+        with progress_bar(int(opts["finetune_epochs"]) * len(clips), "Fine-tuning on clips",
+                          self.runtime.progress) as advance:
+            for _ in range(int(opts["finetune_epochs"])):
+                for idx in torch.randperm(len(clips), generator=generator).split(batch):
+                    x = torch.from_numpy(clips[idx.numpy()])  # (B, T, S, S, 3) uint8
+                    frames = x.reshape(-1, *x.shape[2:]).permute(0, 3, 1, 2)
+                    logits = head(net(frames).float().reshape(len(idx), x.shape[1], -1))
+                    loss = loss_fn(logits, yt[idx])
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
+                    advance(len(idx))
+        net.eval()
+        head.eval()
+        digest = hashlib.sha256()
+        for tensor in self.backbone_.state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        self.weights_ = f"{self.weights_}+finetuned-{digest.hexdigest()[:16]}"  # new embeddings, new key
 
     def raw_proba(self, images) -> np.ndarray:
         return self.proba_from_clip_embeddings(self.clip_embeddings(images))
@@ -185,9 +231,10 @@ class SequenceClassifier(ProbeClassifier):
             raise ModelError("This sequence model is not fitted; call fit() or load a saved one.")
 
     def network(self):
-        raise ModelError("A sequence model is not one network: a backbone runs on each frame, a temporal "
-                         "head over the clip. `imgcls export RUN` writes the two as encoder.onnx and "
-                         "temporal.onnx (sequence_networks()); predict and serve run it in-process.")
+        raise ModelError("A sequence model cannot be exported as one network: a backbone runs on each "
+                         "frame, a temporal head over the clip. `imgcls export RUN` writes the two as "
+                         "encoder.onnx and temporal.onnx (sequence_networks()); predict and serve run it "
+                         "in-process.")
 
     def sequence_networks(self):
         """(encoder, temporal) eval-mode modules: uint8 frames (N, H, W, 3) -> embeddings (N, D)

@@ -115,10 +115,16 @@ class ClassicalSequenceClassifier(Classifier):
     def frame_features(self, clips: np.ndarray) -> np.ndarray:
         """(N, T, F): each frame's features, cached by content."""
         clips = self.check_input(clips)
-        frames = clips.reshape(-1, *clips.shape[2:])
-        flat = FeatureSet(self.feature_spec).transform(frames, self.runtime.n_jobs, self.runtime.cache_dir,
-                                                       self.runtime.progress)
+        flat = self.frame_embeddings(clips.reshape(-1, *clips.shape[2:]))
         return flat.reshape(len(clips), clips.shape[1], -1)
+
+    def frame_embeddings(self, frames: np.ndarray) -> np.ndarray:
+        """(N, F) features of prepared frames (what a live stream feeds one at a time)."""
+        return FeatureSet(self.feature_spec).transform(frames, self.runtime.n_jobs, self.runtime.cache_dir,
+                                                       self.runtime.progress and len(frames) > 1)
+
+    def proba_from_clip_embeddings(self, F: np.ndarray) -> np.ndarray:
+        return self._proba(F)
 
     def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> ClassicalSequenceClassifier:
         from sklearn.linear_model import LogisticRegression

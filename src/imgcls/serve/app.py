@@ -29,6 +29,7 @@ from .keeping import RequestKeeper
 from .routes import ServerState, StateDep, build_router
 from .schemas import Health, Readiness
 from .store import ModelStore
+from .streams import StreamSessions, build_stream_router
 from .telemetry import BodyLimitMiddleware, ServerMetrics, TelemetryMiddleware
 
 log = logging.getLogger("imgcls.serve")
@@ -74,6 +75,7 @@ def create_app(settings: ServeConfig, store: ModelStore | None = None) -> FastAP
     install_handlers(app)
     app.include_router(build_router(settings))
     app.include_router(build_browser_router(settings))
+    app.include_router(build_stream_router(settings, StreamSessions()))
     _add_operational_routes(app)
     add_runtime_routes(app)
     # Added last = outermost: telemetry sees every answer, CORS headers reach error answers too.

@@ -226,6 +226,7 @@ def model_info(model: LoadedModel, store: ModelStore) -> ModelInfo:
                      input_size=int(d["input_size"]), channels=d.get("channels"), resize=str(d["resize"]),
                      roi=str(d["roi"]), window=str(d.get("window", "file")), loaded_at=model.loaded_at,
                      browser=model.browser_refusal is None,
+                     frames=int(model.predictor.spec.frames) or None,
                      test_metrics=model.metrics,
                      versions=[ModelVersion(version=v.version, backend=v.predictor.backend,
                                             loaded_at=v.loaded_at, current=i == 0)

@@ -98,6 +98,8 @@ class ModelInfo(BaseModel):
     roi: str
     window: str = Field("file", description="How DICOM uploads become 8 bits (model.window).")
     loaded_at: float = Field(description="Unix time this version was loaded.")
+    frames: int | None = Field(None, description="A video model's frames per clip; the page's camera "
+                               "streams frames to `POST /v1/models/{name}/stream`. None for image models.")
     browser: bool = Field(False, description="The page can run this version in the browser "
                           "(`GET /v1/models/{name}/browser`).")
     test_metrics: dict[str, float] | None = Field(

@@ -32,7 +32,7 @@ def test_litert_agrees_with_pytorch_at_any_batch_and_int8_is_reported(deep_run):
     pytest.importorskip("litert_torch")
     from imgcls.deploy.exporting.litert_format import LiteRTRunner
 
-    result = export(deep_run, "litert", quantize="int8", progress=False)
+    result = export(deep_run, "litert", quantize="int8", calibration=16, progress=False)
     section = json.loads((result.path / EXPORT_JSON).read_text())["litert"]
     assert section["disagreements"] == 0 and section["max_abs_diff"] < 1e-4 and section["n"] > 20
     assert set(section["int8"]) >= {"accuracy_change", "top1_agreement_with_fp32", "speedup"}
@@ -53,7 +53,7 @@ def test_executorch_agrees_with_pytorch_and_keeps_a_dynamic_batch(deep_run):
     pytest.importorskip("executorch")
     from imgcls.deploy.exporting.executorch_format import ExecuTorchRunner
 
-    result = export(deep_run, "executorch", quantize="int8", progress=False)
+    result = export(deep_run, "executorch", quantize="int8", calibration=16, progress=False)
     section = result.report["executorch"]
     assert section["disagreements"] == 0 and section["max_abs_diff"] < 1e-4
     assert section["backend"] == "xnnpack"
