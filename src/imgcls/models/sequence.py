@@ -33,8 +33,8 @@ import numpy as np
 from ..core.errors import ConfigError, ModelError
 from ..core.io import cached_rows
 from ..core.progress import progress_bar
-from ..data.prepare import ImageSpec
-from .base import SEQUENCE, Classifier, check_labels, read_model_json, versions
+from .base import SEQUENCE, check_labels, read_model_json, versions
+from .clips import ClipModel
 from .deep.catalog import BACKBONES, SMALL_CNN, embedding_key
 from .frozen_head import WEIGHTS, load_backbone_and_head, save_backbone_and_head, train_head
 from .probe import ProbeClassifier
@@ -49,7 +49,7 @@ DEFAULTS = {"temporal": "gru", "backbone": "tf_efficientnet_lite0", "epochs": 60
             "finetune_epochs": 0, "finetune_lr": 1e-4, "finetune_batch": 4}
 
 
-class SequenceClassifier(ProbeClassifier):
+class SequenceClassifier(ClipModel, ProbeClassifier):
     """Clips (N, T, H, W, 3) -> labels: frozen frame embeddings read by a temporal head."""
 
     school: ClassVar[str] = "deep"
@@ -103,30 +103,6 @@ class SequenceClassifier(ProbeClassifier):
         if int(self.frames) < 1:
             raise ConfigError(f"The 'data.frames' parameter must be at least 1. Got {self.frames!r}.")
         return self
-
-    @property
-    def image_spec(self) -> ImageSpec:
-        return ImageSpec(size=int(self.image_size), channels=3, resize=self.resize, frames=int(self.frames))
-
-    @property
-    def accepted_channels(self) -> tuple[int, ...]:
-        return (3,)
-
-    def check_input(self, images) -> np.ndarray:
-        clips = images if isinstance(images, np.ndarray) else np.stack([np.asarray(i) for i in images])
-        want = (self.frames, self.image_size, self.image_size, 3)
-        if len(clips) and (clips.dtype != np.uint8 or clips.shape[1:] != want):
-            shape = ", ".join(map(str, want))
-            raise ModelError(f"Clips must be prepared for this model first: uint8 (N, {shape}); got "
-                             f"{clips.dtype} {clips.shape}. Use imgcls.prepare_images(clips, "
-                             "model.image_spec).")
-        return clips
-
-    def clip_embeddings(self, clips: np.ndarray) -> np.ndarray:
-        """(N, T, D): every frame's embedding, cached by frame content."""
-        clips = self.check_input(clips)
-        flat = self.frame_embeddings(clips.reshape(-1, *clips.shape[2:]))
-        return flat.reshape(len(clips), clips.shape[1], -1)
 
     def frame_embeddings(self, frames: np.ndarray) -> np.ndarray:
         """(N, D) embeddings of prepared frames (N, size, size, 3), cached by content."""
@@ -198,33 +174,12 @@ class SequenceClassifier(ProbeClassifier):
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         self.weights_ = f"{self.weights_}+finetuned-{digest.hexdigest()[:16]}"  # new embeddings, new key
 
-    def raw_proba(self, images) -> np.ndarray:
-        return self.proba_from_clip_embeddings(self.clip_embeddings(images))
-
     def proba_from_clip_embeddings(self, X: np.ndarray) -> np.ndarray:
         import torch
 
         self._check_fitted()
         with torch.inference_mode():
             return torch.softmax(self.head_.eval()(torch.from_numpy(np.asarray(X, np.float32))), 1).numpy()
-
-    def frame_scores(self, images) -> np.ndarray:
-        """(N, T): how much each frame holds up the predicted class (temporal occlusion: the drop
-        in its probability when the frame's embedding becomes the clip's mean), clipped at 0."""
-        X = self.clip_embeddings(images)
-        base = self.proba_from_clip_embeddings(X)
-        chosen = base.argmax(1)
-        rows = np.arange(len(X))
-        scores = np.zeros(X.shape[:2], np.float32)
-        mean = X.mean(1)
-        for t in range(X.shape[1]):
-            hidden = X.copy()
-            hidden[:, t] = mean
-            scores[:, t] = base[rows, chosen] - self.proba_from_clip_embeddings(hidden)[rows, chosen]
-        return np.clip(scores, 0, None)
-
-    def tile_scores(self, images) -> np.ndarray:  # the report's per-part heat map
-        return self.frame_scores(images)
 
     def _check_fitted(self) -> None:
         if getattr(self, "head_", None) is None:
@@ -263,9 +218,6 @@ class SequenceClassifier(ProbeClassifier):
 
         contiguous = torch.contiguous_format
         return Encoder().eval().to(memory_format=contiguous), Temporal().eval()
-
-    def representation(self, images) -> np.ndarray:
-        return Classifier.representation(self, images)  # clips: the unknown score is msp
 
     def embedding_id(self) -> tuple:
         raise ModelError("A sequence model embeds frames, not images; it shares no image embeddings.")

@@ -25,7 +25,6 @@ import numpy as np
 from ..core.errors import ConfigError, ModelError
 from ..core.io import atomic_dir
 from ..data.features import FeatureSet, parse_feature_spec
-from ..data.prepare import ImageSpec
 from .base import (
     FORMAT_VERSION,
     MODEL_JSON,
@@ -36,6 +35,7 @@ from .base import (
     versions,
     write_model_json,
 )
+from .clips import ClipModel
 from .skops_files import load_skops, skops_io
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def pool_frames(F: np.ndarray) -> np.ndarray:
     return np.concatenate([F.mean(1), F.std(1), steps, trend], axis=1)
 
 
-class ClassicalSequenceClassifier(Classifier):
+class ClassicalSequenceClassifier(ClipModel, Classifier):
     """Clips (N, T, H, W, 3) -> labels: per-frame features, temporal pooling, a linear model."""
 
     school: ClassVar[str] = "classical"
@@ -94,29 +94,9 @@ class ClassicalSequenceClassifier(Classifier):
             raise ConfigError(f"Temporal pooling needs at least 2 frames (data.frames). Got {self.frames!r}.")
         return self
 
-    @property
-    def image_spec(self) -> ImageSpec:
-        return ImageSpec(size=int(self.image_size), channels=3, resize=self.resize, frames=int(self.frames))
-
-    @property
-    def accepted_channels(self) -> tuple[int, ...]:
-        return (3,)
-
-    def check_input(self, images) -> np.ndarray:
-        clips = images if isinstance(images, np.ndarray) else np.stack([np.asarray(i) for i in images])
-        want = (self.frames, self.image_size, self.image_size, 3)
-        if len(clips) and (clips.dtype != np.uint8 or clips.shape[1:] != want):
-            shape = ", ".join(map(str, want))
-            raise ModelError(f"Clips must be prepared for this model first: uint8 (N, {shape})"
-                             f"; got {clips.dtype} {clips.shape}. Use imgcls.prepare_images(clips, "
-                             "model.image_spec).")
-        return clips
-
     def frame_features(self, clips: np.ndarray) -> np.ndarray:
         """(N, T, F): each frame's features, cached by content."""
-        clips = self.check_input(clips)
-        flat = self.frame_embeddings(clips.reshape(-1, *clips.shape[2:]))
-        return flat.reshape(len(clips), clips.shape[1], -1)
+        return self.clip_embeddings(clips)
 
     def frame_embeddings(self, frames: np.ndarray) -> np.ndarray:
         """(N, F) features of prepared frames (what a live stream feeds one at a time)."""
@@ -145,32 +125,10 @@ class ClassicalSequenceClassifier(Classifier):
                              "estimator_seconds": round(time.perf_counter() - extracted, 3)}
         return self
 
-    def raw_proba(self, images) -> np.ndarray:
-        return self._proba(self.frame_features(images))
-
     def _proba(self, F: np.ndarray) -> np.ndarray:
         if getattr(self, "pipeline_", None) is None:
             raise ModelError("This sequence model is not fitted; call fit() or load a saved one.")
         return self.pipeline_.predict_proba(pool_frames(F))
-
-    def frame_scores(self, images) -> np.ndarray:
-        """(N, T): the drop in the predicted class's probability when a frame's features become
-        the clip's mean (temporal occlusion), clipped at 0."""
-        F = self.frame_features(images)
-        base = self._proba(F)
-        chosen, rows = base.argmax(1), np.arange(len(F))
-        scores = np.zeros(F.shape[:2], np.float32)
-        for t in range(F.shape[1]):
-            hidden = F.copy()
-            hidden[:, t] = F.mean(1)
-            scores[:, t] = base[rows, chosen] - self._proba(hidden)[rows, chosen]
-        return np.clip(scores, 0, None)
-
-    def tile_scores(self, images) -> np.ndarray:
-        return self.frame_scores(images)
-
-    def representation(self, images) -> np.ndarray:
-        return Classifier.representation(self, images)
 
     def to_json(self) -> dict:
         return {"format_version": FORMAT_VERSION, "school": self.school, "family": self.family,

@@ -25,8 +25,9 @@ from ..predictors import OnnxPredictor
 from .formats import (
     ExportFormat,
     accuracy,
+    commit_staged,
     file_facts,
-    int8_summary,
+    int8_section,
     parity,
     quiet_converter,
     require_agreement,
@@ -83,18 +84,10 @@ def write_executorch_export(clf, run: Run, out_dir: Path, check, calib, quantize
         section = {**agreement, "images_per_s": round(speed, 1), "lower_seconds": round(seconds, 2),
                    "accuracy": accuracy(exported, labels, clf.classes_, decide), "backend": "xnnpack"}
         if quantize == "int8":
-            started = time.perf_counter()
-            _lower(module, clf.image_spec.size, staged["int8"], calib)
-            proba, int8_speed = timed(ExecuTorchRunner(staged["int8"]), images)
-            section["int8"] = {"calibration_images": int(len(calib)),
-                               "quantize_seconds": round(time.perf_counter() - started, 2),
-                               **int8_summary(exported, proba, speed, int8_speed, labels, clf.classes_,
-                                              decide)}
-        for precision, path in staged.items():
-            if path.exists():
-                path.replace(out_dir / PTE_FILES[precision])
-            else:
-                (out_dir / PTE_FILES[precision]).unlink(missing_ok=True)
+            section["int8"] = int8_section(lambda: _lower(module, clf.image_spec.size, staged["int8"], calib),
+                                           lambda: ExecuTorchRunner(staged["int8"]), exported, speed, images,
+                                           labels, clf.classes_, decide, calib)
+        commit_staged(staged, out_dir, PTE_FILES)
     finally:
         for path in staged.values():
             path.unlink(missing_ok=True)

@@ -147,3 +147,24 @@ def quiet_converter() -> Iterator[None]:
             warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+def int8_section(quantize_into: Callable[[], None], runner: Callable, fp32_proba: np.ndarray,
+                 fp32_speed: float, images: np.ndarray, labels, classes, decide, calib: np.ndarray) -> dict:
+    """Quantise (``quantize_into()`` writes the int8 file ``runner`` reads), then compare it with fp32."""
+    started = time.perf_counter()
+    quantize_into()
+    seconds = round(time.perf_counter() - started, 2)
+    proba, speed = timed(runner(), images)
+    return {"calibration_images": int(len(calib)), "quantize_seconds": seconds,
+            **int8_summary(fp32_proba, proba, fp32_speed, speed, labels, classes, decide)}
+
+
+def commit_staged(staged: dict[str, Path], out_dir: Path, names: dict[str, str]) -> None:
+    """Move each staged file that exists to its name in ``out_dir``; remove the ones not made
+    this time (an int8 copy from an earlier export would be stale)."""
+    for precision, path in staged.items():
+        if path.exists():
+            path.replace(out_dir / names[precision])
+        else:
+            (out_dir / names[precision]).unlink(missing_ok=True)

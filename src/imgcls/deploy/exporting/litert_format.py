@@ -29,8 +29,9 @@ from ..predictors import OnnxPredictor
 from .formats import (
     ExportFormat,
     accuracy,
+    commit_staged,
     file_facts,
-    int8_summary,
+    int8_section,
     parity,
     quiet_converter,
     require_agreement,
@@ -102,18 +103,10 @@ def write_litert_export(clf, run: Run, out_dir: Path, check, calib, quantize: st
         section = {**agreement, "images_per_s": round(speed, 1), "convert_seconds": round(seconds, 2),
                    "accuracy": accuracy(exported, labels, clf.classes_, decide), "batch": "1, resizable"}
         if quantize == "int8":
-            started = time.perf_counter()
-            _quantize(staged["fp32"], staged["int8"], calib)
-            proba, int8_speed = timed(LiteRTRunner(staged["int8"]), images)
-            section["int8"] = {"calibration_images": int(len(calib)),
-                               "quantize_seconds": round(time.perf_counter() - started, 2),
-                               **int8_summary(exported, proba, speed, int8_speed, labels, clf.classes_,
-                                              decide)}
-        for precision, path in staged.items():
-            if path.exists():
-                path.replace(out_dir / LITERT_FILES[precision])
-            else:
-                (out_dir / LITERT_FILES[precision]).unlink(missing_ok=True)
+            section["int8"] = int8_section(lambda: _quantize(staged["fp32"], staged["int8"], calib),
+                                           lambda: LiteRTRunner(staged["int8"]), exported, speed, images,
+                                           labels, clf.classes_, decide, calib)
+        commit_staged(staged, out_dir, LITERT_FILES)
     finally:
         for path in staged.values():
             path.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from .formats import (
     ExportFormat,
     accuracy,
     file_facts,
-    int8_summary,
+    int8_section,
     mark_in_progress,
     parity,
     require_agreement,
@@ -125,12 +125,9 @@ def unknown_parity(clf, exported: OnnxPredictor, images: np.ndarray, reference: 
 def _int8(out_dir: Path, meta: dict, calib: np.ndarray, images, labels, fp32_proba, fp32_speed,
           classes, decide=None) -> dict:
     path = out_dir / ONNX_FILES["int8"]
-    started = time.perf_counter()
-    quantize_int8(out_dir / ONNX_FILES["fp32"], path, calib, meta)
-    seconds = time.perf_counter() - started
-    proba, speed = timed(OnnxPredictor(path).predict_proba, images)
-    return {"calibration_images": int(len(calib)), "quantize_seconds": round(seconds, 2),
-            **int8_summary(fp32_proba, proba, fp32_speed, speed, labels, classes, decide)}
+    return int8_section(lambda: quantize_int8(out_dir / ONNX_FILES["fp32"], path, calib, meta),
+                        lambda: OnnxPredictor(path).predict_proba, fp32_proba, fp32_speed, images, labels,
+                        classes, decide, calib)
 
 
 ONNX_FORMAT = ExportFormat(
