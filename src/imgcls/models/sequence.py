@@ -50,7 +50,8 @@ DEFAULTS = {"temporal": "gru", "backbone": "tf_efficientnet_lite0", "epochs": 60
 
 
 class SequenceClassifier(ClipModel, ProbeClassifier):
-    """Clips (N, T, H, W, 3) -> labels: frozen frame embeddings read by a temporal head."""
+    """Clips (N, T, H, W, 3) -> labels: frame embeddings (the CNN frozen, or fine-tuned after) read
+    by a temporal head."""
 
     school: ClassVar[str] = "deep"
     backend: ClassVar[str] = "torch"

@@ -74,15 +74,6 @@ def test_the_folder_holds_the_verified_graph_and_the_runtime(web_export):
     assert "fetch(" not in page + (web / "imgcls-web.js").read_text()  # file:// refuses fetch
 
 
-@needs_runtime
-def test_a_later_onnx_export_removes_the_web_folder(images, tmp_path):
-    run = imgcls.train(str(images[0]), model="small_cnn", out=tmp_path / "run", progress=False,
-                       overrides=["train.epochs=1", "model.image_size=32", "cache=false"]).path
-    assert (export(run, "web", progress=False).path / "web" / "model.js").is_file()
-    again = export(run, "onnx", progress=False)
-    assert not (again.path / "web").exists() and "web" not in again.files
-
-
 def test_a_missing_runtime_is_named_with_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv(RUNTIME_ENV, str(tmp_path))
     with pytest.raises(ConfigError, match="ort-wasm-simd-threaded.wasm.*npm install onnxruntime-web"):
