@@ -260,3 +260,13 @@ def web_runtime_vendored() -> bool:
     except ConfigError:
         return False
     return True
+
+
+def train_clip_run(tmp_path_factory, frames: int, per_class: int, *overrides: str) -> Path:
+    """A sequence run (32 px) on fresh grow / shrink clips: the fixture the video tests share."""
+    import imgcls
+
+    root = write_direction_clips(tmp_path_factory.mktemp("clips") / "clips", per_class=per_class)
+    return imgcls.train(str(root), out=tmp_path_factory.mktemp("run") / "run", progress=False,
+                        overrides=["model.image_size=32", "cache=false", f"data.frames={frames}",
+                                   *overrides]).path

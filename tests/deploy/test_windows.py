@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import imgcls
-from helpers import write_clip, write_direction_clips
+from helpers import train_clip_run, write_clip
 from imgcls.core.errors import ModelError
 from imgcls.data.video import VideoClip
 from imgcls.deploy.windows import FrameStream, predict_windows
@@ -20,9 +20,7 @@ FRAMES = 6
 
 @pytest.fixture(scope="module")
 def clip_run(tmp_path_factory):
-    root = write_direction_clips(tmp_path_factory.mktemp("clips") / "clips", per_class=16)
-    return imgcls.train(str(root), out=tmp_path_factory.mktemp("run") / "run", progress=False,
-                        overrides=["model.image_size=32", "cache=false", f"data.frames={FRAMES}"]).path
+    return train_clip_run(tmp_path_factory, FRAMES, 16)
 
 
 def _long_video(path):

@@ -10,8 +10,7 @@ import time
 import numpy as np
 import pytest
 
-import imgcls
-from helpers import CHROMIUM, chromium_page, write_clip, write_direction_clips
+from helpers import CHROMIUM, chromium_page, train_clip_run, write_clip
 from imgcls.data.video import VideoClip
 
 FRAMES = 4
@@ -19,9 +18,7 @@ FRAMES = 4
 
 @pytest.fixture(scope="module")
 def clip_run(tmp_path_factory):
-    root = write_direction_clips(tmp_path_factory.mktemp("clips") / "clips", per_class=10)
-    return imgcls.train(str(root), out=tmp_path_factory.mktemp("run") / "run", progress=False,
-                        overrides=["model.image_size=32", "cache=false", f"data.frames={FRAMES}"]).path
+    return train_clip_run(tmp_path_factory, FRAMES, 10)
 
 
 def _png(frame: np.ndarray) -> bytes:

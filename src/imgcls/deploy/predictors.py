@@ -132,7 +132,8 @@ class OnnxPredictor(Predictor):
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            graph = self.path.read_bytes()  # read once: the session and the digest the browser is given
+            self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
             raise ModelError(f"'{self.path}' cannot be loaded by ONNX Runtime: {exc}") from None
         meta = read_onnx_metadata(self.session, self.path)
@@ -151,7 +152,7 @@ class OnnxPredictor(Predictor):
         self.backend = f"onnx-{meta.get('precision', 'fp32')}"
         self.version = meta.get("model_sha256", "")[:12]
         self.onnx_file = self.path  # ``path`` may be renamed to the run folder; this stays the graph
-        self.onnx_sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()  # what was loaded
+        self.onnx_sha256 = hashlib.sha256(graph).hexdigest()  # exactly what was loaded
         self.input_name = self.session.get_inputs()[0].name
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.errors import ModelError
 from ..core.io import atomic_dir
-from .base import write_model_json
+from .base import versions, write_model_json
 from .deep.catalog import create_backbone
 
 WEIGHTS = ("backbone.safetensors", "head.safetensors")
@@ -42,6 +42,31 @@ def load_backbone_and_head(folder: Path, backbone: str, size: int, make_head, wh
     return net, head
 
 
+def frozen_head_json(clf, mode: str, input_text: str) -> dict:
+    """model.json of a backbone-plus-head model (MIL, sequence)."""
+    import timm
+    import torch
+
+    return {"format_version": 1, "school": clf.school, "family": clf.family, "mode": mode,
+            "backbone": clf.backbone_name, "classes": [str(c) for c in clf.classes_],
+            "image_spec": clf.image_spec.to_dict(), "input": input_text,
+            "pretrained": clf.weights_, "pretrained_option": clf.pretrained,
+            "class_weight": clf.class_weight, "params": clf.params or {}, "seed": clf.seed,
+            "weights": list(WEIGHTS), "embedding_dim": int(clf.head_.dim),
+            "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
+            **clf.tuned_json()}
+
+
+def class_weights(y: np.ndarray, n_classes: int, class_weight):
+    """Inverse-frequency weights for the loss (a tensor) when ``class_weight == "balanced"``, else None."""
+    import torch
+
+    if class_weight != "balanced":
+        return None
+    counts = np.bincount(y, minlength=n_classes).astype(np.float32)
+    return torch.from_numpy(counts.sum() / np.maximum(counts, 1) / len(counts))
+
+
 def train_head(head, inputs: tuple[np.ndarray, ...], y: np.ndarray, opts: dict, class_weight, seed: int,
                batch: int = 16) -> None:
     """AdamW over the samples (``head(*inputs)`` gives logits, or logits first), cross-entropy
@@ -50,9 +75,7 @@ def train_head(head, inputs: tuple[np.ndarray, ...], y: np.ndarray, opts: dict, 
 
     generator = torch.Generator().manual_seed(seed)
     tensors, yt = [torch.from_numpy(np.asarray(a)) for a in inputs], torch.from_numpy(y).long()
-    counts = np.bincount(y, minlength=head.classifier.out_features).astype(np.float32)
-    balanced = torch.from_numpy(counts.sum() / np.maximum(counts, 1) / len(counts))
-    loss_fn = torch.nn.CrossEntropyLoss(weight=balanced if class_weight == "balanced" else None)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(y, head.classifier.out_features, class_weight))
     optimiser = torch.optim.AdamW(head.parameters(), lr=float(opts["lr"]),
                                   weight_decay=float(opts["weight_decay"]))
     head.train()

@@ -25,9 +25,9 @@ from ..core.errors import ConfigError, ModelError
 from ..core.io import cached_rows
 from ..data.prepare import ImageSpec
 from ..data.tiles import bag_mask
-from .base import TILES, Classifier, check_labels, read_model_json, versions
+from .base import TILES, Classifier, check_labels, read_model_json
 from .deep.catalog import BACKBONES, SMALL_CNN, embedding_key
-from .frozen_head import WEIGHTS, load_backbone_and_head, save_backbone_and_head, train_head
+from .frozen_head import frozen_head_json, load_backbone_and_head, save_backbone_and_head, train_head
 from .probe import ProbeClassifier
 
 if TYPE_CHECKING:
@@ -189,17 +189,7 @@ class MilClassifier(ProbeClassifier):
 
     # ----- saving -------------------------------------------------------------------------
     def to_json(self) -> dict:
-        import timm
-        import torch
-
-        return {"format_version": 1, "school": self.school, "family": self.family, "mode": "mil",
-                "backbone": self.backbone_name, "classes": [str(c) for c in self.classes_],
-                "image_spec": self.image_spec.to_dict(), "input": "uint8 (N, T, H, W, 3) bags of tiles",
-                "pretrained": self.weights_, "pretrained_option": self.pretrained,
-                "class_weight": self.class_weight, "params": self.params or {}, "seed": self.seed,
-                "weights": list(WEIGHTS), "embedding_dim": int(self.head_.dim),
-                "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
-                **self.tuned_json()}
+        return frozen_head_json(self, "mil", "uint8 (N, T, H, W, 3) bags of tiles")
 
     def save(self, path: str | Path) -> Path:
         return save_backbone_and_head(self, path, self.to_json())

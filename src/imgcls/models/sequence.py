@@ -33,10 +33,16 @@ import numpy as np
 from ..core.errors import ConfigError, ModelError
 from ..core.io import cached_rows
 from ..core.progress import progress_bar
-from .base import SEQUENCE, check_labels, read_model_json, versions
+from .base import SEQUENCE, check_labels, read_model_json
 from .clips import ClipModel
 from .deep.catalog import BACKBONES, SMALL_CNN, embedding_key
-from .frozen_head import WEIGHTS, load_backbone_and_head, save_backbone_and_head, train_head
+from .frozen_head import (
+    class_weights,
+    frozen_head_json,
+    load_backbone_and_head,
+    save_backbone_and_head,
+    train_head,
+)
 from .probe import ProbeClassifier
 
 if TYPE_CHECKING:
@@ -148,9 +154,7 @@ class SequenceClassifier(ClipModel, ProbeClassifier):
         for module in net.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
-        counts = np.bincount(y, minlength=len(self.classes_)).astype(np.float32)
-        weight = torch.from_numpy(counts.sum() / np.maximum(counts, 1) / len(counts))
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight if self.class_weight == "balanced" else None)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(y, len(self.classes_), self.class_weight))
         optimiser = torch.optim.AdamW([{"params": net.parameters(), "lr": float(opts["finetune_lr"])},
                                        {"params": head.parameters(), "lr": float(opts["lr"]) / 10}],
                                       weight_decay=float(opts["weight_decay"]))
@@ -225,17 +229,7 @@ class SequenceClassifier(ClipModel, ProbeClassifier):
 
     # ----- saving -------------------------------------------------------------------------
     def to_json(self) -> dict:
-        import timm
-        import torch
-
-        return {"format_version": 1, "school": self.school, "family": self.family, "mode": "sequence",
-                "backbone": self.backbone_name, "classes": [str(c) for c in self.classes_],
-                "image_spec": self.image_spec.to_dict(), "input": "uint8 (N, T, H, W, 3) clips of frames",
-                "pretrained": self.weights_, "pretrained_option": self.pretrained,
-                "class_weight": self.class_weight, "params": self.params or {}, "seed": self.seed,
-                "weights": list(WEIGHTS), "embedding_dim": int(self.head_.dim),
-                "versions": {**versions(), "torch": torch.__version__, "timm": timm.__version__},
-                **self.tuned_json()}
+        return frozen_head_json(self, "sequence", "uint8 (N, T, H, W, 3) clips of frames")
 
     def save(self, path: str | Path) -> Path:
         return save_backbone_and_head(self, path, self.to_json())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import imgcls
-from helpers import write_direction_clips
+from helpers import train_clip_run
 from imgcls.core.errors import ConfigError
 from imgcls.deploy.exporting import export
 from imgcls.runs import EXPORT_JSON
@@ -18,10 +18,7 @@ FRAMES = 5
 
 @pytest.fixture(scope="module")
 def clip_run(tmp_path_factory):
-    root = write_direction_clips(tmp_path_factory.mktemp("clips") / "clips", per_class=8)
-    return imgcls.train(str(root), out=tmp_path_factory.mktemp("run") / "run", progress=False,
-                        overrides=["model.image_size=32", "cache=false", f"data.frames={FRAMES}",
-                                   "model.params.temporal=attention"]).path
+    return train_clip_run(tmp_path_factory, FRAMES, 8, "model.params.temporal=attention")
 
 
 def test_the_two_graphs_answer_as_the_model_does(clip_run):
