@@ -9,7 +9,9 @@ when it beats the best single one on validation (:mod:`.ensembling`), refitted o
 validation within the budget (:mod:`.refit`), and only then evaluated on the test split,
 once, and written as a normal run folder (``OUT/best``) that every other command accepts.
 The study lives in SQLite in ``OUT`` by default (an interrupted search resumes), or in any
-SQLAlchemy URL, which lets many workers on many machines share it.
+SQLAlchemy URL, which lets many workers on many machines share it. On clips (video files,
+folders of frames) the families are the sequence models and their temporal heads, and the
+search ends with the best single trial.
 
 Example:
     >>> result = search("digits", budget="2m", out="runs/search-digits")   # doctest: +SKIP
@@ -43,7 +45,7 @@ from .kept import KeptTrial, keep_trial, kept_trials
 from .leaderboard import budget_spent, leaderboard, print_leaderboard, write_leaderboard
 from .live import LiveBoard
 from .refit import Refit, refit_plan, reserve
-from .space import FAMILIES, SpaceFacts, first_trials
+from .space import FAMILIES, SpaceFacts, available, first_trials
 from .trials import TrialRunner, scorer
 from .winner import write_best
 
@@ -103,13 +105,15 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
         storage: SQLAlchemy URL of the study (default SQLite in ``out``); share one URL
             between workers to search together.
         study: Study name (default ``search-<data>``).
-        families: Any of ``classical``, ``probe``, ``finetune``.
+        families: Any of ``classical``, ``probe``, ``finetune`` (on clips, the sequence families
+            of those names: :mod:`.space`).
         metric: Validation score to maximise: ``accuracy``, ``macro_f1``,
             ``balanced_accuracy`` or ``kappa`` (ordered grades); for a multi-label task ``map``
             or ``macro_f1`` (each label's F1 at its best threshold); ``auto``: kappa for
             ordered grades, mAP for multi-label, else accuracy.
         trials: Stop after this many trials of this worker (default: only the budget).
-        ensemble: End with an ensemble of the kept trials when it beats the best one.
+        ensemble: End with an ensemble of the kept trials when it beats the best one (never on
+            clips: clip models are not ensembled).
         refit: Refit the winner on train + validation before the test evaluation.
         overrides: ``key=value`` config overrides shared by every trial (data, split, task,
             decision target, ...).
@@ -139,6 +143,8 @@ def search(data: str | Path, *, budget: str | float = "10m", out: str | Path | N
     info(f"search: study '{study_name}' in {safe_url(storage)}; worker {runner.worker}; "
          f"budget {seconds:.0f} s; families {', '.join(families)}; {metric} on {n_val} validation images")
     end = Ending(runner, seconds, ensemble, refit)
+    if ensemble and not end.ensembles:
+        info("search: clips end with the best single trial (clip models are not ensembled)")
     _optimize(optuna_study, runner, deadline, trials, progress, end.update)
     return _finish(optuna_study, runner, end, base, out, seconds, families)
 
@@ -173,6 +179,11 @@ class Ending:
     refit: bool
 
     @property
+    def ensembles(self) -> bool:
+        """Whether the end may be an ensemble: not of clip models (an Ensemble prepares still images)."""
+        return self.ensemble and not self.runner.facts.clips
+
+    @property
     def n_test(self) -> int:
         return int((self.runner.ds.table["split"] == "test").sum())
 
@@ -183,7 +194,7 @@ class Ending:
         labels = self.runner.ds.labels
         runner = self.runner
         score = scorer(runner.metric, kept[0].classes, runner.order, runner.multilabel)  # once, not per call
-        return plan_winner(kept, lambda rows: labels[rows], score, self.ensemble, runner.multilabel)
+        return plan_winner(kept, lambda rows: labels[rows], score, self.ensembles, runner.multilabel)
 
     def kept(self) -> list[KeptTrial]:
         return kept_trials(self.runner.out, self.runner.study)
@@ -263,13 +274,22 @@ def _runner(ds, base, out: Path, metric: str, deadline: float, families, progres
     if base.model.pretrained == "hub":
         backbones = tuple(b for b in BACKBONES if b != SMALL_CNN)
     data = describe(ds, channels=True)
-    facts = SpaceFacts(data.short_side, data.channels, backbones)
-    if "probe" in families and not facts.probe_backbones:
+    size = None if base.model.image_size == "auto" else int(base.model.image_size)
+    facts = SpaceFacts(data.short_side, data.channels, backbones, clips=data.videos > 0, image_size=size)
+    usable = available(families, facts)
+    if facts.clips:
+        info(f"search: {data.videos} clips ({data.short_side} px frames): searching the sequence families "
+             "(classical: sequence_classical; probe, finetune: sequence and its temporal heads)")
+        if set(families) - set(usable):
+            warn("search: no sequence trials on a CNN (no pretrained backbone offline); "
+                 "sequence_classical only")
+    elif "probe" in families and "probe" not in usable:
         warn("search: no linear-probe trials (no pretrained backbone offline, or images too small "
              "for one)")
-    return TrialRunner(ds, base, out, uuid.uuid4().hex[:8], metric, deadline,
-                       tuple(f for f in families if f != "probe" or facts.probe_backbones), facts, progress,
-                       order)
+    if not usable:
+        raise ConfigError(f"No family of {list(families)} can be searched on this data; add classical "
+                          "to --families.")
+    return TrialRunner(ds, base, out, uuid.uuid4().hex[:8], metric, deadline, usable, facts, progress, order)
 
 
 def _enqueue_defaults(study, families, facts) -> None:
@@ -297,6 +317,8 @@ def _finish(study, runner, end: Ending, base, out: Path, seconds: float, familie
     summary = {"study": study.study_name, "metric": runner.metric, "budget_seconds": seconds,
                "families": list(families), "trials": len(table), "worker": runner.worker,
                "budget_spent": budget_spent(table)}
+    if runner.facts.clips:
+        summary.update(clips=True, ensemble="off for clips: the best single trial wins")
     best_run = None
     completed = table[table["state"] == "complete"]
     if len(completed):

@@ -40,6 +40,9 @@ def leaderboard(study) -> pd.DataFrame:
 
 def _model_label(overrides: dict) -> str:
     name = overrides.get("model.name", "?")
+    if "model.params.temporal" in overrides:  # a sequence model on clips: its temporal head
+        tuned = ", fine-tuned" if overrides.get("model.params.finetune_epochs") else ""
+        return f"{name} ({overrides['model.params.temporal']}{tuned})"
     if overrides.get("model.mode") == "linear-probe":
         return f"{name} (probe)"
     if "model.features" in overrides:

@@ -71,9 +71,10 @@ def evaluation_seconds(plan: Plan, n_test: int) -> float:
     """Estimated seconds to score the test split and write the winner's run folder. A winner
     without gradients (an ensemble, a classical model) draws its report's error heat maps by
     occlusion, ``HEATMAP_IMAGES`` more predictions (measured: 44 of the 138 s an ELPV
-    ensemble's evaluation took)."""
+    ensemble's evaluation took); a clip model's frame occlusion reuses its frame embeddings."""
     per_image = sum(m.predict_seconds / max(1, m.n_val) for m in plan.members)
-    occluded = plan.is_ensemble or plan.members[0].family == "classical"
+    occluded = plan.is_ensemble or (plan.members[0].family == "classical"
+                                    and plan.members[0].overrides.get("model.name") != "sequence_classical")
     return REPORT_SECONDS + per_image * (n_test + (HEATMAP_IMAGES if occluded else 0))
 
 

@@ -22,7 +22,7 @@ from ..models import EPOCHS, Runtime
 from ..models.label_scores import quick_multilabel_score
 from ..training import fit, fit_ready_model
 from .kept import KeptTrial, keep_trial, would_keep
-from .space import suggest, to_overrides
+from .space import stoppable, suggest, to_overrides
 
 MONITOR = {"accuracy": "val_accuracy", "macro_f1": "val_macro_f1", "balanced_accuracy": "val_accuracy",
            "kappa": "val_accuracy", "map": "val_macro_f1"}  # multi-label epochs: macro-F1 at 0.5
@@ -78,14 +78,14 @@ class TrialRunner:
 
         params = suggest(trial, self.families, self.facts)
         family = params["family"]
-        overrides = to_overrides(params)
+        overrides = to_overrides(params, self.facts)
         trial.set_user_attr("worker", self.worker)
         trial.set_user_attr("overrides", overrides)
         left = self.trial_deadline - time.monotonic()
         expected = min(self._durations.get(family, [0.0]))  # later trials reuse cached images
         if left < MIN_SECONDS_LEFT:
             trial.study.stop()  # the budget is spent: no more trials from this worker
-        if left < MIN_SECONDS_LEFT or (family != "finetune" and expected > left):
+        if left < MIN_SECONDS_LEFT or (not stoppable(family, self.facts) and expected > left):
             trial.set_user_attr("stopped", "budget")  # would not finish: give the time back
             raise optuna.TrialPruned("not enough budget left")
         started = time.monotonic()
