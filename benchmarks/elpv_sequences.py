@@ -11,10 +11,11 @@ drawn so that both classes sweep the same range):
 - ``rotate``: the cell turns clockwise or anticlockwise, 4 degrees a frame;
 - ``light``: the exposure rises or falls, 7 % a frame.
 
-``gru_finetuned`` trains the GRU on frozen embeddings, then the CNN and the GRU together
-for 3 epochs over whole clips (``model.params.finetune_epochs=3``; its "head s" includes
-that). ``classical`` is the classical school (``model.name=sequence_classical``: edges, texture and
-colour features of each 96 px frame, pooled over time, logistic regression). The per-frame
+``gru_finetuned`` (``attention_finetuned``) trains the GRU (attention head) on frozen embeddings,
+then the CNN and the head together for 3 epochs over whole clips
+(``model.params.finetune_epochs=3``; its "head s" includes that). ``classical`` is the
+classical school (``model.name=sequence_classical``: edges, texture and colour features of
+each 96 px frame, pooled over time, logistic regression). The per-frame
 baseline (``model.params.temporal=frames``: a classifier on each frame's embedding,
 probabilities averaged) cannot see order, so it should sit near chance; the
 temporal heads should not. Reported per task and family: test accuracy with its 95 %
@@ -22,8 +23,13 @@ bootstrap interval, the training time of the head (the frame embeddings are comp
 and cached, the time shown separately), and clips per second at prediction (embeddings
 computed, no cache) on this machine's cores.
 
+``--explain N`` also explains the first N test clips of the GRU and classical runs
+(``imgcls.explain``): whether the frame scores beat random frame orders (deletion over
+frames), and the key frame's maps (Grad-CAM for the GRU, occlusion for both) against the
+random map, with the seconds each took.
+
     python benchmarks/elpv_sequences.py [--clips 400] [--frames 8] [--tasks zoom rotate light] \
-        [--out results.json]
+        [--explain 20] [--out results.json]
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-FAMILIES = ("frames", "mean", "gru", "lstm", "attention", "classical", "gru_finetuned")
+FAMILIES = ("frames", "mean", "gru", "lstm", "attention", "classical", "gru_finetuned", "attention_finetuned")
 FINETUNE_EPOCHS = 3
 SIDE = 160
 
@@ -162,6 +168,22 @@ def camera_fps(run: Path, seconds: float) -> dict:
             "request_ms_p99": round(float(np.percentile(ms, 99)), 1)}
 
 
+def explained(run: Path, ds, n: int, classical: bool, out: Path) -> dict:
+    """Frame-score and key-frame faithfulness over the first ``n`` test clips."""
+    import imgcls
+
+    paths = [str(ds.file_path(i)) for i in range(min(n, len(ds)))]
+    started = time.perf_counter()
+    result = imgcls.explain(run, paths, methods="occlusion" if classical else "gradcam+occlusion", out=out,
+                            progress=False)
+    keep = ("seconds", "deletion_auc", "insertion_auc", "beats_random")
+    return {"clips": len(result.images), "seconds_per_clip": round((time.perf_counter() - started)
+                                                                  / max(1, len(result.images)), 2),
+            "frames": {k: round(v, 4) if isinstance(v, float) else v for k, v in result.temporal.items()},
+            "key_frame": {m: {k: None if s[k] is None else round(s[k], 4) for k in keep}
+                          for m, s in result.summary.items()}}
+
+
 def main() -> None:
     import elpv_dataset
     from PIL import Image
@@ -178,6 +200,8 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES))
     parser.add_argument("--camera-seconds", type=float, default=15.0,
                         help="seconds of the served page's camera streaming to the GRU (0: skip)")
+    parser.add_argument("--explain", type=int, default=0,
+                        help="explain this many test clips of the gru and classical runs (0: skip)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     images = sorted((Path(elpv_dataset.__file__).parent / "data" / "images").glob("*.png"))
@@ -221,6 +245,10 @@ def main() -> None:
                     "head_s": round((timings.get("estimator_seconds") or 0)
                                     + (timings.get("finetune_seconds") or 0), 3),
                     "run_wall_s": round(wall, 1), "predict_clips_per_s": round(speed, 1)}
+                if args.explain and family in ("gru", "classical"):
+                    results[task][family]["explain"] = explained(run.path, ds, args.explain, classical,
+                                                                 Path(tmp) / f"explain-{task}-{family}")
+                    print("explain", json.dumps(results[task][family]["explain"]))
                 if family == "gru" and "stream" not in results:
                     results["stream"] = stream_latency(run.path, clips)
                     print("stream", json.dumps(results["stream"]))

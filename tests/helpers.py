@@ -196,22 +196,41 @@ def write_dicom(path, stored, *, photometric="MONOCHROME2", bits=12, slope=1.0, 
     return Path(path)
 
 
+def square_frames(step: int = 2, frames: int = 12, side: int = 48, start: int = 14,
+                  centre: tuple[int, int] = (24, 24)) -> list[np.ndarray]:
+    """RGB frames of a bright square whose side grows by ``step`` pixels per frame (shrinks when
+    negative), over a dark background: which way it goes is visible only across frames, every
+    single frame being a square of some size."""
+    out, (cy, cx) = [], centre
+    for t in range(frames):
+        frame = np.full((side, side, 3), 30, np.uint8)
+        half = max(1, int(start + step * (t - frames // 2)) // 2)
+        frame[max(0, cy - half):cy + half, max(0, cx - half):cx + half] = (200, 220, 90)
+        out.append(frame)
+    return out
+
+
 def write_clip(path: str | Path, step: int = 2, frames: int = 12, side: int = 48, start: int = 14,
                fps: float = 10.0, centre: tuple[int, int] = (24, 24)) -> Path:
-    """A small MJPEG AVI of a bright square whose side grows by ``step`` pixels per frame
-    (shrinks when negative), over a dark background: which way it goes is visible only across
-    frames, every single frame being a square of some size."""
+    """A small MJPEG AVI of :func:`square_frames`."""
     import cv2
 
     path = _prepare(path)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (side, side))
-    cy, cx = centre
-    for t in range(frames):
-        frame = np.full((side, side, 3), 30, np.uint8)
-        half = max(1, int(start + step * (t - frames // 2)) // 2)
-        frame[max(0, cy - half):cy + half, max(0, cx - half):cx + half] = (90, 220, 200)
-        writer.write(frame)
+    for frame in square_frames(step, frames, side, start, centre):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
+    return path
+
+
+def write_frame_folder(path: str | Path, step: int = 2, frames: int = 12, **options) -> Path:
+    """A folder of PNG frames (``f1.png`` .. ``f12.png``: natural order) of :func:`square_frames`."""
+    from PIL import Image
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(square_frames(step, frames, **options), 1):
+        Image.fromarray(frame).save(path / f"f{t}.png")
     return path
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import imgcls
-from helpers import train_clip_run, write_clip
+from helpers import train_clip_run, write_clip, write_frame_folder
 from imgcls.core.errors import ModelError
 from imgcls.data.video import VideoClip
 from imgcls.deploy.windows import FrameStream, predict_windows
@@ -58,6 +58,22 @@ def test_the_stream_answers_once_its_window_is_full(clip_run, tmp_path):
     assert stream.push(frames[0]) is None
 
 
+def test_a_strided_stream_reads_every_other_frame_of_a_longer_window(clip_run, tmp_path):
+    from imgcls.data.prepare import ImageSpec
+    from imgcls.runs import load_run_model
+
+    model = load_run_model(clip_run)
+    model.frame_stride = 2
+    stream = FrameStream(model)
+    frames = VideoClip(write_clip(tmp_path / "g.avi", step=2, frames=14)).read(np.arange(14))
+    need = (FRAMES - 1) * 2 + 1
+    answers = [stream.push(f) for f in frames[:need]]
+    assert answers[:need - 1] == [None] * (need - 1) and answers[-1] is not None
+    clip = imgcls.prepare_images(frames[:need:2], ImageSpec(size=32, channels=3))[None]
+    expected = model.predict_proba(clip)[0]
+    assert np.allclose([answers[-1]["probabilities"][c] for c in model.classes_], expected, atol=1e-5)
+
+
 def test_image_models_are_refused_for_windows(tmp_path):
     run = imgcls.train("shapes", model="logistic_regression", features="edges", out=tmp_path / "r",
                        progress=False, overrides=["model.image_size=32"])
@@ -72,12 +88,28 @@ def test_clips_and_windows_from_python_and_the_cli(clip_run, tmp_path):
     import pandas as pd
 
     assert imgcls.predict(clip_run, [str(clip)], progress=False)["prediction"].tolist() == ["shrink"]
+    frames = tmp_path / "frames"
+    for name, step in (("up", 3), ("down", -3)):
+        write_frame_folder(frames / name, step=step, frames=10)
+    listed = subprocess.run([*cli, str(frames), "-o", str(tmp_path / "folders.csv")], capture_output=True,
+                            text=True)
+    assert listed.returncode == 0, listed.stderr
+    table = pd.read_csv(tmp_path / "folders.csv").sort_values("path")  # each folder one clip, one row
+    assert [p.rsplit("/", 1)[-1] for p in table["path"]] == ["down", "up"]
+    assert table["prediction"].tolist() == ["shrink", "grow"]
     out = tmp_path / "windows.csv"
     windows = subprocess.run([*cli, str(video), "--window", "1.2", "-o", str(out)], capture_output=True,
                              text=True)
     assert windows.returncode == 0, windows.stderr
     table = pd.read_csv(out)
     assert len(table) >= 5 and {"start_s", "end_s", "prediction"} <= set(table.columns)
+
+
+def test_the_ray_engine_sends_clip_models_to_the_local_one(clip_run, tmp_path):
+    from imgcls.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="local engine"):
+        imgcls.predict(clip_run, [str(write_clip(tmp_path / "c.avi"))], engine="ray", progress=False)
 
 
 def test_the_server_answers_a_clip_upload(clip_run, tmp_path):

@@ -31,8 +31,9 @@ def clips(tmp_path_factory):
 
 
 def _model(temporal: str, **params):
-    if temporal == "classical":  # the classical school: frame features pooled over time
-        return create_model("sequence_classical", image_size=32, frames=FRAMES, features="edges+color")
+    if temporal == "classical":  # the classical school: frame features pooled over time, a fixed rate
+        return create_model("sequence_classical", image_size=32, frames=FRAMES, features="edges+color",
+                            frame_stride=2)
     return create_model("sequence", image_size=32, frames=FRAMES, params={"temporal": temporal, **params})
 
 
@@ -47,6 +48,7 @@ def test_every_temporal_head_keeps_the_contract(clips, temporal, tmp_path):
     assert scores.shape == (2, FRAMES) and (scores >= 0).all()
     again = load_model(model.save(tmp_path / "model"))
     assert np.allclose(again.predict_proba(test), proba, atol=1e-5)
+    assert again.image_spec == model.image_spec  # frames, stride and size come back as trained
     with pytest.raises(Exception, match="prepared"):
         model.predict_proba(test[:, :3])  # a clip of the wrong length
 

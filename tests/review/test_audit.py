@@ -18,6 +18,7 @@ from helpers import file_hashes
 from imgcls.config import config_to_yaml, resolve_config
 from imgcls.core.errors import ConfigError, DataError
 from imgcls.review.auditing import audit
+from imgcls.runs import load_run_model as load_model
 
 
 def fake_run(tmp_path, test_rows, train_rows=(), column="site", classes=("ok", "defect")):
@@ -251,3 +252,32 @@ def test_a_multi_label_run_is_audited_one_label_at_a_time(tmp_path):
     with pytest.raises(ConfigError, match="for multi-label runs"):
         audit(fake_run(tmp_path / "single", rows_with_accuracy("a", 4, 4) + rows_with_accuracy("b", 4, 4)),
               group_by="site", label="ok", progress=False)
+
+
+def test_a_clip_model_is_audited_on_videos_and_folders_of_frames(tmp_path):
+    from helpers import write_clip, write_frame_folder
+
+    rows = []
+    for i in range(16):
+        label, step = ("grow", 3) if i % 2 == 0 else ("shrink", -3)
+        camera = "film" if i % 4 < 2 else "stills"  # one camera films, the other keeps frames
+        if camera == "film":
+            path = write_clip(tmp_path / "data" / f"c{i}.avi", step=step, frames=10, start=16 + i)
+        else:
+            path = write_frame_folder(tmp_path / "data" / f"c{i}", step=step, frames=10, start=16 + i)
+        rows.append({"path": path.name, "label": label, "camera": camera,
+                     "split": "test" if i >= 8 else "train"})
+    pd.DataFrame(rows).to_csv(tmp_path / "data" / "clips.csv", index=False)
+    before = file_hashes(tmp_path / "data")
+    run = imgcls.train(str(tmp_path / "data" / "clips.csv"), out=tmp_path / "run", progress=False,
+                       overrides=["model.image_size=32", "data.frames=4", "cache=false"])
+    assert load_model(run.path).family == "sequence"
+    saved = audit(run.path, group_by="camera", min_group_size=2, n_boot=100, progress=False)
+    again = audit(run.path, tmp_path / "data" / "clips.csv", group_by="camera", split="test",
+                  min_group_size=2, n_boot=100, progress=False, out=tmp_path / "again")
+    for result, source in ((saved, "predictions.csv"), (again, "model")):  # the clips predicted again
+        assert set(result.report["groups"]) == {"film", "stills"}
+        evaluated = result.report["evaluated"]
+        assert (evaluated["split"], evaluated["source"], evaluated["n"]) == ("test", source, 8)
+    assert saved.report["metrics"]["accuracy"]["overall"] == again.report["metrics"]["accuracy"]["overall"]
+    assert file_hashes(tmp_path / "data") == before  # nothing of the user's changed

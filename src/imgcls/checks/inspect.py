@@ -17,9 +17,9 @@ from ..core.errors import ImageDecodeError
 from ..core.io import atomic_open
 from ..core.progress import progress_bar
 from ..data.dataset import Dataset
-from ..data.decode import decode_with_info, is_grey
+from ..data.decode import decode_with_info, frame_files, is_clip_path, is_grey
 from ..data.tiles import THUMB_SIDE, TiffTiles
-from ..data.video import VideoClip, clip_facts, is_video_name
+from ..data.video import CLIP, VideoClip, clip_facts
 
 THUMB = 64
 BIG_FILE = 256 << 20  # bytes: larger files are hashed in chunks, never held in memory whole
@@ -70,7 +70,7 @@ def inspect_row(ds: Dataset, i: int) -> tuple[dict, np.ndarray | None]:
     else:
         path = ds.file_path(i)
         try:
-            digest, data, size = _read(path)
+            digest, data, size = _read_folder(path) if path.is_dir() else _read(path)
         except OSError as exc:
             record.update(error="unreadable", reason=f"cannot read file ({exc.strerror})")
             return record, None
@@ -86,6 +86,16 @@ def inspect_row(ds: Dataset, i: int) -> tuple[dict, np.ndarray | None]:
         record.update(info)
     record.update(image_stats(arr))
     return record, thumbnail(arr)
+
+
+def _read_folder(path: Path):
+    """A folder of frames: the SHA-1 of its frames' bytes in order, no bytes kept, their size."""
+    digest, size = hashlib.sha1(), 0
+    for frame in frame_files(path):
+        frame_digest, _, frame_size = _read(frame)
+        digest.update(frame_digest.digest())
+        size += frame_size
+    return digest, None, size
 
 
 def _read(path: Path):
@@ -107,12 +117,21 @@ def _decode(path: Path, data: bytes | None, ds: Dataset, frame: int | None) -> t
     read tile by tile (or from its pyramid), as training with data.tiles would read it. A video
     clip is judged on its middle frame (so near-duplicate clips show as near-duplicate frames)
     and reports its length, rate and duration."""
-    if is_video_name(path) and path.suffix.lower() != ".gif":
+    if is_clip_path(path) and path.is_file():
         clip = VideoClip(path)
-        facts = clip_facts(clip)
+        facts = clip_facts(clip)  # counts the frames that really decode
         if not facts["frames"]:
             raise ImageDecodeError(str(path), "the video holds no frame that decodes", "unreadable")
         return clip.thumbnail(), {"format": "VIDEO", "mode": "RGB", "orientation": 1, **facts}
+    if is_clip_path(path):  # a folder of frames: every frame must decode, the middle one is judged
+        clip = decode_with_info(path, draft_size=CLIP, max_pixels=ds.max_image_pixels,
+                                timeout=ds.decode_timeout)[0]
+        middle, thumb = clip.frame_count // 2, None
+        for i in range(clip.frame_count):
+            frame = clip.read(np.array([i]))[0]
+            if i == middle:
+                thumb = frame
+        return thumb, {"format": "FRAMES", "mode": "RGB", "orientation": 1, **clip_facts(clip)}
     try:
         return decode_with_info(path, data, ds.max_image_pixels, timeout=ds.decode_timeout, frame=frame)
     except ImageDecodeError as exc:

@@ -31,7 +31,8 @@ ERROR_HINTS = {
 
 def file_findings(records: list[dict], min_side: int, max_aspect: float, frames: int = 8) -> list[Finding]:
     """Errors for undecodable files, warnings for odd shapes and clips shorter than ``frames``
-    (``data.frames``), notes for unusual encodings."""
+    (the frames one clip is read from: ``data.frames`` and ``data.frame_stride``), notes for
+    unusual encodings."""
     ok = [r for r in records if "error" not in r]
     median_side = float(np.median([min(r["width"], r["height"]) for r in ok])) if ok else 0.0
     mostly_colour = bool(ok) and np.mean([not r["grey"] for r in ok]) >= 0.5
@@ -42,10 +43,12 @@ def file_findings(records: list[dict], min_side: int, max_aspect: float, frames:
             continue
         out += _shape_findings(r, median_side, min_side, max_aspect)
         out += _encoding_notes(r, mostly_colour)
-        if r.get("format") == "VIDEO" and r["frames"] < frames:
+        if r.get("format") in ("VIDEO", "FRAMES") and r["frames"] < frames:
             out.append(Finding(r["path"], "short_clip", "warning",
-                               f"{r['frames']} frames, fewer than data.frames={frames}",
-                               "Frames repeat to fill the sequence; lower data.frames or drop the clip."))
+                               f"{r['frames']} frames, fewer than the {frames} a clip is read from "
+                               "(data.frames, data.frame_stride)",
+                               "Frames repeat to fill the sequence; lower data.frames (or data.frame_stride) "
+                               "or drop the clip."))
     return out
 
 
@@ -87,6 +90,8 @@ def _encoding_notes(r: dict, mostly_colour: bool) -> list[Finding]:
     elif r.get("format") == "VIDEO":
         notes.append(("video", f"{r['frames']} frames at {r['fps']:g} fps ({r['duration_s']} s), "
                       f"{r['width']}x{r['height']}"))
+    elif r.get("format") == "FRAMES":
+        notes.append(("video", f"a folder of {r['frames']} frames, {r['width']}x{r['height']}"))
     elif r.get("frames", 1) > 1:
         notes.append(("animation", f"{r['frames']} frames; only the first is used"))
     if r.get("orientation", 1) not in (0, 1):

@@ -86,7 +86,8 @@ def check(data: str | Path | Dataset, *, out: str | Path | None = None,
     started = time.perf_counter()
     records, thumbs = inspect_dataset(ds, jobs, cache_root(cfg), progress)
     inspected = time.perf_counter()
-    issues, groups, facts = _dataset_findings(ds, records, thumbs, ccfg, cfg.data.frames)
+    needed = (cfg.data.frames - 1) * cfg.data.frame_stride + 1 if cfg.data.frame_stride else cfg.data.frames
+    issues, groups, facts = _dataset_findings(ds, records, thumbs, ccfg, needed)
     issues += mask_findings(ds, records)
     analysed = time.perf_counter()
     if ccfg.labels:

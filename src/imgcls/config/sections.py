@@ -49,6 +49,12 @@ class DataConfig(_Strict):
                                    "the image's background (its border's colour) for the tile to be kept.")
     frames: int = Field(8, ge=1, le=256, description="Frames sampled uniformly from each video clip for "
                         "a sequence model (model.name=sequence); still images ignore it.")
+    frame_stride: int = Field(0, ge=0, le=1000, description="0: a clip's data.frames frames spread evenly "
+                              "over it; N: data.frames consecutive frames N apart from its middle (a fixed "
+                              "rate: speed stays speed, whatever the clip's length).")
+    frame_folders: bool = Field(False, description="Class folders hold folders of frame images: each "
+                                "folder below a class folder is one clip (its images in natural order), "
+                                "read by a sequence model. A manifest row naming a folder is one anyway.")
     identifiers: Literal["pseudonymise", "keep"] = Field(
         "pseudonymise", description="DICOM PatientID, StudyInstanceUID and SeriesInstanceUID columns: "
         "pseudonymise (a salted hash, stable across runs: groups still work) or keep the real values.")

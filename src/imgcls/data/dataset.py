@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pandas as pd
 
 from ..config import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
 from ..core.errors import ImageDecodeError
-from .decode import decode_image
+from .decode import decode_image, frame_files, natural_key
 
 SPLITS = ("train", "val", "test")
 MASK_COLUMN = "mask"  # a manifest's per-sample region of interest: a binary or label image, 0 outside
@@ -34,16 +33,13 @@ def join_labels(names) -> str:
     return SEPARATOR.join(sorted({str(n) for n in names}, key=natural_key))
 
 
-def natural_key(text: str) -> list:
-    """Sort '2' before '10' and 'img2' before 'img10'."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(text))]
-
-
 def _file_key(path: Path) -> str:
     try:
         st = path.stat()
     except OSError:
         return f"{path}|missing"
+    if path.is_dir():  # a folder of frames: every frame's size and time (an edit in place counts)
+        return f"{path.resolve()}|" + ";".join(_file_key(f).split("|", 1)[1] for f in frame_files(path))
     return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 

@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import io
+import os
+import re
 import struct
 import threading
 from pathlib import Path
@@ -24,7 +26,7 @@ from ..config import DECODE_TIMEOUT, PIL_DEFAULT_MAX_PIXELS
 from ..core.errors import ImageDecodeError
 from .dicom import DICOM_EXTENSIONS, decode_dicom, is_dicom
 from .tiles import TILED, TiffTiles
-from .video import CLIP, VideoClip, clip_from_bytes, is_video_name, looks_like_video
+from .video import CLIP, FrameFolder, VideoClip, clip_from_bytes, is_video_name, looks_like_video
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .tga .ico .dcm .dicom"
@@ -40,6 +42,28 @@ _GREY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 
 def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def natural_key(text: str) -> list:
+    """Sort '2' before '10' and 'img2' before 'img10'."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(text))]
+
+
+def frame_files(folder: str | Path) -> list[Path]:
+    """The image files directly inside ``folder`` (hidden ones skipped), in natural order: the
+    frames of a folder-of-frames clip."""
+    folder = Path(folder)
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith(".")]
+    except OSError:
+        return []
+    return [folder / n for n in sorted(names, key=natural_key) if is_image_name(n)]
+
+
+def is_clip_path(path: str | Path) -> bool:
+    """A video file (not a GIF, which an image model reads as one image) or a folder (of frames)."""
+    name = str(path).lower()
+    return (is_video_name(name) and not name.endswith(".gif")) or os.path.isdir(path)
 
 
 def decode_image(
@@ -89,6 +113,14 @@ def decode_with_info(
         (size before EXIF rotation).
     """
     path = Path(path)
+    if data is None and path.is_dir():  # a folder of frames is one clip
+        if draft_size != CLIP:
+            raise ImageDecodeError(str(path), "is a folder (of frames?): a folder of frames is one clip, "
+                                   "which a sequence model reads (model.name=sequence)", "unreadable")
+        clip = FrameFolder(path, frame_files(path), lambda f: decode_image(f, max_pixels, None, timeout,
+                                                                             window))
+        return clip, {"format": "FRAMES", "mode": "RGB", "width": clip.width, "height": clip.height,
+                      "frames": clip.frame_count, "orientation": 1, "fps": 0.0}
     if data is None:
         try:
             size = path.stat().st_size

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..core.errors import ImageDecodeError
 from .dataset import Dataset
-from .decode import PILLOW_FORMATS, is_grey
-from .video import is_video_name
+from .decode import PILLOW_FORMATS, decode_with_info, is_clip_path, is_grey
+from .video import CLIP
 
 DEFAULT_SIDE = 150  # when no image header can be read
 
@@ -30,14 +30,13 @@ class DataFacts:
     n_images: int
     n_classes: int
     channels: int | None = None
-    videos: int = 0  # samples that are video files (clips for a sequence model)
+    videos: int = 0  # samples that are clips (video files, folders of frames) for a sequence model
 
 
 def describe(ds: Dataset, channels: bool = False, sample: int = 200) -> DataFacts:
     """Facts from image headers; with ``channels``, also decode a small sample to see colour."""
     classes = ds.table["label"].nunique() if "label" in ds.table else 0
-    videos = int(sum(is_video_name(p) and not str(p).lower().endswith(".gif") for p in ds.paths)) \
-        if ds.arrays is None else 0
+    videos = int(sum(is_clip_path(ds.file_path(i)) for i in range(len(ds)))) if ds.arrays is None else 0
     return DataFacts(median_short_side(ds, sample), len(ds), int(classes),
                      sample_channels(ds) if channels else None, videos)
 
@@ -47,13 +46,24 @@ def _picks(n: int, sample: int) -> np.ndarray:
 
 
 def median_short_side(ds: Dataset, sample: int = 200) -> int:
-    """Median of min(height, width) over up to ``sample`` evenly spaced images (headers only)."""
+    """Median of min(height, width) over up to ``sample`` evenly spaced images (headers only;
+    a clip's frame size from its video header, or its first frame for a folder of frames)."""
     from PIL import Image
 
     sides = []
     for i in _picks(len(ds), sample):
         if ds.arrays is not None:
             sides.append(min(ds.arrays[i].shape[:2]))
+            continue
+        path = ds.file_path(i)
+        if is_clip_path(path):
+            try:
+                _, header = decode_with_info(path, max_pixels=ds.max_image_pixels, draft_size=CLIP,
+                                             timeout=ds.decode_timeout)
+                if min(header["width"], header["height"]) > 0:
+                    sides.append(min(header["width"], header["height"]))
+            except ImageDecodeError:
+                pass  # an unreadable clip is reported when decoded
             continue
         try:
             with Image.open(ds.file_path(i), formats=PILLOW_FORMATS) as img:

@@ -22,7 +22,7 @@ from ..core.errors import ImageDecodeError
 from .decode import is_grey
 from .roi import crop_to_region
 from .tiles import TILED, tile_bag
-from .video import CLIP, ArrayClip, VideoClip, frames_of
+from .video import CLIP, ArrayClip, FrameFolder, VideoClip, frames_of
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class ImageSpec:
     max_tiles: int = 64
     tile_foreground: float = 0.1
     frames: int = 0  # frames per clip (video samples, :mod:`imgcls.data.video`); 0: a still image
+    frame_stride: int = 0  # 0: frames spread evenly over the clip; N: consecutive frames N apart
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,10 +112,11 @@ def prepare_image(img: np.ndarray, spec: ImageSpec, mask: np.ndarray | None = No
 
 
 def prepare_clip(clip, spec: ImageSpec) -> np.ndarray:
-    """A video (a :class:`VideoClip`) or a still image -> (frames, size, size, 3): frames sampled
-    uniformly, each resized by the spec's rule; a still image repeats (a clip that does not move)."""
-    if isinstance(clip, VideoClip | ArrayClip):
-        frames = frames_of(clip, spec.frames)
+    """A video (a :class:`VideoClip`, a :class:`FrameFolder`) or a still image -> (frames, size,
+    size, 3): frames sampled evenly (or at the spec's ``frame_stride``), each resized by the
+    spec's rule; a still image repeats (a clip that does not move)."""
+    if isinstance(clip, VideoClip | ArrayClip | FrameFolder):
+        frames = frames_of(clip, spec.frames, stride=spec.frame_stride)
     else:
         frames = np.repeat(to_channels(np.asarray(clip), 3)[None], spec.frames, axis=0)
     return np.stack([to_channels(resize_image(f, spec.size, spec.resize), 3) for f in frames])

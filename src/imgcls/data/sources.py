@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..config import DataConfig, TaskConfig
 from ..core.errors import DataError
+from ..core.log import info
 from ..core.registry import did_you_mean
 from .builtins import DATASETS
 from .dataset import MASK_COLUMN, SPLITS, Dataset, natural_key
@@ -48,7 +49,7 @@ def load_dataset(source: str | Path | DataConfig, task: TaskConfig | None = None
         if multilabel:
             raise DataError(f"'{cfg.source}' is a folder; a multi-label task reads a CSV / Parquet "
                             "manifest with a 'labels' column (e.g. cat|outdoor) or task.label_columns.")
-        ds = from_folder(path)
+        ds = from_folder(path, frame_folders=cfg.frame_folders)
     elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
         ds = from_manifest(path, allow_outside_root=cfg.allow_outside_root, multilabel=multilabel,
                            label_columns=bool(task and task.label_columns))
@@ -84,11 +85,14 @@ def _add_dicom_header(ds: Dataset, cfg: DataConfig) -> None:
             ds.table[column] = header[column].to_numpy()
 
 
-def from_folder(root: Path) -> Dataset:
-    """Each first-level folder is a label; images in nested folders belong to it."""
+def from_folder(root: Path, frame_folders: bool = False) -> Dataset:
+    """Each first-level folder is a label; images in nested folders belong to it. With
+    ``frame_folders``, each folder below a class folder that holds images is one clip (its images
+    the frames, in natural order); images directly in a class folder are then left out."""
     root = Path(root)
     rows: list[tuple[str, str]] = []
     ignored: Counter[str] = Counter()
+    numbered_leaves = loose_images = 0
     for class_dir in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
         if class_dir.name.startswith("."):
             ignored["hidden"] += 1
@@ -98,15 +102,30 @@ def from_folder(root: Path) -> Dataset:
             continue
         for dirpath, dirnames, filenames in os.walk(class_dir):
             ignored["hidden"] += sum(d.startswith(".") for d in dirnames)
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
+            images = 0
             for name in sorted(filenames, key=natural_key):
                 if name.startswith("."):
                     ignored["hidden"] += 1
                 elif not (is_image_name(name) or is_video_name(name)):
                     ignored["not_image"] += 1
+                elif frame_folders and is_image_name(name) and not is_video_name(name):
+                    images += 1
                 else:
-                    rel = (Path(dirpath) / name).relative_to(root).as_posix()
-                    rows.append((rel, class_dir.name))
+                    rows.append(((Path(dirpath) / name).relative_to(root).as_posix(), class_dir.name))
+            nested = Path(dirpath) != class_dir
+            if frame_folders and images:
+                if nested:
+                    rows.append((Path(dirpath).relative_to(root).as_posix(), class_dir.name))
+                else:
+                    ignored["image_outside_frame_folder"] += images
+            elif not frame_folders and (nested and len(filenames) >= 4 and not dirnames):
+                numbered_leaves += 1
+            elif not frame_folders and not nested:
+                loose_images += sum(is_image_name(n) for n in filenames)
+    if numbered_leaves and not loose_images:
+        info(f"{root}: every image sits in a folder below its class folder; if each such folder is the "
+             "frames of one clip, set data.frame_folders=true to read each as one sample.")
     table = pd.DataFrame(rows, columns=["path", "label"])
     return Dataset(root.name, table, root=root, ignored={k: v for k, v in ignored.items() if v})
 

@@ -1,7 +1,7 @@
-"""Video clips as samples: a video file (MP4, AVI, WebM, MOV, MKV, GIF) becomes a sequence of
-``data.frames`` frames sampled uniformly over the clip (or over ``start``..``end`` seconds of
-it, from a manifest), each resized like any image, stacked (T, size, size, 3) for the
-sequence models (:mod:`imgcls.models.sequence`).
+"""Video clips as samples: a video file (MP4, AVI, WebM, MOV, MKV, GIF) or a folder of frame
+images (:class:`FrameFolder`) becomes a sequence of ``data.frames`` frames sampled uniformly over
+the clip (or over ``start``..``end`` seconds of a video, from a manifest), each resized like any
+image, stacked (T, size, size, 3) for the sequence models (:mod:`imgcls.models.sequence`).
 
 Decoding is OpenCV's (``cv2.VideoCapture`` with its bundled FFmpeg): imgcls already needs
 OpenCV, its wheels carry the codecs, and frames come out as arrays; PyAV would add a
@@ -132,6 +132,65 @@ class ArrayClip:
         return self.frames[len(self.frames) // 2]
 
 
+class FrameFolder:
+    """A folder of frame images as one clip (a time-lapse, an inspection line's shots of one part,
+    the slices of a scan): ``files`` in the order given (natural order of their names), each
+    decoded by ``read_frame(path)`` when a frame is asked for. A folder has no frame rate
+    (``fps`` 0), so a manifest's ``start`` / ``end`` seconds are refused for it."""
+
+    def __init__(self, path: str | Path, files: list[Path], read_frame) -> None:
+        self.path, self.files, self._read_frame = Path(path), list(files), read_frame
+        if not self.files:
+            raise ImageDecodeError(str(path), "the folder holds no image files (a folder of frames keeps "
+                                   "its frames directly inside it)", "unreadable")
+        self.fps = 0.0
+        self.window: tuple[float | None, float | None] = (None, None)
+        self._shape: tuple[int, int] | None = None
+        self._first: np.ndarray | None = None
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.files)
+
+    @property
+    def shape(self) -> tuple[int, int]:  # the first frame's (height, width)
+        if self._shape is None:
+            self._first = self.read(np.array([0]))[0]  # kept: sampling usually asks for it again
+        return self._shape
+
+    @property
+    def height(self) -> int:
+        return int(self.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.shape[1])
+
+    def read(self, indices: np.ndarray, transform=None) -> list[np.ndarray]:
+        """The frames at ``indices`` (repeats decoded once); a frame that does not decode makes the
+        clip a bad file, naming the frame."""
+        out: dict[int, np.ndarray] = {}
+        for i in (int(i) for i in indices):
+            if i in out:
+                continue
+            if i == 0 and self._first is not None:
+                frame, self._first = self._first, None
+                out[i] = transform(frame) if transform is not None else frame
+                continue
+            try:
+                frame = _rgb(np.asarray(self._read_frame(self.files[i])))
+            except ImageDecodeError as exc:
+                raise ImageDecodeError(str(self.path), f"frame {self.files[i].name}: {exc.reason}",
+                                       exc.kind) from None
+            if self._shape is None:
+                self._shape = frame.shape[:2]
+            out[i] = transform(frame) if transform is not None else frame
+        return [out[int(i)] for i in indices]
+
+    def thumbnail(self) -> np.ndarray:
+        return self.read(np.array([self.frame_count // 2]))[0]
+
+
 def clip_from_bytes(data: bytes, name: str, max_frames: int = MAX_UPLOAD_FRAMES) -> ArrayClip:
     """An uploaded video's frames (up to ``max_frames``), decoded through a temporary file
     (OpenCV reads files, not buffers), which is removed at once."""
@@ -161,37 +220,47 @@ def looks_like_video(head: bytes) -> bool:
             or head[:4] == b"\x1a\x45\xdf\xa3" or head[:4] == b"\x00\x00\x01\xba")
 
 
-def sample_indices(total: int, frames: int, start: int = 0, end: int | None = None) -> np.ndarray:
+def sample_indices(total: int, frames: int, start: int = 0, end: int | None = None,
+                   stride: int = 0) -> np.ndarray:
     """``frames`` indices spread evenly over [start, end) (the whole clip by default); fewer
-    frames than asked repeat some (each index is the centre of its share of the clip)."""
+    frames than asked repeat some (each index is the centre of its share of the clip). With
+    ``stride``, ``frames`` consecutive indices ``stride`` apart from the middle of the span (a
+    span too short for them repeats its last frame)."""
     end = total if end is None else min(end, total)
     span = max(0, end - start)
     if span == 0:
         return np.zeros(0, np.int64)
+    if stride:
+        first = start + max(0, (span - (stride * (frames - 1) + 1)) // 2)
+        return np.minimum(first + stride * np.arange(frames), end - 1).astype(np.int64)
     centres = start + (np.arange(frames) + 0.5) * span / frames
     return np.clip(np.floor(centres).astype(np.int64), start, end - 1)
 
 
-def frames_of(clip: VideoClip | ArrayClip, frames: int, start_s: float | None = None,
-              end_s: float | None = None) -> np.ndarray:
+def frames_of(clip: VideoClip | ArrayClip | FrameFolder, frames: int, start_s: float | None = None,
+              end_s: float | None = None, stride: int = 0) -> np.ndarray:
     """(frames, H, W, 3) uint8 sampled uniformly over the clip or over [start_s, end_s)
-    (default: the clip's own ``window``, a manifest's ``start`` / ``end``)."""
+    (default: the clip's own ``window``, a manifest's ``start`` / ``end``); with ``stride``,
+    consecutive frames that far apart (:func:`sample_indices`)."""
     if start_s is None and end_s is None:
         start_s, end_s = clip.window
     total = clip.frame_count
     if total == 0:
         raise ImageDecodeError(str(clip.path), "the video holds no frame that decodes", "unreadable")
+    if not clip.fps and (start_s or end_s):
+        raise ImageDecodeError(str(clip.path), "start / end seconds need a video file; a folder of frames "
+                               "has no frame rate (list the frames wanted in their own folder)", "unreadable")
     rate = clip.fps or 25.0
     start = int(round(start_s * rate)) if start_s else 0
     end = int(round(end_s * rate)) if end_s else None
-    indices = sample_indices(total, frames, start, end)
+    indices = sample_indices(total, frames, start, end, stride)
     if not len(indices):
         raise ImageDecodeError(str(clip.path), f"nothing between {start_s} s and {end_s} s (the clip "
                                f"lasts {total / rate:.2f} s)", "unreadable")
     return np.stack([_rgb(f) for f in clip.read(indices)])
 
 
-def clip_facts(clip: VideoClip | ArrayClip) -> dict:
+def clip_facts(clip: VideoClip | ArrayClip | FrameFolder) -> dict:
     """What ``check`` reports of a clip: frames, rate, duration, size."""
     total = clip.frame_count
     return {"frames": total, "fps": round(clip.fps, 3), "duration_s": round(total / clip.fps, 3) if clip.fps

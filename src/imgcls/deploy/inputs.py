@@ -18,7 +18,7 @@ import pandas as pd
 from ..core.errors import DataError
 from ..data import Dataset
 from ..data.builtins import DATASETS
-from ..data.dataset import FRAME_COLUMN, MASK_COLUMN
+from ..data.dataset import END_COLUMN, FRAME_COLUMN, MASK_COLUMN, START_COLUMN
 from ..data.decode import is_image_name
 from ..data.sources import MANIFEST_SUFFIXES, local_path, path_column, read_manifest
 from ..data.video import is_video_name
@@ -36,16 +36,20 @@ def is_remote(item: str | Path) -> bool:
     return is_uri(item) and not str(item).lower().startswith("file:")
 
 
-def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
+def expand_inputs(inputs: Sequence[str | Path], frame_folders: bool = False) -> list[str]:
     """Files as given, folders walked for image files (hidden ones skipped), globs expanded;
-    ``file://`` URIs are local paths."""
+    ``file://`` URIs are local paths. With ``frame_folders`` (a sequence model's input) each
+    folder that directly holds images is one clip, its images the frames."""
     paths: list[str] = []
     for item in (os.path.expanduser(local_path(str(i))) for i in inputs):
         if os.path.isdir(item):
             for dirpath, dirnames, filenames in os.walk(item):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                paths += [os.path.join(dirpath, f) for f in sorted(filenames)
-                          if not f.startswith(".") and (is_image_name(f) or is_video_name(f))]
+                files = [f for f in sorted(filenames) if not f.startswith(".")]
+                if frame_folders and any(is_image_name(f) and not is_video_name(f) for f in files):
+                    paths.append(dirpath)
+                    files = [f for f in files if is_video_name(f)]
+                paths += [os.path.join(dirpath, f) for f in files if is_image_name(f) or is_video_name(f)]
         elif os.path.exists(item):
             paths.append(item)
         elif glob.has_magic(item):
@@ -56,14 +60,15 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
     return paths
 
 
-def as_dataset(inputs: Sequence[str | Path]) -> Dataset:
-    """One built-in dataset name, one CSV/Parquet manifest, or files, folders and globs."""
+def as_dataset(inputs: Sequence[str | Path], frame_folders: bool = False) -> Dataset:
+    """One built-in dataset name, one CSV/Parquet manifest, or files, folders and globs (with
+    ``frame_folders``, folders of images are clips: :func:`expand_inputs`)."""
     names = [os.path.expanduser(local_path(str(i))) for i in inputs]
     if len(names) == 1 and not os.path.exists(names[0]) and names[0] in DATASETS:
         return DATASETS.get(names[0]).load()
     if len(names) == 1 and os.path.isfile(names[0]) and names[0].lower().endswith(MANIFEST_SUFFIXES):
         return _manifest(Path(names[0]))
-    paths = expand_inputs(names)
+    paths = expand_inputs(names, frame_folders)
     if not paths:
         raise DataError(f"No image files found in {names}.")
     return Dataset("inputs", pd.DataFrame({"path": paths, "label": ""}))
@@ -79,6 +84,7 @@ def _manifest(path: Path) -> Dataset:
     out = pd.DataFrame({"path": path_column(table["path"]), "label": ""})
     if MASK_COLUMN in table.columns:
         out[MASK_COLUMN] = path_column(table[MASK_COLUMN])
-    if FRAME_COLUMN in table.columns:  # which frame of a multi-frame DICOM file
-        out[FRAME_COLUMN] = table[FRAME_COLUMN].to_numpy()
+    for column in (FRAME_COLUMN, START_COLUMN, END_COLUMN):  # a DICOM file's frame, a video's seconds
+        if column in table.columns:
+            out[column] = table[column].to_numpy()
     return Dataset(path.stem, out, root=path.parent.resolve())

@@ -105,7 +105,7 @@ def _local_rows(model, inputs, *, top_k: int, limit: int | None, backend: str, p
     check_abstain(abstain, predictor)
     if heatmaps is not None:
         tiled_model(predictor)  # refused before any image is read
-    ds = as_dataset(inputs)
+    ds = as_dataset(inputs, frame_folders=bool(predictor.spec.frames))
     if limit is not None:
         ds = ds.subset(np.arange(min(limit, len(ds))))
     k = min(top_k, len(predictor.classes))

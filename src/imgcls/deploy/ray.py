@@ -60,6 +60,9 @@ def predict_rows(model, inputs: Sequence[str | Path], *, top_k: int, limit: int 
     # Loaded here once: a bad model fails before Ray starts, and `export` happens only once.
     predictor = load_predictor(model, backend=backend, precision=precision, threads=1, export=export)
     check_abstain(abstain, predictor)
+    if predictor.spec.frames:
+        raise ConfigError("engine='ray' predicts images; a clip model (video files, folders of frames) "
+                          "runs on the local engine: leave out --engine ray.")
     classes = predictor.classes
     source = list_inputs(inputs, limit)
     k = min(top_k, len(classes))

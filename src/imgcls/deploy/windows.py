@@ -51,7 +51,8 @@ def predict_windows(model, video: str | Path, *, window: float = 2.0, stride: fl
     total, rate = clip.frame_count, clip.fps or 25.0
     span, step = max(1, round(window * rate)), max(1, round(stride * rate))
     starts = list(range(0, max(1, total - span + 1), step))
-    plans = [sample_indices(total, clf.image_spec.frames, s, s + span) for s in starts]
+    plans = [sample_indices(total, clf.image_spec.frames, s, s + span, clf.image_spec.frame_stride)
+             for s in starts]
     needed = np.unique(np.concatenate(plans)) if plans and total else np.zeros(0, np.int64)
     if not len(needed):
         raise ModelError(f"'{video}' holds no frame that decodes.")
@@ -79,7 +80,8 @@ class FrameStream:
     def __init__(self, model) -> None:
         self.clf = _sequence_model(model)
         self.spec = self.clf.image_spec
-        self.window: deque[np.ndarray] = deque(maxlen=self.spec.frames)
+        self.step = max(1, self.spec.frame_stride)  # every step-th of the last frames is read
+        self.window: deque[np.ndarray] = deque(maxlen=(self.spec.frames - 1) * self.step + 1)
 
     def push(self, frame: np.ndarray) -> dict | None:
         """Add one RGB (or grey) frame of any size; the answer once the window is full (None
@@ -88,7 +90,7 @@ class FrameStream:
         self.window.append(self.clf.frame_embeddings(prepared[None])[0])
         if len(self.window) < self.window.maxlen:
             return None
-        proba = self.clf.proba_from_clip_embeddings(np.stack(self.window)[None])[0]
+        proba = self.clf.proba_from_clip_embeddings(np.stack(list(self.window)[::self.step])[None])[0]
         best = int(proba.argmax())
         return {"label": str(self.clf.classes_[best]), "probability": float(proba[best]),
                 "probabilities": {str(c): float(p) for c, p in zip(self.clf.classes_, proba, strict=True)}}

@@ -5,6 +5,7 @@ from .base import (
     EMBEDDINGS,
     EPOCHS,
     FEATURE_GROUPS,
+    FRAME_GRADIENTS,
     GRADIENTS,
     ONNX,
     REPRESENTATION,
@@ -19,7 +20,8 @@ from .base import (
 from .choice import ModelChoice, choose_model
 from .families import MODELS, ModelFamily, build_model, create_model, list_models, load_model
 
-__all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "GRADIENTS", "MODELS", "ONNX",
+__all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "FRAME_GRADIENTS", "GRADIENTS", "MODELS",
+           "ONNX",
            "REPRESENTATION", "RESUME", "SEQUENCE",
            "TEST_TIME_VIEWS", "TILES", "VALIDATION", "Classifier", "ModelChoice",
            "ModelFamily", "Runtime", "build_model", "choose_model", "create_model", "list_models",

@@ -41,6 +41,7 @@ from .capabilities import (  # noqa: F401 - re-exported: the names callers ask w
     EMBEDDINGS,
     EPOCHS,
     FEATURE_GROUPS,
+    FRAME_GRADIENTS,
     GRADIENTS,
     ONNX,
     REPRESENTATION,

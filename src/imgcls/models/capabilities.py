@@ -18,8 +18,10 @@ TILES = "tiles"                    # learns from bags of tiles of large images (
                                    # (N, T, H, W, 3); tile_scores() gives the tile heat map
 SEQUENCE = "sequence"              # learns from clips of video frames in order (data.frames): its input is
                                    # (N, T, H, W, 3); frame_scores() says which frames mattered
+FRAME_GRADIENTS = "frame_gradients"  # a clip model differentiable from one frame's pixels to the clip's
+                                     # answer: frame_network(clip, t) (Grad-CAM on a key frame)
 CAPABILITIES = (GRADIENTS, ONNX, VALIDATION, EPOCHS, RESUME, FEATURE_GROUPS, TEST_TIME_VIEWS, EMBEDDINGS,
-                REPRESENTATION, TILES, SEQUENCE)
+                REPRESENTATION, TILES, SEQUENCE, FRAME_GRADIENTS)
 
-__all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "GRADIENTS", "ONNX",
+__all__ = ["CAPABILITIES", "EMBEDDINGS", "EPOCHS", "FEATURE_GROUPS", "FRAME_GRADIENTS", "GRADIENTS", "ONNX",
            "REPRESENTATION", "RESUME", "SEQUENCE", "TEST_TIME_VIEWS", "TILES", "VALIDATION"]

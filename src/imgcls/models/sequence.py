@@ -33,7 +33,7 @@ import numpy as np
 from ..core.errors import ConfigError, ModelError
 from ..core.io import cached_rows
 from ..core.progress import progress_bar
-from .base import SEQUENCE, check_labels, read_model_json
+from .base import FRAME_GRADIENTS, SEQUENCE, check_labels, read_model_json
 from .clips import ClipModel
 from .deep.catalog import BACKBONES, SMALL_CNN, embedding_key
 from .frozen_head import (
@@ -61,12 +61,12 @@ class SequenceClassifier(ClipModel, ProbeClassifier):
 
     school: ClassVar[str] = "deep"
     backend: ClassVar[str] = "torch"
-    capabilities: ClassVar[frozenset[str]] = frozenset({SEQUENCE})
+    capabilities: ClassVar[frozenset[str]] = frozenset({SEQUENCE, FRAME_GRADIENTS})
 
     def __init__(self, family: str = "sequence", image_size: int = 224, resize: str = "squash",
                  pretrained: str = "auto", class_weight: str | None = "balanced",
                  params: dict[str, Any] | None = None, seed: int = 0, batch_size: int = 32,
-                 frames: int = 8) -> None:
+                 frames: int = 8, frame_stride: int = 0) -> None:
         self.family = family
         self.image_size = image_size
         self.resize = resize
@@ -77,6 +77,7 @@ class SequenceClassifier(ClipModel, ProbeClassifier):
         self.seed = seed
         self.batch_size = batch_size
         self.frames = frames
+        self.frame_stride = frame_stride
         self.multilabel = False
 
     @property
@@ -97,7 +98,7 @@ class SequenceClassifier(ClipModel, ProbeClassifier):
             raise ConfigError("model.roi does not apply to clips; set model.roi=none.")
         size = 224 if m.image_size == "auto" else m.image_size
         return cls(family, int(size), m.resize, m.pretrained, m.class_weight or "balanced", dict(m.params),
-                   cfg.split.seed, cfg.train.batch_size, cfg.data.frames)
+                   cfg.split.seed, cfg.train.batch_size, cfg.data.frames, cfg.data.frame_stride)
 
     def validate(self) -> SequenceClassifier:
         opts = self.options
@@ -224,6 +225,29 @@ class SequenceClassifier(ClipModel, ProbeClassifier):
         contiguous = torch.contiguous_format
         return Encoder().eval().to(memory_format=contiguous), Temporal().eval()
 
+    def frame_network(self, clip: np.ndarray, t: int):
+        """For explaining one frame: a module from float (N, 3, H, W) frames in 0-255, each put in
+        place of frame ``t`` of ``clip`` (T, H, W, 3), to the clip's logits, the other frames'
+        embeddings held fixed (eval mode; gradients reach the frame through the backbone)."""
+        import torch
+        from torch import nn
+
+        self._check_fitted()
+        context = torch.from_numpy(self.clip_embeddings(np.asarray(clip)[None])[0])
+        backbone, head = self._normalising_backbone().eval(), self.head_.eval()
+
+        class FrameInClip(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.backbone, self.head = backbone, head
+
+            def forward(self, frames):
+                z = self.backbone(frames).float()[:, None]
+                rest = context[None].expand(len(z), -1, -1)
+                return self.head(torch.cat([rest[:, :t], z, rest[:, t + 1:]], 1))
+
+        return FrameInClip().eval()
+
     def embedding_id(self) -> tuple:
         raise ModelError("A sequence model embeds frames, not images; it shares no image embeddings.")
 
@@ -240,7 +264,8 @@ class SequenceClassifier(ClipModel, ProbeClassifier):
         meta = read_model_json(folder)
         spec = meta["image_spec"]
         model = cls(meta["family"], spec["size"], spec["resize"], meta.get("pretrained_option", "auto"),
-                    meta["class_weight"], meta["params"], meta.get("seed", 0), 32, spec["frames"])
+                    meta["class_weight"], meta["params"], meta.get("seed", 0), 32, spec["frames"],
+                    spec.get("frame_stride", 0))
         model.weights_ = meta["pretrained"]
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         model.backbone_, model.head_ = load_backbone_and_head(

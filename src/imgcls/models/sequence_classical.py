@@ -63,12 +63,13 @@ class ClassicalSequenceClassifier(ClipModel, Classifier):
 
     def __init__(self, family: str = "sequence_classical", features: str = "auto", image_size: int = 96,
                  resize: str = "squash", frames: int = 8, class_weight: str | None = "balanced",
-                 params: dict[str, Any] | None = None, seed: int = 0) -> None:
+                 params: dict[str, Any] | None = None, seed: int = 0, frame_stride: int = 0) -> None:
         self.family = family
         self.features = features
         self.image_size = image_size
         self.resize = resize
         self.frames = frames
+        self.frame_stride = frame_stride
         self.class_weight = class_weight
         self.params = params
         self.seed = seed
@@ -82,7 +83,7 @@ class ClassicalSequenceClassifier(ClipModel, Classifier):
             raise ConfigError("model.name=sequence_classical learns one label per clip.")
         size = 96 if m.image_size == "auto" else m.image_size
         return cls(family, m.features, int(size), m.resize, cfg.data.frames, m.class_weight or "balanced",
-                   dict(m.params), cfg.split.seed)
+                   dict(m.params), cfg.split.seed, cfg.data.frame_stride)
 
     @property
     def feature_spec(self) -> str:
@@ -105,6 +106,12 @@ class ClassicalSequenceClassifier(ClipModel, Classifier):
 
     def proba_from_clip_embeddings(self, F: np.ndarray) -> np.ndarray:
         return self._proba(F)
+
+    def sequence_networks(self):
+        raise ModelError(f"A {self.family} model has no network to export: its frame features "
+                         f"({self.feature_spec}) are computed by NumPy and scikit-image, not in a graph. "
+                         "`imgcls predict` and `imgcls serve` run it in-process; for an ONNX export "
+                         "(encoder.onnx + temporal.onnx) train model.name=sequence.")
 
     def fit(self, images, labels: Sequence[str], val: tuple | None = None) -> ClassicalSequenceClassifier:
         from sklearn.linear_model import LogisticRegression
@@ -150,7 +157,7 @@ class ClassicalSequenceClassifier(ClipModel, Classifier):
         meta = read_model_json(path)
         spec = meta["image_spec"]
         model = cls(meta["family"], meta["features"], spec["size"], spec["resize"], spec["frames"],
-                    meta["class_weight"], meta["params"], meta.get("seed", 0))
+                    meta["class_weight"], meta["params"], meta.get("seed", 0), spec.get("frame_stride", 0))
         model.pipeline_ = load_skops(Path(path) / SKOPS_FILE)
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         if [str(c) for c in model.pipeline_.classes_] != meta["classes"]:

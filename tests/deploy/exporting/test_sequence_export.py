@@ -48,3 +48,12 @@ def test_other_formats_and_int8_are_refused_with_the_way_out(clip_run):
         export(clip_run, "web", progress=False)
     with pytest.raises(ConfigError, match="fp32 only"):
         export(clip_run, quantize="int8", progress=False)
+
+
+def test_a_classical_clip_model_says_why_it_has_no_graph(tmp_path_factory):
+    from imgcls.core.errors import ModelError
+
+    run = train_clip_run(tmp_path_factory, 4, 4, "model.name=sequence_classical", "model.features=hist")
+    with pytest.raises(ModelError, match="no network to export.*model.name=sequence"):
+        export(run, progress=False)
+    assert not (run / "export" / "encoder.onnx").exists()

@@ -33,6 +33,7 @@ from ...deploy.predictors import ClassifierPredictor
 from ...models import FEATURE_GROUPS, GRADIENTS, SEQUENCE, TILES
 from ...report.plots import frame_strip, png_uri, tile_mosaic
 from ...runs import Run
+from .clips import explain_clip, frame_capabilities, temporal_summary
 from .faithfulness import faithfulness
 from .gallery import overlay, overlay_uri, write_gallery, write_npy, write_png
 from .importance import group_importance
@@ -57,6 +58,7 @@ class ExplainResult:
     importance: list[dict] | None = None
     sanity: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    temporal: dict | None = None  # clips: which frames mattered, against random frame orders
 
 
 def list_methods() -> list[Method]:
@@ -92,25 +94,26 @@ def explain(run: str | Path, images: list[str | Path] | None = None, *, methods:
         raise ConfigError("A tiled (MIL) model explains itself by its tile weights: see the tile heat maps "
                           "of `imgcls predict RUN IMAGES --heatmaps DIR` and of the run's report; pixel "
                           "methods would have to run once per tile.")
-    if clf.supports(SEQUENCE):
-        raise ConfigError("A sequence model explains itself by which frames mattered (temporal occlusion, "
-                          "model.frame_scores(clips)): see the frame strips of the run's report; pixel "
-                          "methods on each frame are not available for clips yet.")
+    clips = clf.supports(SEQUENCE)
+    if sanity and clips:
+        raise ConfigError("The randomisation check runs on image models; a clip model's explanations are "
+                          "scored by their deletion curves (frames and key-frame pixels) instead.")
     view = ModelView(clf, load_predictor(opened.path, backend=backend))
-    chosen = resolve_methods(cfg.methods, clf.capabilities)
+    chosen = resolve_methods(cfg.methods, frame_capabilities(clf) if clips else clf.capabilities)
     if sanity and not clf.supports(GRADIENTS):
         raise ConfigError(f"The randomisation check needs a network; this run's {clf.family} model "
                           "has none.")
     if target is not None:
         view.target_index(target, np.zeros(len(view.classes)))
-    ds, rows = _inputs(opened, images, errors)
+    ds, rows = _inputs(opened, images, errors, clips)
     out_dir = Path(out) if out else opened.path / "explain"
     out_dir.mkdir(parents=True, exist_ok=True)
     explained, prepared, skipped = _explain_all(view, ds, rows, chosen, target, cfg, out_dir, progress)
     if not explained:
         raise DataError(f"None of the {len(rows)} images could be read: "
                         f"{skipped[0]['path']}: {skipped[0]['reason']}")
-    result = ExplainResult(out_dir, explained, summarise(explained), skipped=skipped)
+    result = ExplainResult(out_dir, explained, summarise(explained), skipped=skipped,
+                           temporal=temporal_summary(explained))
     if clf.supports(FEATURE_GROUPS):
         try:
             result.importance = _importance(opened, clf, cfg)
@@ -129,12 +132,13 @@ def _settings(base: ExplainConfig, methods: str | None, settings: dict | None) -
     return ExplainConfig.from_options(**values)
 
 
-def _inputs(opened, images, errors: int | None):
-    """The dataset to read and the rows to explain: given images, or the worst test errors."""
+def _inputs(opened, images, errors: int | None, clips: bool = False):
+    """The dataset to read and the rows to explain: given images (or clips), or the worst test
+    errors."""
     if images:
         if errors is not None:
             raise ConfigError("Give images or --errors N, not both.")
-        ds = as_dataset(images)
+        ds = as_dataset(images, frame_folders=clips)
         return ds, list(range(len(ds)))
     return _worst_errors(opened, DEFAULT_ERRORS if errors is None else errors)
 
@@ -167,9 +171,13 @@ def _explain_all(view: ModelView, ds, rows: list[int], chosen: list[Method], tar
                 skipped.append({"path": str(ds.paths[i]), "reason": image})
                 advance(len(methods))
                 continue
-            image = view.from_model_input(image)
             folder = out_dir / _folder_name(n, ds.paths[i])
-            explained.append(explain_image(view, image, methods, target, cfg, folder, advance))
+            if view.supports(SEQUENCE):  # which frames mattered, then the key frame's pixels
+                explained.append(explain_clip(view, image, methods, target, cfg, folder, explain_image,
+                                              advance))
+            else:
+                image = view.from_model_input(image)
+                explained.append(explain_image(view, image, methods, target, cfg, folder, advance))
             explained[-1]["path"] = str(ds.paths[i])
             if "label" in ds.table and str(ds.table["label"].iloc[i]):
                 explained[-1]["label"] = str(ds.table["label"].iloc[i])
@@ -252,11 +260,16 @@ def _write(result: ExplainResult, opened, view: ModelView, cfg: ExplainConfig, t
                                                   "backend": view.predictor.backend},
                "classes": view.classes, "target": target, "config": cfg.model_dump(),
                "summary": result.summary, "images": result.images, "importance": result.importance,
-               "sanity": result.sanity, "skipped": result.skipped}
+               "sanity": result.sanity, "skipped": result.skipped, "temporal": result.temporal}
     page = write_gallery(result.path, payload)
     best = min((n for n in result.summary if n != BASELINE),
                key=lambda n: result.summary[n]["deletion_auc"], default=None)
-    info(f"Explained {len(result.images)} image(s)" + (f"; most faithful: {best}" if best else "")
+    temporal = result.temporal
+    frames = (f"; frame scores beat random frame orders on {100 * temporal['beats_random']:.0f} % of clips "
+              f"(deletion area {temporal['deletion_auc']:.3f} vs {temporal['random_deletion_auc']:.3f})"
+              if temporal else "")
+    info(f"Explained {len(result.images)} {'clip' if temporal else 'image'}(s){frames}"
+         + (f"; most faithful on {'the key frame' if temporal else 'pixels'}: {best}" if best else "")
          + f"; gallery: {page}")
 
 
