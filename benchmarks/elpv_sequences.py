@@ -28,8 +28,12 @@ computed, no cache) on this machine's cores.
 frames), and the key frame's maps (Grad-CAM for the GRU, occlusion for both) against the
 random map, with the seconds each took.
 
+``--search BUDGET`` runs ``imgcls search`` on each task's clips (all three families, the
+validation split carved from train, the same test clips), and reports the winner and its test
+accuracy.
+
     python benchmarks/elpv_sequences.py [--clips 400] [--frames 8] [--tasks zoom rotate light] \
-        [--explain 20] [--out results.json]
+        [--explain 20] [--search 8m] [--out results.json]
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import numpy as np
 FAMILIES = ("frames", "mean", "gru", "lstm", "attention", "classical", "gru_finetuned", "attention_finetuned")
 FINETUNE_EPOCHS = 3
 SIDE = 160
+TRIAL_COLUMNS = ("trial", "model", "val_score", "seconds", "state", "params")
 
 
 def frame(cell: np.ndarray, task: str, value: float) -> np.ndarray:
@@ -168,6 +173,21 @@ def camera_fps(run: Path, seconds: float) -> dict:
             "request_ms_p99": round(float(np.percentile(ms, 99)), 1)}
 
 
+def searched(folder: Path, budget: str, frames: int, out: Path) -> dict:
+    """``imgcls search`` over the sequence families: its trials, winner and test accuracy."""
+    import imgcls
+
+    started = time.perf_counter()
+    result = imgcls.search(str(folder), budget=budget, out=out, progress=False,
+                           overrides=[f"data.frames={frames}", f"cache_dir={out / 'cache'}"])
+    table = result.leaderboard
+    done = table[table["state"] == "complete"]
+    return {"budget": budget, "wall_s": round(time.perf_counter() - started, 1), "trials": len(table),
+            "completed": len(done), "winner": result.summary.get("winner"),
+            "val_score": result.summary.get("best_val_score"), "test": result.summary.get("best_test"),
+            "trials_table": [{k: row.get(k) for k in TRIAL_COLUMNS} for row in table.to_dict("records")]}
+
+
 def explained(run: Path, ds, n: int, classical: bool, out: Path) -> dict:
     """Frame-score and key-frame faithfulness over the first ``n`` test clips."""
     import imgcls
@@ -197,11 +217,12 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=400)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--tasks", nargs="+", default=list(SWEEPS))
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--camera-seconds", type=float, default=15.0,
                         help="seconds of the served page's camera streaming to the GRU (0: skip)")
     parser.add_argument("--explain", type=int, default=0,
                         help="explain this many test clips of the gru and classical runs (0: skip)")
+    parser.add_argument("--search", default=None, help="budget of an imgcls search per task, e.g. 8m")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     images = sorted((Path(elpv_dataset.__file__).parent / "data" / "images").glob("*.png"))
@@ -256,12 +277,19 @@ def main() -> None:
                         results["camera"] = camera_fps(run.path, args.camera_seconds)
                         print("camera", json.dumps(results["camera"]))
                 print(task, family, json.dumps(results[task][family]))
+            if args.search:
+                results[task]["search"] = searched(folder, args.search, args.frames,
+                                                   Path(tmp) / f"search-{task}")
+                print(task, "search", json.dumps(results[task]["search"]))
     print(f"\n{'task':>7} {'family':>10} {'accuracy':>9} {'95% CI':>14} {'head s':>7} {'embed s':>8} "
           f"{'clips/s':>8}")
     for task, rows in results.items():
         if task in ("stream", "camera"):
             continue
         for family, r in rows.items():
+            if family == "search":
+                print(f"{task:>7} {'search':>10} {r['winner']}: test {r['test']}")
+                continue
             print(f"{task:>7} {family:>10} {r['accuracy']:>9.3f} {str(r['ci95']):>14} "
                   f"{r['head_s'] or 0:>7.1f} "
                   f"{r['embed_s'] or 0:>8.1f} {r['predict_clips_per_s']:>8.1f}")
