@@ -20,6 +20,7 @@ from ..config import CheckConfig, SplitConfig, cache_root, resolve_config, resol
 from ..core.errors import ConfigError, DataError
 from ..core.log import info
 from ..data import Dataset, assign_splits, load_dataset, load_images
+from ..data.video import clip_span
 from ..runs import Run
 from . import report as pages
 from .duplicates import ContentMatch, exact_groups, near_groups
@@ -86,7 +87,7 @@ def check(data: str | Path | Dataset, *, out: str | Path | None = None,
     started = time.perf_counter()
     records, thumbs = inspect_dataset(ds, jobs, cache_root(cfg), progress)
     inspected = time.perf_counter()
-    needed = (cfg.data.frames - 1) * cfg.data.frame_stride + 1 if cfg.data.frame_stride else cfg.data.frames
+    needed = clip_span(cfg.data.frames, cfg.data.frame_stride)
     issues, groups, facts = _dataset_findings(ds, records, thumbs, ccfg, needed)
     issues += mask_findings(ds, records)
     analysed = time.perf_counter()

@@ -63,7 +63,9 @@ def frame_files(folder: str | Path) -> list[Path]:
 def is_clip_path(path: str | Path) -> bool:
     """A video file (not a GIF, which an image model reads as one image) or a folder (of frames)."""
     name = str(path).lower()
-    return (is_video_name(name) and not name.endswith(".gif")) or os.path.isdir(path)
+    if is_video_name(name):
+        return not name.endswith(".gif")
+    return not is_image_name(name) and os.path.isdir(path)  # an image file costs no stat
 
 
 def decode_image(

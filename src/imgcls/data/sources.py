@@ -92,7 +92,7 @@ def from_folder(root: Path, frame_folders: bool = False) -> Dataset:
     root = Path(root)
     rows: list[tuple[str, str]] = []
     ignored: Counter[str] = Counter()
-    numbered_leaves = loose_images = 0
+    leaf_folders = loose_images = 0  # for the hint: a layout that looks like folders of frames
     for class_dir in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
         if class_dir.name.startswith("."):
             ignored["hidden"] += 1
@@ -120,10 +120,10 @@ def from_folder(root: Path, frame_folders: bool = False) -> Dataset:
                 else:
                     ignored["image_outside_frame_folder"] += images
             elif not frame_folders and (nested and len(filenames) >= 4 and not dirnames):
-                numbered_leaves += 1
+                leaf_folders += 1
             elif not frame_folders and not nested:
                 loose_images += sum(is_image_name(n) for n in filenames)
-    if numbered_leaves and not loose_images:
+    if leaf_folders and not loose_images:
         info(f"{root}: every image sits in a folder below its class folder; if each such folder is the "
              "frames of one clip, set data.frame_folders=true to read each as one sample.")
     table = pd.DataFrame(rows, columns=["path", "label"])

@@ -220,6 +220,11 @@ def looks_like_video(head: bytes) -> bool:
             or head[:4] == b"\x1a\x45\xdf\xa3" or head[:4] == b"\x00\x00\x01\xba")
 
 
+def clip_span(frames: int, stride: int = 0) -> int:
+    """The source frames one clip is read from: ``frames``, or ``frames`` at ``stride`` apart."""
+    return (frames - 1) * stride + 1 if stride else frames
+
+
 def sample_indices(total: int, frames: int, start: int = 0, end: int | None = None,
                    stride: int = 0) -> np.ndarray:
     """``frames`` indices spread evenly over [start, end) (the whole clip by default); fewer
@@ -231,7 +236,7 @@ def sample_indices(total: int, frames: int, start: int = 0, end: int | None = No
     if span == 0:
         return np.zeros(0, np.int64)
     if stride:
-        first = start + max(0, (span - (stride * (frames - 1) + 1)) // 2)
+        first = start + max(0, (span - clip_span(frames, stride)) // 2)
         return np.minimum(first + stride * np.arange(frames), end - 1).astype(np.int64)
     centres = start + (np.arange(frames) + 0.5) * span / frames
     return np.clip(np.floor(centres).astype(np.int64), start, end - 1)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..core.errors import ConfigError, ModelError
 from ..data.prepare import resize_image, to_channels
-from ..data.video import VideoClip, sample_indices
+from ..data.video import VideoClip, clip_span, sample_indices
 from ..models import SEQUENCE, Classifier
 from ..runs import Run
 
@@ -81,7 +81,7 @@ class FrameStream:
         self.clf = _sequence_model(model)
         self.spec = self.clf.image_spec
         self.step = max(1, self.spec.frame_stride)  # every step-th of the last frames is read
-        self.window: deque[np.ndarray] = deque(maxlen=(self.spec.frames - 1) * self.step + 1)
+        self.window: deque[np.ndarray] = deque(maxlen=clip_span(self.spec.frames, self.spec.frame_stride))
 
     def push(self, frame: np.ndarray) -> dict | None:
         """Add one RGB (or grey) frame of any size; the answer once the window is full (None
